@@ -120,12 +120,10 @@ mod tests {
     #[test]
     fn rfc8439_block_function() {
         let key = ObjectKey::from_bytes(core::array::from_fn(|i| i as u8));
-        let expected = hex(
-            "10 f1 e7 e4 d1 3b 59 15 50 0f dd 1f a3 20 71 c4
+        let expected = hex("10 f1 e7 e4 d1 3b 59 15 50 0f dd 1f a3 20 71 c4
              c7 d1 f4 c7 33 c0 68 03 04 22 aa 9a c3 d4 6c 4e
              d2 82 64 46 07 9f aa 09 14 c2 d7 05 d9 8b 02 a2
-             b5 12 9c d1 de 16 4e b9 cb d0 83 e8 a2 50 3c 4e",
-        );
+             b5 12 9c d1 de 16 4e b9 cb d0 83 e8 a2 50 3c 4e");
         let mut out = [0u8; 64];
         raw_blocks(&key, [0x0900_0000, 0x4a00_0000, 0], 1, &mut out);
         assert_eq!(out.to_vec(), expected);
@@ -138,16 +136,14 @@ mod tests {
     fn rfc8439_encryption_keystream() {
         let key = ObjectKey::from_bytes(core::array::from_fn(|i| i as u8));
         let plaintext = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
-        let ciphertext = hex(
-            "6e 2e 35 9a 25 68 f9 80 41 ba 07 28 dd 0d 69 81
+        let ciphertext = hex("6e 2e 35 9a 25 68 f9 80 41 ba 07 28 dd 0d 69 81
              e9 7e 7a ec 1d 43 60 c2 0a 27 af cc fd 9f ae 0b
              f9 1b 65 c5 52 47 33 ab 8f 59 3d ab cd 62 b3 57
              16 39 d6 24 e6 51 52 ab 8f 53 0c 35 9f 08 61 d8
              07 ca 0d bf 50 0d 6a 61 56 a3 8e 08 8a 22 b6 5e
              52 bc 51 4d 16 cc f8 06 81 8c e9 1a b7 79 37 36
              5a f9 0b bf 74 a3 5b e6 b4 0b 8e ed f2 78 5e 42
-             87 4d",
-        );
+             87 4d");
         let mut ks = vec![0u8; plaintext.len()];
         raw_blocks(&key, [0, 0x4a00_0000, 0], 1, &mut ks);
         let got: Vec<u8> = plaintext.iter().zip(&ks).map(|(p, k)| p ^ k).collect();
@@ -172,9 +168,20 @@ mod tests {
     #[test]
     fn fill_follows_the_layout() {
         let key = ObjectKey::from_bytes(core::array::from_fn(|i| (i * 7) as u8));
-        for (j, block_index) in [(1u32, 0u64), (2, 5), (255, (1 << 32) - 1), (3, 1 << 32), (4, (7 << 32) | 9)] {
+        for (j, block_index) in [
+            (1u32, 0u64),
+            (2, 5),
+            (255, (1 << 32) - 1),
+            (3, 1 << 32),
+            (4, (7 << 32) | 9),
+        ] {
             let mut raw = [0u8; 64];
-            raw_blocks(&key, [j, (block_index >> 32) as u32, 0], block_index as u32, &mut raw);
+            raw_blocks(
+                &key,
+                [j, (block_index >> 32) as u32, 0],
+                block_index as u32,
+                &mut raw,
+            );
             let mut via_fill = [0u8; 64];
             fill(&key, j, block_index * 64, &mut via_fill);
             assert_eq!(raw, via_fill, "j {j} block {block_index}");

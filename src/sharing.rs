@@ -80,7 +80,7 @@ pub fn default_xs(n: usize) -> Vec<u8> {
 }
 
 /// A small row-major matrix over GF(2^8): out[r] = sum over c of m[r][c] * in[c].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Matrix {
     rows: usize,
     cols: usize,
@@ -199,25 +199,25 @@ mod tests {
         let xs = default_xs(8);
         let v = Matrix::vandermonde(&xs, 4);
         let shares: Vec<u8> = (0..8)
-            .map(|r| {
-                (0..4).fold(0u8, |acc, c| acc ^ field::mul(v.get(r, c), coeffs[c]))
-            })
+            .map(|r| (0..4).fold(0u8, |acc, c| acc ^ field::mul(v.get(r, c), coeffs[c])))
             .collect();
         let pick = [7usize, 2, 5, 0];
         let px: Vec<u8> = pick.iter().map(|&i| xs[i]).collect();
         let w = Matrix::lagrange(&px, &[0, 4]).unwrap();
         for (row, expect) in [(0, coeffs[0]), (1, shares[3])] {
-            let got = pick
-                .iter()
-                .enumerate()
-                .fold(0u8, |acc, (c, &i)| acc ^ field::mul(w.get(row, c), shares[i]));
+            let got = pick.iter().enumerate().fold(0u8, |acc, (c, &i)| {
+                acc ^ field::mul(w.get(row, c), shares[i])
+            });
             assert_eq!(got, expect, "row {row}");
         }
     }
 
     #[test]
     fn lagrange_refuses_bad_points() {
-        assert_eq!(Matrix::lagrange(&[1, 2, 1], &[0]), Err(ParamError::DuplicateX { x: 1 }));
+        assert_eq!(
+            Matrix::lagrange(&[1, 2, 1], &[0]),
+            Err(ParamError::DuplicateX { x: 1 })
+        );
         assert_eq!(Matrix::lagrange(&[0, 2], &[0]), Err(ParamError::ZeroX));
     }
 

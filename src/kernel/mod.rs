@@ -14,9 +14,9 @@
 //! ([`Level::is_available`]); [`Kernel::new`] refuses one the CPU lacks, so the
 //! `unsafe` calls below rest on that check.
 
-mod portable;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -39,7 +39,9 @@ pub enum Level {
 pub enum LevelError {
     #[error("unknown SIMD level {name:?}; known levels: {known}")]
     Unknown { name: String, known: String },
-    #[error("SIMD level {level} needs CPU features this machine lacks ({needs}); available: {available}")]
+    #[error(
+        "SIMD level {level} needs CPU features this machine lacks ({needs}); available: {available}"
+    )]
     Unavailable {
         level: &'static str,
         needs: &'static str,
@@ -120,7 +122,10 @@ impl Level {
 
     /// Every level this CPU can run, slowest first.
     pub fn available() -> Vec<Level> {
-        Level::ALL.into_iter().filter(|l| l.is_available()).collect()
+        Level::ALL
+            .into_iter()
+            .filter(|l| l.is_available())
+            .collect()
     }
 
     /// The fastest level this CPU can run.
@@ -236,7 +241,9 @@ impl Kernel {
             (Tables::Constants, Level::Portable) => 0,
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Kernel::new checked that the CPU has SSSE3.
-            (Tables::Nibbles(t), Level::Ssse3) => unsafe { x86::apply_ssse3(m, t, inputs, outputs) },
+            (Tables::Nibbles(t), Level::Ssse3) => unsafe {
+                x86::apply_ssse3(m, t, inputs, outputs)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Kernel::new checked that the CPU has AVX2.
             (Tables::Nibbles(t), Level::Avx2) => unsafe { x86::apply_avx2(m, t, inputs, outputs) },
@@ -253,7 +260,9 @@ impl Kernel {
             #[cfg(target_arch = "aarch64")]
             // SAFETY: Kernel::new checked that the CPU has NEON.
             (Tables::Nibbles(t), Level::Neon) => unsafe { neon::apply_neon(m, t, inputs, outputs) },
-            (_, level) => unreachable!("level {level} was checked available but has no kernel here"),
+            (_, level) => {
+                unreachable!("level {level} was checked available but has no kernel here")
+            }
         };
         if done < len {
             let tail_in: Vec<&[u8]> = inputs.iter().map(|i| &i[done..]).collect();
@@ -318,8 +327,9 @@ mod tests {
                 if len > 5000 && (rows, cols) != (8, 4) {
                     continue;
                 }
-                let inputs: Vec<Vec<u8>> =
-                    (0..cols).map(|c| pseudo_random(len, (c + len) as u64)).collect();
+                let inputs: Vec<Vec<u8>> = (0..cols)
+                    .map(|c| pseudo_random(len, (c + len) as u64))
+                    .collect();
                 let input_refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
                 let mut expected = vec![vec![0u8; len]; rows];
                 {
@@ -353,7 +363,10 @@ mod tests {
     #[test]
     fn parse_and_check() {
         assert_eq!(Level::parse("AVX2").unwrap(), Level::Avx2);
-        assert!(matches!(Level::parse("sse9"), Err(LevelError::Unknown { .. })));
+        assert!(matches!(
+            Level::parse("sse9"),
+            Err(LevelError::Unknown { .. })
+        ));
         assert_eq!(Level::Portable.checked(), Ok(Level::Portable));
         #[cfg(target_arch = "x86_64")]
         assert!(matches!(
