@@ -5,10 +5,24 @@
 //! - [`keystream`]: the ChaCha20 coefficient stream of DESIGN.md;
 //! - [`sharing`]: validated (t, n), share coordinates, Vandermonde and Lagrange matrices;
 //! - [`kernel`]: "small matrix times byte streams" on every CPU backend;
-//! - [`engine`]: split / combine / repair of in-memory chunks, scheduled on rayon.
+//! - [`engine`]: split / combine / repair of in-memory chunks, scheduled on rayon;
+//! - [`share_file`], [`envelope`]: the share file format and what travels inside the secret;
+//! - [`split`], [`combine`], [`gfshare`]: streaming file operations;
+//! - [`bench`]: the throughput benchmark behind `umbra bench`.
 
+pub mod bench;
+pub mod combine;
 pub mod engine;
+pub mod envelope;
+pub mod error;
 pub mod field;
+pub mod gfshare;
 pub mod kernel;
 pub mod keystream;
+pub mod output;
+pub mod share_file;
 pub mod sharing;
+pub mod split;
+pub mod synthetic;
+
+pub use error::{Error, Result};

@@ -1,0 +1,171 @@
+//! `umbra bench`: throughput of split and combine per backend and size, on
+//! synthetic CT-like data in memory. Figures are GB/s of secret (10^9 bytes
+//! per second); the median of the timed runs is reported.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::{Backend, SplitPlan, combine_matrix};
+use crate::error::Result;
+use crate::keystream::ObjectKey;
+use crate::sharing::{Threshold, default_xs};
+use crate::synthetic;
+
+/// An image or volume size from the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchSize {
+    pub name: &'static str,
+    pub width: usize,
+    pub height: usize,
+    pub slices: usize,
+    pub bytes_per_sample: usize,
+}
+
+impl BenchSize {
+    pub fn bytes(&self) -> usize {
+        self.width * self.height * self.slices * self.bytes_per_sample
+    }
+}
+
+pub const SIZES: [BenchSize; 4] = [
+    BenchSize {
+        name: "256x256 8-bit",
+        width: 256,
+        height: 256,
+        slices: 1,
+        bytes_per_sample: 1,
+    },
+    BenchSize {
+        name: "512x512 16-bit",
+        width: 512,
+        height: 512,
+        slices: 1,
+        bytes_per_sample: 2,
+    },
+    BenchSize {
+        name: "2048x2048 16-bit",
+        width: 2048,
+        height: 2048,
+        slices: 1,
+        bytes_per_sample: 2,
+    },
+    BenchSize {
+        name: "512x512x300 16-bit",
+        width: 512,
+        height: 512,
+        slices: 300,
+        bytes_per_sample: 2,
+    },
+];
+
+/// One measured figure.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    pub backend: String,
+    pub operation: String,
+    pub size: String,
+    pub bytes: usize,
+    pub runs: usize,
+    pub median_seconds: f64,
+    pub gb_per_s: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub threshold: Threshold,
+    /// Least time spent timing each (backend, operation, size).
+    pub min_time: Duration,
+    pub min_runs: usize,
+}
+
+/// The data for one size: 8-bit sizes take the high byte of each 16-bit sample.
+pub fn bench_data(size: &BenchSize) -> Vec<u8> {
+    let wide = synthetic::ct_volume(size.width, size.height, size.slices);
+    if size.bytes_per_sample == 2 {
+        wide
+    } else {
+        wide.chunks_exact(2)
+            .map(|s| (u16::from_le_bytes([s[0], s[1]]) >> 4) as u8)
+            .collect()
+    }
+}
+
+fn time_runs(config: &BenchConfig, mut run: impl FnMut() -> Result<()>) -> Result<(usize, f64)> {
+    run()?; // warm-up: page faults, kernel caches, GPU pipelines
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < config.min_runs || start.elapsed() < config.min_time {
+        let t0 = Instant::now();
+        run()?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times.len(), times[times.len() / 2]))
+}
+
+/// Times split (t, n) and combine (t shares) of `data` on `backend`.
+pub fn bench_one(
+    backend: &dyn Backend,
+    config: &BenchConfig,
+    size_name: &str,
+    data: &[u8],
+) -> Result<Vec<BenchResult>> {
+    let threshold = config.threshold;
+    let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
+    let key = ObjectKey::generate().map_err(|e| crate::Error::Random(e.to_string()))?;
+    let mut shares = vec![vec![0u8; data.len()]; threshold.n()];
+    let (runs, secs) = time_runs(config, || {
+        let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+        backend.split(&plan, &key, 0, data, &mut refs)?;
+        Ok(())
+    })?;
+    let mut results = vec![BenchResult {
+        backend: backend.describe(),
+        operation: format!("split ({},{})", threshold.t(), threshold.n()),
+        size: size_name.to_string(),
+        bytes: data.len(),
+        runs,
+        median_seconds: secs,
+        gb_per_s: data.len() as f64 / secs / 1e9,
+    }];
+
+    let t = threshold.t();
+    let matrix = combine_matrix(&plan.xs()[..t])?;
+    let inputs: Vec<&[u8]> = shares[..t].iter().map(Vec::as_slice).collect();
+    let mut out = vec![0u8; data.len()];
+    let (runs, secs) = time_runs(config, || {
+        backend.apply(&matrix, &inputs, &mut [&mut out])?;
+        Ok(())
+    })?;
+    if out != data {
+        return Err(crate::Error::Mismatch {
+            detail: format!(
+                "{}: combine did not give back the secret in the benchmark",
+                backend.describe()
+            ),
+        });
+    }
+    results.push(BenchResult {
+        backend: backend.describe(),
+        operation: format!("combine (t={t})"),
+        size: size_name.to_string(),
+        bytes: data.len(),
+        runs,
+        median_seconds: secs,
+        gb_per_s: data.len() as f64 / secs / 1e9,
+    });
+    Ok(results)
+}
+
+/// A Markdown table of results.
+pub fn markdown_table(results: &[BenchResult]) -> String {
+    let mut s = String::from(
+        "| backend | operation | size | bytes | runs | median s | GB/s |\n|---|---|---|---:|---:|---:|---:|\n",
+    );
+    for r in results {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.6} | {:.2} |\n",
+            r.backend, r.operation, r.size, r.bytes, r.runs, r.median_seconds, r.gb_per_s
+        ));
+    }
+    s
+}

@@ -1,0 +1,526 @@
+//! Argument parsing and the commands. Errors are anyhow here; the library's
+//! typed errors already name the file or share at fault.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use umbra::bench::{self, BenchConfig, SIZES};
+use umbra::combine::{self, CombineOptions, CombineTarget};
+use umbra::engine::{Backend, CpuBackend, SplitPlan};
+use umbra::kernel::Level;
+use umbra::keystream::ObjectKey;
+use umbra::sharing::{self, Threshold};
+use umbra::split::{self, ShareNaming, SplitOptions, SplitSecrets};
+use umbra::{gfshare, share_file};
+
+/// Inputs at least this large get a progress bar (on a terminal).
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+#[derive(Parser)]
+#[command(
+    name = "umbra",
+    version,
+    about = "Threshold secret sharing (Shamir over GF(2^8)) for medical image archives",
+    long_about = "Splits files into n shares so that any t of them rebuild the file bit for bit \
+                  and any t-1 reveal nothing but its length. Shares carry BLAKE3 hashes that name \
+                  a bad share, and a keyed tag that proves the rebuilt object.",
+    propagate_version = true
+)]
+struct Cli {
+    /// No progress bars and no notes on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Say which backend runs, and more.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// CPU SIMD level: portable, ssse3, avx2, avx2-gfni, avx512-gfni, neon.
+    /// Can lower the level; asking for one the CPU lacks is an error.
+    #[arg(long, global = true, env = "UMBRA_SIMD", value_name = "LEVEL")]
+    simd: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true, env = "UMBRA_THREADS", value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Split files into n share files each; any t rebuild a file.
+    Split(SplitArgs),
+    /// Rebuild a file from t or more of its shares.
+    Combine(CombineArgs),
+    /// Rebuild a lost or corrupt share from t good ones, without the source.
+    Repair(RepairArgs),
+    /// Print share headers and check each share's own hashes.
+    Inspect(InspectArgs),
+    /// Measure split and combine throughput per backend and size.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// umbra share files (header, hashes, integrity tag; the file name travels inside).
+    Umbra,
+    /// Bare libgfshare files NAME.xxx, readable by gfcombine; no integrity.
+    Gfshare,
+}
+
+#[derive(Args)]
+struct SplitArgs {
+    /// Threshold: shares needed to rebuild.
+    #[arg(short, long, default_value_t = 4)]
+    t: usize,
+    /// Number of shares to write.
+    #[arg(short, long, default_value_t = 8)]
+    n: usize,
+    /// Share coordinates, comma-separated (default 1..n).
+    #[arg(long, value_delimiter = ',', value_name = "X,...")]
+    xs: Option<Vec<u8>>,
+    /// Directory for the share files (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Share file format.
+    #[arg(long, value_enum, default_value_t = Format::Umbra)]
+    format: Format,
+    /// Name shares by their random split id instead of the input's name,
+    /// so that a share's name reveals nothing (umbra format only).
+    #[arg(long)]
+    anonymous: bool,
+    /// Payload bytes per hashed segment (a power of two, at least 4096).
+    #[arg(long, default_value_t = share_file::DEFAULT_SEGMENT_SIZE, value_name = "BYTES")]
+    segment_size: u32,
+    /// Overwrite existing share files.
+    #[arg(long)]
+    force: bool,
+    /// fsync each share before it is renamed into place.
+    #[arg(long)]
+    sync: bool,
+    /// Files to split.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct CombineArgs {
+    /// Output file, or an existing directory to restore the original name into.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Share file format.
+    #[arg(long, value_enum, default_value_t = Format::Umbra)]
+    format: Format,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    force: bool,
+    /// fsync the output before it is renamed into place.
+    #[arg(long)]
+    sync: bool,
+    /// Shares of one split: at least t; extra ones stand in for bad ones.
+    #[arg(required = true, value_name = "SHARE")]
+    shares: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct RepairArgs {
+    /// The x of the share to rebuild.
+    #[arg(long, value_name = "X")]
+    x: u8,
+    /// Output share file (default: beside the first share, named for x).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    force: bool,
+    /// At least t good shares of the same split.
+    #[arg(required = true, value_name = "SHARE")]
+    shares: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// One JSON object per share, as a JSON array.
+    #[arg(long)]
+    json: bool,
+    #[arg(required = true, value_name = "SHARE")]
+    shares: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[arg(short, long, default_value_t = 4)]
+    t: usize,
+    #[arg(short, long, default_value_t = 8)]
+    n: usize,
+    /// Every SIMD level this CPU has, not only the chosen one.
+    #[arg(long)]
+    all_levels: bool,
+    /// Only sizes whose name contains this text (e.g. "256x256").
+    #[arg(long, value_name = "TEXT")]
+    size: Option<String>,
+    /// Least seconds of timing per figure.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    min_time: f64,
+}
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("could not start the worker threads")?;
+    }
+    let level = match &cli.simd {
+        Some(name) => Level::parse(name)?.checked()?,
+        None => Level::detect(),
+    };
+    let ui = Ui {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match &cli.command {
+        Command::Split(a) => split_cmd(&ui, level, a),
+        Command::Combine(a) => combine_cmd(&ui, level, a),
+        Command::Repair(a) => repair_cmd(&ui, level, a),
+        Command::Inspect(a) => inspect_cmd(a),
+        Command::Bench(a) => bench_cmd(&ui, level, a),
+    }
+}
+
+struct Ui {
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Ui {
+    fn note(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("umbra: {msg}");
+        }
+    }
+
+    fn info(&self, msg: impl std::fmt::Display) {
+        if self.verbose && !self.quiet {
+            eprintln!("umbra: {msg}");
+        }
+    }
+
+    /// A byte progress bar for inputs worth waiting for, on a terminal only.
+    fn progress(&self, total: u64, label: &str) -> ProgressBar {
+        if self.quiet || total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(label.to_string());
+        bar
+    }
+}
+
+fn cpu_backend(ui: &Ui, level: Level) -> anyhow::Result<CpuBackend> {
+    let backend = CpuBackend::new(level)?;
+    ui.info(format!("backend: {}", backend.describe()));
+    Ok(backend)
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn split_cmd(ui: &Ui, level: Level, a: &SplitArgs) -> anyhow::Result<ExitCode> {
+    let threshold = Threshold::new(a.t, a.n)?;
+    let xs = a.xs.clone().unwrap_or_else(|| sharing::default_xs(a.n));
+    let plan = SplitPlan::new(threshold, xs)?;
+    if a.segment_size < share_file::MIN_SEGMENT_SIZE || !a.segment_size.is_power_of_two() {
+        bail!(
+            "--segment-size {} is invalid: a power of two of at least {}",
+            a.segment_size,
+            share_file::MIN_SEGMENT_SIZE
+        );
+    }
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("cannot create output directory {}", a.output.display()))?;
+    let backend = cpu_backend(ui, level)?;
+    let mut opts = SplitOptions::new(plan.clone());
+    opts.segment_size = a.segment_size;
+    opts.overwrite = a.force;
+    opts.sync = a.sync;
+    opts.naming = if a.anonymous {
+        ShareNaming::SplitId
+    } else {
+        ShareNaming::InputName
+    };
+    let mut failures = 0;
+    for input in &a.files {
+        let bar = ui.progress(file_len(input), &input.display().to_string());
+        let result = match a.format {
+            Format::Umbra => SplitSecrets::from_os().and_then(|secrets| {
+                split::split_file(&backend, input, &a.output, &opts, &secrets, &mut |done| {
+                    bar.set_position(done)
+                })
+                .map(|r| r.shares)
+            }),
+            Format::Gfshare => ObjectKey::generate()
+                .map_err(|e| umbra::Error::Random(e.to_string()))
+                .and_then(|key| {
+                    gfshare::split_file(
+                        &backend,
+                        &plan,
+                        &key,
+                        input,
+                        &a.output,
+                        a.force,
+                        &mut |done| bar.set_position(done),
+                    )
+                }),
+        };
+        bar.finish_and_clear();
+        match result {
+            Ok(shares) => ui.info(format!(
+                "{}: {} shares ({} of {} needed) in {}",
+                input.display(),
+                shares.len(),
+                a.t,
+                a.n,
+                a.output.display()
+            )),
+            Err(e) => {
+                eprintln!("umbra: error: {e}");
+                failures += 1;
+            }
+        }
+    }
+    if a.format == Format::Gfshare {
+        ui.note(
+            "gfshare shares carry no integrity check: a damaged share gives wrong bytes silently",
+        );
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn combine_cmd(ui: &Ui, level: Level, a: &CombineArgs) -> anyhow::Result<ExitCode> {
+    let backend = cpu_backend(ui, level)?;
+    let total: u64 = a.shares.first().map_or(0, |s| file_len(s));
+    let bar = ui.progress(total, "combine");
+    match a.format {
+        Format::Umbra => {
+            let target = if a.output.is_dir() {
+                CombineTarget::Dir(a.output.clone())
+            } else {
+                CombineTarget::File(a.output.clone())
+            };
+            let opts = CombineOptions {
+                overwrite: a.force,
+                sync: a.sync,
+                ..CombineOptions::default()
+            };
+            let report = combine::combine_files(&backend, &a.shares, &target, &opts, &mut |done| {
+                bar.set_position(done)
+            });
+            bar.finish_and_clear();
+            let report = report?;
+            for w in &report.warnings {
+                ui.note(format!("warning: {w}"));
+            }
+            ui.info(format!(
+                "restored {} ({} bytes, {}) to {}",
+                report.meta.name,
+                report.meta.content_len,
+                report.meta.content_type,
+                report.output.display()
+            ));
+        }
+        Format::Gfshare => {
+            if a.output.is_dir() {
+                bail!(
+                    "{} is a directory: gfshare shares hold no file name, give -o FILE",
+                    a.output.display()
+                );
+            }
+            let result =
+                gfshare::combine_files(&backend, &a.shares, &a.output, a.force, &mut |done| {
+                    bar.set_position(done)
+                });
+            bar.finish_and_clear();
+            result?;
+            ui.note("gfshare shares carry no integrity check: the output was not verified");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn repair_cmd(ui: &Ui, level: Level, a: &RepairArgs) -> anyhow::Result<ExitCode> {
+    let backend = cpu_backend(ui, level)?;
+    let output = match &a.output {
+        Some(o) => o.clone(),
+        None => default_repair_path(&a.shares[0], a.x),
+    };
+    let report = combine::repair_share(
+        &backend,
+        &a.shares,
+        a.x,
+        &output,
+        &CombineOptions {
+            overwrite: a.force,
+            ..CombineOptions::default()
+        },
+    )?;
+    for w in &report.warnings {
+        ui.note(format!("warning: {w}"));
+    }
+    ui.info(format!(
+        "rebuilt share x = {} as {}",
+        report.x,
+        report.output.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `BASE.xxx.umbra` beside a share named that way; else `share-xxx.umbra`.
+fn default_repair_path(first: &Path, x: u8) -> PathBuf {
+    let name = first
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parts: Vec<&str> = name.rsplitn(3, '.').collect();
+    let new_name = match parts.as_slice() {
+        ["umbra", digits, base]
+            if digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            split::share_file_name(base, x)
+        }
+        _ => format!("share-{x:03}.umbra"),
+    };
+    first.with_file_name(new_name)
+}
+
+fn inspect_cmd(a: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let mut reports = Vec::new();
+    let mut all_intact = true;
+    for path in &a.shares {
+        match combine::inspect_share(path) {
+            Ok(r) => {
+                all_intact &= r.intact();
+                reports.push(r);
+            }
+            Err(e) => {
+                all_intact = false;
+                if a.json {
+                    reports.push(combine::InspectReport {
+                        path: path.clone(),
+                        version: 0,
+                        field_polynomial: String::new(),
+                        t: 0,
+                        n: 0,
+                        x: 0,
+                        split_id: String::new(),
+                        payload_len: 0,
+                        segment_size: 0,
+                        segments: 0,
+                        tag: String::new(),
+                        header_ok: false,
+                        corrupt_segments: Vec::new(),
+                    });
+                }
+                eprintln!("umbra: error: {e}");
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            println!("{}", r.path.display());
+            println!(
+                "  format      umbra share v{}, field {}",
+                r.version, r.field_polynomial
+            );
+            println!(
+                "  threshold   t = {}, n = {}, this share x = {}",
+                r.t, r.n, r.x
+            );
+            println!("  split id    {}", r.split_id);
+            println!(
+                "  payload     {} bytes in {} segment(s) of {} bytes",
+                r.payload_len, r.segments, r.segment_size
+            );
+            println!("  tag         {}", r.tag);
+            if r.corrupt_segments.is_empty() {
+                println!("  hashes      ok (header and all segments)");
+            } else {
+                println!(
+                    "  hashes      CORRUPT segment(s): {}",
+                    r.corrupt_segments
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    Ok(if all_intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn bench_cmd(ui: &Ui, level: Level, a: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let threshold = Threshold::new(a.t, a.n)?;
+    let levels = if a.all_levels {
+        Level::available()
+    } else {
+        vec![level]
+    };
+    let backends: Vec<Box<dyn Backend>> = levels
+        .into_iter()
+        .map(|l| CpuBackend::new(l).map(|b| Box::new(b) as Box<dyn Backend>))
+        .collect::<Result<_, _>>()?;
+    let config = BenchConfig {
+        threshold,
+        min_time: Duration::from_secs_f64(a.min_time.max(0.0)),
+        min_runs: 3,
+    };
+    let mut results = Vec::new();
+    for size in SIZES
+        .iter()
+        .filter(|s| a.size.as_ref().is_none_or(|f| s.name.contains(f.as_str())))
+    {
+        let data = bench::bench_data(size);
+        for backend in &backends {
+            ui.info(format!("{} {}", backend.describe(), size.name));
+            results.extend(bench::bench_one(
+                backend.as_ref(),
+                &config,
+                size.name,
+                &data,
+            )?);
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print!("{}", bench::markdown_table(&results));
+    }
+    Ok(ExitCode::SUCCESS)
+}

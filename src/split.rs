@@ -1,0 +1,382 @@
+//! Splitting a file into n share files, streaming with bounded memory.
+//!
+//! The shared stream is the envelope prefix (check key and metadata) and then
+//! the file's bytes. It is read in batches of whole segments; each batch is
+//! split by the backend, and every share's segments are hashed and appended
+//! to its temporary file in parallel. The headers, which carry the tag of the
+//! whole stream and the segment tables, are written last; then all n files
+//! are renamed into place together.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use zeroize::Zeroizing;
+
+use crate::engine::{Backend, SplitPlan};
+use crate::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
+use crate::error::{Error, IoContext, Result};
+use crate::keystream::ObjectKey;
+use crate::output::{self, PendingFile};
+use crate::share_file::{self, DEFAULT_SEGMENT_SIZE, HASH_LEN, SPLIT_ID_LEN, ShareHeader};
+
+/// Default stream bytes per batch: with (4, 8) about 72 MiB in flight.
+pub const DEFAULT_BATCH_BYTES: usize = 8 << 20;
+
+/// The random values of one split. From the OS in normal use; tests inject
+/// fixed ones through [`SplitSecrets::fixed`] (the CLI never does).
+pub struct SplitSecrets {
+    pub key: ObjectKey,
+    pub check_key: Zeroizing<[u8; CHECK_KEY_LEN]>,
+    pub split_id: [u8; SPLIT_ID_LEN],
+}
+
+impl SplitSecrets {
+    pub fn from_os() -> Result<Self> {
+        let key = ObjectKey::generate().map_err(|e| Error::Random(e.to_string()))?;
+        let mut check_key = Zeroizing::new([0u8; CHECK_KEY_LEN]);
+        getrandom::fill(check_key.as_mut()).map_err(|e| Error::Random(e.to_string()))?;
+        let mut split_id = [0u8; SPLIT_ID_LEN];
+        getrandom::fill(&mut split_id).map_err(|e| Error::Random(e.to_string()))?;
+        Ok(Self {
+            key,
+            check_key,
+            split_id,
+        })
+    }
+
+    /// Fixed values, for test vectors.
+    pub fn fixed(key: [u8; 32], check_key: [u8; 32], split_id: [u8; 16]) -> Self {
+        Self {
+            key: ObjectKey::from_bytes(key),
+            check_key: Zeroizing::new(check_key),
+            split_id,
+        }
+    }
+}
+
+/// How share files are named in the output directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareNaming {
+    /// `INPUT.xxx.umbra`: convenient, but the name is visible to whoever holds the share.
+    InputName,
+    /// `SPLITID.xxx.umbra`: reveals nothing; the name is restored from inside the shares.
+    SplitId,
+}
+
+#[derive(Debug, Clone)]
+pub struct SplitOptions {
+    pub plan: SplitPlan,
+    pub segment_size: u32,
+    pub batch_bytes: usize,
+    pub overwrite: bool,
+    pub sync: bool,
+    pub naming: ShareNaming,
+}
+
+impl SplitOptions {
+    pub fn new(plan: SplitPlan) -> Self {
+        Self {
+            plan,
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            overwrite: false,
+            sync: false,
+            naming: ShareNaming::InputName,
+        }
+    }
+
+    /// Batches hold whole segments.
+    fn batch_len(&self) -> usize {
+        let seg = self.segment_size as usize;
+        (self.batch_bytes.max(seg) / seg) * seg
+    }
+}
+
+/// What a split produced.
+#[derive(Debug, Clone)]
+pub struct SplitReport {
+    pub input: PathBuf,
+    pub shares: Vec<PathBuf>,
+    pub content_len: u64,
+    pub stream_len: u64,
+    pub split_id: [u8; SPLIT_ID_LEN],
+}
+
+/// The file name a share gets: `BASE.xxx.umbra`.
+pub fn share_file_name(base: &str, x: u8) -> String {
+    format!("{base}.{x:03}.umbra")
+}
+
+/// Writes one share's payload, hashing its segments on the way.
+pub struct ShareWriter<W: Write + Seek> {
+    sink: W,
+    header: ShareHeader,
+    table: Vec<u8>,
+    written: u64,
+}
+
+impl<W: Write + Seek> ShareWriter<W> {
+    /// Positions `sink` past the header and table, which are written last.
+    pub fn new(mut sink: W, header: ShareHeader) -> std::io::Result<Self> {
+        sink.seek(SeekFrom::Start(header.payload_offset()))?;
+        let table = Vec::with_capacity(header.table_len() as usize);
+        Ok(Self {
+            sink,
+            header,
+            table,
+            written: 0,
+        })
+    }
+
+    /// Appends payload bytes. Every call but the last must hold whole segments.
+    pub fn write_payload(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        debug_assert!(self.written.is_multiple_of(self.header.segment_size as u64));
+        for segment in bytes.chunks(self.header.segment_size as usize) {
+            self.table
+                .extend_from_slice(&share_file::segment_hash(segment));
+        }
+        self.sink.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes header and table once the tag is known, and returns the sink.
+    pub fn finish(mut self, tag: [u8; HASH_LEN]) -> std::io::Result<W> {
+        assert_eq!(
+            self.written, self.header.payload_len,
+            "payload fully written"
+        );
+        self.header.tag = tag;
+        let header = self.header.encode(&self.table);
+        self.sink.seek(SeekFrom::Start(0))?;
+        self.sink.write_all(&header)?;
+        self.sink.write_all(&self.table)?;
+        self.sink.flush()?;
+        Ok(self.sink)
+    }
+}
+
+/// Splits the stream `prefix ++ content` into the given share writers.
+/// `content` must yield exactly `content_len` bytes; `on_progress` gets the
+/// content bytes done after each batch. Returns the integrity tag.
+#[allow(clippy::too_many_arguments)]
+pub fn split_stream<W: Write + Seek + Send>(
+    backend: &dyn Backend,
+    opts: &SplitOptions,
+    secrets: &SplitSecrets,
+    prefix: &[u8],
+    content: &mut dyn Read,
+    content_len: u64,
+    writers: &mut [ShareWriter<W>],
+    on_progress: &mut dyn FnMut(u64),
+) -> std::result::Result<[u8; HASH_LEN], SplitStreamError> {
+    let stream_len = prefix.len() as u64 + content_len;
+    let batch_len = opts.batch_len();
+    let mut batch = vec![0u8; batch_len];
+    let mut outs: Vec<Vec<u8>> = vec![vec![0u8; batch_len]; writers.len()];
+    let mut tag = blake3::Hasher::new_keyed(&secrets.check_key);
+    let mut offset = 0u64;
+    let mut content_done = 0u64;
+    while offset < stream_len {
+        let len = (stream_len - offset).min(batch_len as u64) as usize;
+        let buf = &mut batch[..len];
+        // The prefix first, then content.
+        let mut filled = prefix_part(offset, prefix.len(), len) as usize;
+        if filled > 0 {
+            buf[..filled].copy_from_slice(&prefix[offset as usize..offset as usize + filled]);
+        }
+        while filled < len {
+            let n = match content.read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SplitStreamError::Read(e)),
+            };
+            if n == 0 {
+                return Err(SplitStreamError::Shrank {
+                    expected: content_len,
+                    found: content_done,
+                });
+            }
+            filled += n;
+            content_done += n as u64;
+        }
+
+        let mut out_refs: Vec<&mut [u8]> = outs.iter_mut().map(|o| &mut o[..len]).collect();
+        backend
+            .split(&opts.plan, &secrets.key, offset, buf, &mut out_refs)
+            .map_err(SplitStreamError::Engine)?;
+
+        // The tag covers the stream after the check key.
+        let tagged = if offset < CHECK_KEY_LEN as u64 {
+            &buf[(CHECK_KEY_LEN as u64 - offset).min(len as u64) as usize..]
+        } else {
+            &buf[..]
+        };
+        let (_, written) = rayon::join(
+            || {
+                tag.update(tagged);
+            },
+            || {
+                writers
+                    .par_iter_mut()
+                    .zip(outs.par_iter())
+                    .try_for_each(|(w, out)| w.write_payload(&out[..len]))
+            },
+        );
+        written.map_err(SplitStreamError::Write)?;
+        offset += len as u64;
+        on_progress(content_done);
+    }
+    // The content must end where its length said.
+    let mut probe = [0u8; 1];
+    if read_up_to(content, &mut probe).map_err(SplitStreamError::Read)? != 0 {
+        return Err(SplitStreamError::Grew {
+            expected: content_len,
+        });
+    }
+    // Wipe plaintext of the last batch (the source's bytes and the check key).
+    zeroize::Zeroize::zeroize(&mut batch[..]);
+    Ok(*tag.finalize().as_bytes())
+}
+
+/// Bytes of the batch at `offset` (of length `len`) that belong to the prefix.
+fn prefix_part(offset: u64, prefix_len: usize, len: usize) -> u64 {
+    (prefix_len as u64).saturating_sub(offset).min(len as u64)
+}
+
+/// Why [`split_stream`] stopped; the caller attaches the file names.
+#[derive(Debug)]
+pub enum SplitStreamError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+    Engine(crate::engine::EngineError),
+    Shrank { expected: u64, found: u64 },
+    Grew { expected: u64 },
+}
+
+/// Splits `input` into n share files in `out_dir`.
+pub fn split_file(
+    backend: &dyn Backend,
+    input: &Path,
+    out_dir: &Path,
+    opts: &SplitOptions,
+    secrets: &SplitSecrets,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<SplitReport> {
+    let mut file = File::open(input).at(input)?;
+    let meta = file.metadata().at(input)?;
+    if !meta.is_file() {
+        return Err(Error::BadInput {
+            path: input.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    let content_len = meta.len();
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let mut head = [0u8; 132];
+    let head_len = read_up_to(&mut file, &mut head).at(input)?;
+    file.seek(SeekFrom::Start(0)).at(input)?;
+    let object = ObjectMeta {
+        name: name.clone(),
+        content_type: envelope::sniff_content_type(&head[..head_len]).to_string(),
+        content_len,
+    };
+    let prefix = object
+        .encode_prefix(&secrets.check_key)
+        .map_err(|error| Error::Envelope {
+            path: input.to_path_buf(),
+            error,
+        })?;
+
+    let base = match opts.naming {
+        ShareNaming::InputName => name,
+        ShareNaming::SplitId => hex(&secrets.split_id),
+    };
+    let threshold = opts.plan.threshold();
+    let mut pending = Vec::with_capacity(threshold.n());
+    for &x in opts.plan.xs() {
+        pending.push(PendingFile::create(
+            &out_dir.join(share_file_name(&base, x)),
+            opts.overwrite,
+        )?);
+    }
+    let mut writers = Vec::with_capacity(pending.len());
+    for (p, &x) in pending.iter_mut().zip(opts.plan.xs()) {
+        let header = ShareHeader {
+            threshold,
+            x,
+            segment_size: opts.segment_size,
+            payload_len: object.stream_len(),
+            split_id: secrets.split_id,
+            tag: [0; HASH_LEN],
+        };
+        let target = p.target().to_path_buf();
+        let f = p.file().try_clone().at(&target)?;
+        writers.push(ShareWriter::new(f, header).at(&target)?);
+    }
+
+    let tag = split_stream(
+        backend,
+        opts,
+        secrets,
+        &prefix,
+        &mut file,
+        content_len,
+        &mut writers,
+        on_progress,
+    )
+    .map_err(|e| match e {
+        SplitStreamError::Read(error) => Error::Io {
+            path: input.to_path_buf(),
+            error,
+        },
+        SplitStreamError::Write(error) => Error::Io {
+            path: out_dir.to_path_buf(),
+            error,
+        },
+        SplitStreamError::Engine(e) => Error::Engine(e),
+        SplitStreamError::Shrank { expected, found } => Error::InputChanged {
+            path: input.to_path_buf(),
+            detail: format!("{expected} bytes expected, only {found} could be read"),
+        },
+        SplitStreamError::Grew { expected } => Error::InputChanged {
+            path: input.to_path_buf(),
+            detail: format!("it grew past its {expected} bytes"),
+        },
+    })?;
+    for (w, p) in writers.into_iter().zip(&pending) {
+        w.finish(tag).at(p.target())?;
+    }
+    let shares = output::commit_all(pending, opts.overwrite, opts.sync)?;
+    Ok(SplitReport {
+        input: input.to_path_buf(),
+        shares,
+        content_len,
+        stream_len: object.stream_len(),
+        split_id: secrets.split_id,
+    })
+}
+
+/// Reads until `buf` is full or the source ends.
+pub(crate) fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
