@@ -87,62 +87,117 @@ pub(super) unsafe fn apply_avx2(
     vectors * W
 }
 
-/// # Safety
-/// The CPU must support AVX2 and GFNI.
-#[target_feature(enable = "avx2,gfni")]
-pub(super) unsafe fn apply_avx2_gfni(
-    m: &Matrix,
-    affine: &[u64],
-    inputs: &[&[u8]],
-    outputs: &mut [&mut [u8]],
-) -> usize {
-    const W: usize = 32;
-    let len = outputs[0].len();
-    let vectors = len / W;
-    let cols = m.cols();
-    for (r, out) in outputs.iter_mut().enumerate() {
-        let row = &affine[r * cols..(r + 1) * cols];
-        for v in 0..vectors {
-            let mut acc = _mm256_setzero_si256();
-            for (input, &a) in inputs.iter().zip(row) {
-                // SAFETY: v * W + W <= len = input.len().
-                let x = unsafe { _mm256_loadu_si256(input.as_ptr().add(v * W).cast()) };
-                let product = _mm256_gf2p8affine_epi64_epi8::<0>(x, _mm256_set1_epi64x(a as i64));
-                acc = _mm256_xor_si256(acc, product);
+/// Loads a vector of each input at vector index `v`, multiplies by each
+/// row's constants and stores one vector per output row: inputs are read
+/// once per position, and for up to eight inputs they stay in registers.
+macro_rules! gfni_kernel {
+    ($name:ident, $fixed:ident, $features:literal, $vec:ty, $w:expr,
+     $load:ident, $store:ident, $zero:ident, $xor:ident, $affine:ident, $splat:ident) => {
+        /// # Safety
+        #[doc = concat!("The CPU must support ", $features, ".")]
+        #[target_feature(enable = $features)]
+        unsafe fn $fixed<const C: usize>(
+            affine: &[u64],
+            inputs: &[&[u8]],
+            outputs: &mut [&mut [u8]],
+            vectors: usize,
+        ) {
+            const W: usize = $w;
+            // One row of broadcast matrices and the output pointer per share.
+            let rows: Vec<([$vec; C], *mut u8)> = affine
+                .chunks_exact(C)
+                .zip(outputs.iter_mut())
+                .map(|(row, out)| {
+                    (
+                        core::array::from_fn(|c| $splat(row[c] as i64)),
+                        out.as_mut_ptr(),
+                    )
+                })
+                .collect();
+            let ins: [*const u8; C] = core::array::from_fn(|c| inputs[c].as_ptr());
+            for v in 0..vectors {
+                // SAFETY: v * W + W <= len of every input and output.
+                let x: [$vec; C] =
+                    core::array::from_fn(|c| unsafe { $load(ins[c].add(v * W).cast()) });
+                for (m, out) in &rows {
+                    let mut acc = $zero();
+                    for c in 0..C {
+                        acc = $xor(acc, $affine::<0>(x[c], m[c]));
+                    }
+                    // SAFETY: as above.
+                    unsafe { $store(out.add(v * W).cast(), acc) };
+                }
             }
-            // SAFETY: v * W + W <= len = out.len().
-            unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(v * W).cast(), acc) };
         }
-    }
-    vectors * W
+
+        /// # Safety
+        #[doc = concat!("The CPU must support ", $features, ".")]
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(
+            m: &Matrix,
+            affine: &[u64],
+            inputs: &[&[u8]],
+            outputs: &mut [&mut [u8]],
+        ) -> usize {
+            const W: usize = $w;
+            let len = outputs[0].len();
+            let vectors = len / W;
+            // SAFETY (all arms): same features as this function; lengths checked by the caller.
+            unsafe {
+                match m.cols() {
+                    1 => $fixed::<1>(affine, inputs, outputs, vectors),
+                    2 => $fixed::<2>(affine, inputs, outputs, vectors),
+                    3 => $fixed::<3>(affine, inputs, outputs, vectors),
+                    4 => $fixed::<4>(affine, inputs, outputs, vectors),
+                    5 => $fixed::<5>(affine, inputs, outputs, vectors),
+                    6 => $fixed::<6>(affine, inputs, outputs, vectors),
+                    7 => $fixed::<7>(affine, inputs, outputs, vectors),
+                    8 => $fixed::<8>(affine, inputs, outputs, vectors),
+                    cols => {
+                        // Wide matrices: a row at a time, inputs from L1.
+                        for (r, out) in outputs.iter_mut().enumerate() {
+                            let row = &affine[r * cols..(r + 1) * cols];
+                            for v in 0..vectors {
+                                let mut acc = $zero();
+                                for (input, &a) in inputs.iter().zip(row) {
+                                    let x = $load(input.as_ptr().add(v * W).cast());
+                                    acc = $xor(acc, $affine::<0>(x, $splat(a as i64)));
+                                }
+                                $store(out.as_mut_ptr().add(v * W).cast(), acc);
+                            }
+                        }
+                    }
+                }
+            }
+            vectors * W
+        }
+    };
 }
 
-/// # Safety
-/// The CPU must support AVX-512F, AVX-512BW and GFNI.
-#[target_feature(enable = "avx512f,avx512bw,gfni")]
-pub(super) unsafe fn apply_avx512_gfni(
-    m: &Matrix,
-    affine: &[u64],
-    inputs: &[&[u8]],
-    outputs: &mut [&mut [u8]],
-) -> usize {
-    const W: usize = 64;
-    let len = outputs[0].len();
-    let vectors = len / W;
-    let cols = m.cols();
-    for (r, out) in outputs.iter_mut().enumerate() {
-        let row = &affine[r * cols..(r + 1) * cols];
-        for v in 0..vectors {
-            let mut acc = _mm512_setzero_si512();
-            for (input, &a) in inputs.iter().zip(row) {
-                // SAFETY: v * W + W <= len = input.len().
-                let x = unsafe { _mm512_loadu_si512(input.as_ptr().add(v * W).cast()) };
-                let product = _mm512_gf2p8affine_epi64_epi8::<0>(x, _mm512_set1_epi64(a as i64));
-                acc = _mm512_xor_si512(acc, product);
-            }
-            // SAFETY: v * W + W <= len = out.len().
-            unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(v * W).cast(), acc) };
-        }
-    }
-    vectors * W
-}
+gfni_kernel!(
+    apply_avx2_gfni,
+    avx2_gfni_fixed,
+    "avx2,gfni",
+    __m256i,
+    32,
+    _mm256_loadu_si256,
+    _mm256_storeu_si256,
+    _mm256_setzero_si256,
+    _mm256_xor_si256,
+    _mm256_gf2p8affine_epi64_epi8,
+    _mm256_set1_epi64x
+);
+
+gfni_kernel!(
+    apply_avx512_gfni,
+    avx512_gfni_fixed,
+    "avx512f,avx512bw,gfni",
+    __m512i,
+    64,
+    _mm512_loadu_si512,
+    _mm512_storeu_si512,
+    _mm512_setzero_si512,
+    _mm512_xor_si512,
+    _mm512_gf2p8affine_epi64_epi8,
+    _mm512_set1_epi64
+);

@@ -1,0 +1,86 @@
+//! Criterion groups per operation, in GB/s of secret (Throughput::Bytes):
+//! the keystream alone, the kernel alone per SIMD level, and split (4,8) /
+//! combine t = 4 through the CPU backend. `umbra bench` covers the issue's
+//! image sizes; these are for profiling one piece at a time.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix};
+use umbra::kernel::{Kernel, Level};
+use umbra::keystream::{self, ObjectKey};
+use umbra::sharing::{Matrix, Threshold, default_xs};
+use umbra::synthetic;
+
+const BIG: usize = 8 << 20;
+
+fn keystream_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("keystream");
+    let key = ObjectKey::from_bytes([1; 32]);
+    for len in [4096usize, 1 << 20] {
+        let mut buf = vec![0u8; len];
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_with_input(BenchmarkId::new("fill", len), &len, |b, _| {
+            b.iter(|| keystream::fill(&key, 1, 0, &mut buf))
+        });
+    }
+    g.finish();
+}
+
+fn kernel_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("kernel (8x4, 4 KiB, one core)");
+    let len = 4096;
+    let inputs: Vec<Vec<u8>> = (0..4).map(|i| vec![i as u8 * 37 + 1; len]).collect();
+    let input_refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+    let mut outputs = vec![vec![0u8; len]; 8];
+    let matrix = Matrix::vandermonde(&default_xs(8), 4);
+    g.throughput(Throughput::Bytes(len as u64));
+    for level in Level::available() {
+        let kernel = Kernel::new(level, matrix.clone()).expect("available");
+        g.bench_function(level.name(), |b| {
+            b.iter(|| {
+                let mut refs: Vec<&mut [u8]> = outputs.iter_mut().map(Vec::as_mut_slice).collect();
+                kernel.apply(&input_refs, &mut refs);
+            })
+        });
+    }
+    g.finish();
+}
+
+fn split_combine_group(c: &mut Criterion) {
+    let data = synthetic::ct_volume(2048, 2048, 1);
+    assert_eq!(data.len(), BIG);
+    let plan = SplitPlan::new(Threshold::new(4, 8).unwrap(), default_xs(8)).unwrap();
+    let key = ObjectKey::from_bytes([2; 32]);
+    let mut shares = vec![vec![0u8; BIG]; 8];
+    let mut out = vec![0u8; BIG];
+    let matrix = combine_matrix(&[1, 2, 3, 4]).unwrap();
+
+    let mut g = c.benchmark_group("split (4,8) 8 MiB");
+    g.throughput(Throughput::Bytes(BIG as u64));
+    g.sample_size(20);
+    for level in Level::available() {
+        let backend = CpuBackend::new(level).unwrap();
+        g.bench_function(level.name(), |b| {
+            b.iter(|| {
+                let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+                backend.split(&plan, &key, 0, &data, &mut refs).unwrap();
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("combine (t=4) 8 MiB");
+    g.throughput(Throughput::Bytes(BIG as u64));
+    g.sample_size(20);
+    for level in Level::available() {
+        let backend = CpuBackend::new(level).unwrap();
+        let inputs: Vec<&[u8]> = shares[..4].iter().map(Vec::as_slice).collect();
+        g.bench_function(level.name(), |b| {
+            b.iter(|| backend.apply(&matrix, &inputs, &mut [&mut out]).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, keystream_group, kernel_group, split_combine_group);
+criterion_main!(benches);
