@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::buffer::AlignedBuf;
 use crate::engine::{Backend, SplitPlan, combine_matrix};
 use crate::error::Result;
 use crate::keystream::ObjectKey;
@@ -112,9 +113,9 @@ pub fn bench_one(
     let threshold = config.threshold;
     let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
     let key = ObjectKey::generate().map_err(|e| crate::Error::Random(e.to_string()))?;
-    let mut shares = vec![vec![0u8; data.len()]; threshold.n()];
+    let mut shares: Vec<AlignedBuf> = (0..threshold.n()).map(|_| AlignedBuf::zeroed(data.len())).collect();
     let (runs, secs) = time_runs(config, || {
-        let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+        let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(|s| &mut s[..]).collect();
         backend.split(&plan, &key, 0, data, &mut refs)?;
         Ok(())
     })?;
@@ -130,13 +131,13 @@ pub fn bench_one(
 
     let t = threshold.t();
     let matrix = combine_matrix(&plan.xs()[..t])?;
-    let inputs: Vec<&[u8]> = shares[..t].iter().map(Vec::as_slice).collect();
-    let mut out = vec![0u8; data.len()];
+    let inputs: Vec<&[u8]> = shares[..t].iter().map(|s| &s[..]).collect();
+    let mut out = AlignedBuf::zeroed(data.len());
     let (runs, secs) = time_runs(config, || {
         backend.apply(&matrix, &inputs, &mut [&mut out])?;
         Ok(())
     })?;
-    if out != data {
+    if out[..] != data[..] {
         return Err(crate::Error::Mismatch {
             detail: format!(
                 "{}: combine did not give back the secret in the benchmark",
@@ -168,4 +169,94 @@ pub fn markdown_table(results: &[BenchResult]) -> String {
         ));
     }
     s
+}
+
+/// A share sink that keeps nothing: for streaming benchmarks that measure
+/// the pipeline (read, split, hash) without the disk.
+#[derive(Default)]
+pub struct Discard {
+    pos: u64,
+}
+
+impl std::io::Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Seek for Discard {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        if let std::io::SeekFrom::Start(p) = to {
+            self.pos = p;
+        }
+        Ok(self.pos)
+    }
+}
+
+/// Result of a streaming split benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamResult {
+    pub backend: String,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub gb_per_s: f64,
+    /// Peak resident set size of the process (VmHWM), where the OS reports it.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Streams `bytes` of synthetic CT volume through the file-split pipeline
+/// (envelope, split, per-segment hashing, tag) into discarding sinks.
+pub fn stream_split(backend: &dyn Backend, threshold: Threshold, bytes: u64) -> Result<StreamResult> {
+    use crate::share_file::{HASH_LEN, ShareHeader};
+    use crate::split::{ShareWriter, SplitOptions, SplitSecrets, split_stream};
+    let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
+    let opts = SplitOptions::new(plan.clone());
+    let secrets = SplitSecrets::from_os()?;
+    let meta = crate::envelope::ObjectMeta {
+        name: "synthetic-volume.raw".into(),
+        content_type: "application/octet-stream".into(),
+        content_len: bytes,
+    };
+    let prefix = meta
+        .encode_prefix(&secrets.check_key)
+        .map_err(|error| crate::Error::Envelope { path: "synthetic".into(), error })?;
+    let mut writers: Vec<ShareWriter<Discard>> = plan
+        .xs()
+        .iter()
+        .map(|&x| {
+            let header = ShareHeader {
+                threshold,
+                x,
+                segment_size: opts.segment_size,
+                payload_len: meta.stream_len(),
+                split_id: secrets.split_id,
+                tag: [0; HASH_LEN],
+            };
+            ShareWriter::new(Discard::default(), header).expect("discard never fails")
+        })
+        .collect();
+    let mut reader = crate::synthetic::VolumeReader::new(512, 512, bytes);
+    let start = Instant::now();
+    split_stream(backend, &opts, &secrets, &prefix, &mut reader, bytes, &mut writers, &mut |_| {})
+        .map_err(|e| e.into_error(std::path::Path::new("<synthetic volume>"), std::path::Path::new("<discard>")))?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(StreamResult {
+        backend: backend.describe(),
+        bytes,
+        seconds,
+        gb_per_s: bytes as f64 / seconds / 1e9,
+        peak_rss_bytes: peak_rss(),
+    })
+}
+
+/// VmHWM from /proc/self/status, in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -169,6 +169,30 @@ struct BenchArgs {
     /// Least seconds of timing per figure.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     min_time: f64,
+    /// Instead, stream this much synthetic CT volume (e.g. 10GiB) through the
+    /// whole file-split pipeline (split, segment hashes, tag) into discarding
+    /// sinks, and report GB/s and peak memory.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    stream: Option<u64>,
+}
+
+/// "10GiB", "256MiB", "5GB", "4096" -> bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size like 10GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s} is too large"))
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -496,6 +520,25 @@ fn bench_cmd(ui: &Ui, level: Level, a: &BenchArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|l| CpuBackend::new(l).map(|b| Box::new(b) as Box<dyn Backend>))
         .collect::<Result<_, _>>()?;
+    if let Some(bytes) = a.stream {
+        let backend = CpuBackend::new(level)?;
+        let r = bench::stream_split(&backend, threshold, bytes)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            println!(
+                "streaming split ({},{}) of {} bytes on {}: {:.3} s, {:.2} GB/s, peak RSS {}",
+                a.t,
+                a.n,
+                r.bytes,
+                r.backend,
+                r.seconds,
+                r.gb_per_s,
+                r.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = BenchConfig {
         threshold,
         min_time: Duration::from_secs_f64(a.min_time.max(0.0)),

@@ -11,6 +11,7 @@
 //! - [`bench`]: the throughput benchmark behind `umbra bench`.
 
 pub mod bench;
+pub mod buffer;
 pub mod combine;
 pub mod engine;
 pub mod envelope;

@@ -34,6 +34,8 @@ pub const HASH_LEN: usize = 32;
 pub const SPLIT_ID_LEN: usize = 16;
 /// Default payload bytes per hashed segment.
 pub const DEFAULT_SEGMENT_SIZE: u32 = 1 << 20;
+/// Largest payload a header may announce.
+pub const MAX_PAYLOAD_LEN: u64 = 1 << 60;
 /// Segments may not be smaller: the table would outgrow the payload.
 pub const MIN_SEGMENT_SIZE: u32 = 4096;
 
@@ -57,6 +59,8 @@ pub enum FormatError {
     ReservedNotZero,
     #[error("segment size {found} is invalid (a power of two of at least {MIN_SEGMENT_SIZE})")]
     BadSegmentSize { found: u32 },
+    #[error("payload length {found} is beyond what umbra writes (at most 2^60 bytes)")]
+    PayloadTooLarge { found: u64 },
     #[error("header is shorter than {HEADER_LEN} bytes ({found})")]
     ShortHeader { found: usize },
     #[error("header or segment table is corrupt (header hash does not match)")]
@@ -181,11 +185,16 @@ impl ShareHeader {
                 found: segment_size,
             });
         }
+        let payload_len = u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes"));
+        if payload_len > MAX_PAYLOAD_LEN {
+            // Keeps every offset computed from the header far from overflow.
+            return Err(FormatError::PayloadTooLarge { found: payload_len });
+        }
         let header = ShareHeader {
             threshold,
             x,
             segment_size,
-            payload_len: u64::from_le_bytes(bytes[24..32].try_into().expect("8 bytes")),
+            payload_len,
             split_id: bytes[32..48].try_into().expect("16 bytes"),
             tag: bytes[48..80].try_into().expect("32 bytes"),
         };
@@ -220,6 +229,42 @@ impl ShareHeader {
             std::cmp::Ordering::Equal => Ok(()),
         }
     }
+}
+
+/// A whole share held in memory, its header, length and table checked.
+#[derive(Debug)]
+pub struct ParsedShare<'a> {
+    pub header: ShareHeader,
+    table: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+impl ParsedShare<'_> {
+    /// Indices of payload segments whose hash does not match the table.
+    pub fn corrupt_segments(&self) -> Vec<u64> {
+        (0..self.header.segment_count())
+            .filter(|&k| {
+                let (start, end) = self.header.segment_range(k);
+                let at = k as usize * HASH_LEN;
+                self.table[at..at + HASH_LEN] != segment_hash(&self.payload[start as usize..end as usize])
+            })
+            .collect()
+    }
+}
+
+/// Parses and checks a share held in memory: header fields, length, header
+/// hash over the table. Segment hashes are left to [`ParsedShare::corrupt_segments`].
+pub fn parse(bytes: &[u8]) -> Result<ParsedShare<'_>, FormatError> {
+    let (header, stored) = ShareHeader::decode(bytes)?;
+    header.check_file_len(bytes.len() as u64)?;
+    let table_end = header.payload_offset() as usize;
+    let table = &bytes[HEADER_LEN..table_end];
+    header.verify_table(&stored, table)?;
+    Ok(ParsedShare {
+        header,
+        table,
+        payload: &bytes[table_end..],
+    })
 }
 
 /// BLAKE3 of the header fields and the segment table, domain-separated.
@@ -279,6 +324,25 @@ mod tests {
                 ShareHeader::decode(&b).and_then(|(h2, stored)| h2.verify_table(&stored, &table));
             assert!(ok.is_err(), "flipping byte {i} went unnoticed");
         }
+    }
+
+    #[test]
+    fn parse_in_memory() {
+        let mut h = sample();
+        h.payload_len = 10_000;
+        h.segment_size = MIN_SEGMENT_SIZE;
+        let payload: Vec<u8> = (0..10_000).map(|i| i as u8).collect();
+        let table: Vec<u8> = payload.chunks(MIN_SEGMENT_SIZE as usize).flat_map(segment_hash).collect();
+        let mut bytes = h.encode(&table).to_vec();
+        bytes.extend_from_slice(&table);
+        bytes.extend_from_slice(&payload);
+        let parsed = parse(&bytes).unwrap();
+        assert_eq!(parsed.payload, &payload[..]);
+        assert!(parsed.corrupt_segments().is_empty());
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(parse(&bytes).unwrap().corrupt_segments(), vec![2]);
+        assert!(matches!(parse(&bytes[..bytes.len() - 1]), Err(FormatError::Truncated { .. })));
     }
 
     #[test]

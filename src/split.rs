@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
+use crate::buffer::AlignedBuf;
 use crate::engine::{Backend, SplitPlan};
 use crate::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
 use crate::error::{Error, IoContext, Result};
@@ -175,7 +176,7 @@ pub fn split_stream<W: Write + Seek + Send>(
     let stream_len = prefix.len() as u64 + content_len;
     let batch_len = opts.batch_len();
     let mut batch = vec![0u8; batch_len];
-    let mut outs: Vec<Vec<u8>> = vec![vec![0u8; batch_len]; writers.len()];
+    let mut outs: Vec<AlignedBuf> = (0..writers.len()).map(|_| AlignedBuf::zeroed(batch_len)).collect();
     let mut tag = blake3::Hasher::new_keyed(&secrets.check_key);
     let mut offset = 0u64;
     let mut content_done = 0u64;
@@ -256,6 +257,31 @@ pub enum SplitStreamError {
     Grew { expected: u64 },
 }
 
+impl SplitStreamError {
+    /// The library error, naming the input read or the directory written.
+    pub fn into_error(self, input: &Path, out_dir: &Path) -> Error {
+        match self {
+            SplitStreamError::Read(error) => Error::Io {
+                path: input.to_path_buf(),
+                error,
+            },
+            SplitStreamError::Write(error) => Error::Io {
+                path: out_dir.to_path_buf(),
+                error,
+            },
+            SplitStreamError::Engine(e) => Error::Engine(e),
+            SplitStreamError::Shrank { expected, found } => Error::InputChanged {
+                path: input.to_path_buf(),
+                detail: format!("{expected} bytes expected, only {found} could be read"),
+            },
+            SplitStreamError::Grew { expected } => Error::InputChanged {
+                path: input.to_path_buf(),
+                detail: format!("it grew past its {expected} bytes"),
+            },
+        }
+    }
+}
+
 /// Splits `input` into n share files in `out_dir`.
 pub fn split_file(
     backend: &dyn Backend,
@@ -331,25 +357,7 @@ pub fn split_file(
         &mut writers,
         on_progress,
     )
-    .map_err(|e| match e {
-        SplitStreamError::Read(error) => Error::Io {
-            path: input.to_path_buf(),
-            error,
-        },
-        SplitStreamError::Write(error) => Error::Io {
-            path: out_dir.to_path_buf(),
-            error,
-        },
-        SplitStreamError::Engine(e) => Error::Engine(e),
-        SplitStreamError::Shrank { expected, found } => Error::InputChanged {
-            path: input.to_path_buf(),
-            detail: format!("{expected} bytes expected, only {found} could be read"),
-        },
-        SplitStreamError::Grew { expected } => Error::InputChanged {
-            path: input.to_path_buf(),
-            detail: format!("it grew past its {expected} bytes"),
-        },
-    })?;
+    .map_err(|e| e.into_error(input, out_dir))?;
     for (w, p) in writers.into_iter().zip(&pending) {
         w.finish(tag).at(p.target())?;
     }

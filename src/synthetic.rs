@@ -48,6 +48,55 @@ pub fn ct_volume(width: usize, height: usize, slices: usize) -> Vec<u8> {
     volume
 }
 
+/// Distinct slices a [`VolumeReader`] cycles through.
+pub const READER_DISTINCT_SLICES: usize = 16;
+
+/// A volume of any size as a reader: benchmarks can stream gigabytes through
+/// the pipeline without holding or storing them. It computes
+/// [`READER_DISTINCT_SLICES`] slices once and repeats them, so that making
+/// the data costs nothing next to what is measured.
+pub struct VolumeReader {
+    slices: Vec<Vec<u8>>,
+    total: u64,
+    pos: u64,
+}
+
+impl VolumeReader {
+    /// `total` bytes of 16-bit `width` x `height` slices (the last one cut short).
+    pub fn new(width: usize, height: usize, total: u64) -> Self {
+        let slices = (0..READER_DISTINCT_SLICES)
+            .map(|z| {
+                let mut s = Vec::new();
+                ct_slice(width, height, z, &mut s);
+                s
+            })
+            .collect();
+        Self {
+            slices,
+            total,
+            pos: 0,
+        }
+    }
+}
+
+impl std::io::Read for VolumeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.total {
+            return Ok(0);
+        }
+        let slice_len = self.slices[0].len() as u64;
+        let slice = &self.slices[(self.pos / slice_len) as usize % self.slices.len()];
+        let within = (self.pos % slice_len) as usize;
+        let n = buf
+            .len()
+            .min(slice.len() - within)
+            .min((self.total - self.pos) as usize);
+        buf[..n].copy_from_slice(&slice[within..within + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 struct SplitMix64(u64);
 
 impl SplitMix64 {
@@ -63,6 +112,17 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reader_matches_volume() {
+        use std::io::Read;
+        let sixteen = ct_volume(32, 16, READER_DISTINCT_SLICES);
+        let whole = [sixteen.clone(), sixteen[..32 * 16 * 2 * 4].to_vec()].concat();
+        let mut r = VolumeReader::new(32, 16, whole.len() as u64 - 5);
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).unwrap();
+        assert_eq!(got, &whole[..whole.len() - 5]);
+    }
 
     #[test]
     fn deterministic_and_sized() {

@@ -224,6 +224,17 @@ impl Kernel {
     /// If the numbers of inputs and outputs do not match the matrix, or the
     /// streams differ in length: callers build these, input never does.
     pub fn apply(&self, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
+        self.apply_with(inputs, outputs, false)
+    }
+
+    /// As [`Kernel::apply`], with non-temporal stores where the backend has
+    /// them and the outputs are vector-aligned: for outputs far larger than
+    /// the caches that nobody reads back soon (split into DRAM buffers).
+    pub fn apply_nontemporal(&self, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
+        self.apply_with(inputs, outputs, true)
+    }
+
+    fn apply_with(&self, inputs: &[&[u8]], outputs: &mut [&mut [u8]], nontemporal: bool) {
         let m = &self.matrix;
         assert_eq!(inputs.len(), m.cols(), "one input stream per matrix column");
         assert_eq!(outputs.len(), m.rows(), "one output stream per matrix row");
@@ -250,12 +261,12 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Kernel::new checked that the CPU has AVX2 and GFNI.
             (Tables::Affine(t), Level::Avx2Gfni) => unsafe {
-                x86::apply_avx2_gfni(m, t, inputs, outputs)
+                x86::apply_avx2_gfni(m, t, inputs, outputs, nontemporal)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Kernel::new checked that the CPU has AVX-512F, AVX-512BW and GFNI.
             (Tables::Affine(t), Level::Avx512Gfni) => unsafe {
-                x86::apply_avx512_gfni(m, t, inputs, outputs)
+                x86::apply_avx512_gfni(m, t, inputs, outputs, nontemporal)
             },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: Kernel::new checked that the CPU has NEON.
@@ -355,6 +366,33 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The non-temporal store path (aligned outputs) equals the plain one.
+    #[test]
+    fn nontemporal_stores_match() {
+        use crate::buffer::AlignedBuf;
+        let matrix = Matrix::new(8, 4, pseudo_random(32, 5));
+        for len in [0usize, 1, 63, 64, 65, 4095, 4096, 4097, (1 << 20) + 1] {
+            let inputs: Vec<Vec<u8>> = (0..4).map(|c| pseudo_random(len, c as u64 + 9)).collect();
+            let input_refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+            let mut expected = vec![vec![0u8; len]; 8];
+            let mut refs: Vec<&mut [u8]> = expected.iter_mut().map(Vec::as_mut_slice).collect();
+            portable::apply(&matrix, &input_refs, &mut refs);
+            for level in Level::available() {
+                let kernel = Kernel::new(level, matrix.clone()).unwrap();
+                let mut got: Vec<AlignedBuf> = (0..8).map(|_| AlignedBuf::zeroed(len)).collect();
+                let mut refs: Vec<&mut [u8]> = got.iter_mut().map(|b| &mut b[..]).collect();
+                kernel.apply_nontemporal(&input_refs, &mut refs);
+                for r in 0..8 {
+                    assert!(
+                        got[r][..] == expected[r][..],
+                        "level {level}, length {len}, row {r}: first difference at {:?}",
+                        first_difference(&got[r], &expected[r])
+                    );
                 }
             }
         }

@@ -92,11 +92,11 @@ pub(super) unsafe fn apply_avx2(
 /// once per position, and for up to eight inputs they stay in registers.
 macro_rules! gfni_kernel {
     ($name:ident, $fixed:ident, $features:literal, $vec:ty, $w:expr,
-     $load:ident, $store:ident, $zero:ident, $xor:ident, $affine:ident, $splat:ident) => {
+     $load:ident, $store:ident, $stream:ident, $zero:ident, $xor:ident, $affine:ident, $splat:ident) => {
         /// # Safety
         #[doc = concat!("The CPU must support ", $features, ".")]
         #[target_feature(enable = $features)]
-        unsafe fn $fixed<const C: usize>(
+        unsafe fn $fixed<const C: usize, const NT: bool>(
             affine: &[u64],
             inputs: &[&[u8]],
             outputs: &mut [&mut [u8]],
@@ -124,8 +124,14 @@ macro_rules! gfni_kernel {
                     for c in 0..C {
                         acc = $xor(acc, $affine::<0>(x[c], m[c]));
                     }
-                    // SAFETY: as above.
-                    unsafe { $store(out.add(v * W).cast(), acc) };
+                    // SAFETY: as above; with NT the caller checked W-byte alignment.
+                    unsafe {
+                        if NT {
+                            $stream(out.add(v * W).cast(), acc)
+                        } else {
+                            $store(out.add(v * W).cast(), acc)
+                        }
+                    };
                 }
             }
         }
@@ -138,21 +144,35 @@ macro_rules! gfni_kernel {
             affine: &[u64],
             inputs: &[&[u8]],
             outputs: &mut [&mut [u8]],
+            nontemporal: bool,
         ) -> usize {
             const W: usize = $w;
             let len = outputs[0].len();
             let vectors = len / W;
+            // Streaming stores skip the cache for outputs nobody reads soon;
+            // they need aligned destinations.
+            let nt = nontemporal && outputs.iter().all(|o| (o.as_ptr() as usize) % W == 0);
+            macro_rules! fixed {
+                ($c:literal) => {
+                    if nt {
+                        $fixed::<$c, true>(affine, inputs, outputs, vectors);
+                        _mm_sfence();
+                    } else {
+                        $fixed::<$c, false>(affine, inputs, outputs, vectors)
+                    }
+                };
+            }
             // SAFETY (all arms): same features as this function; lengths checked by the caller.
             unsafe {
                 match m.cols() {
-                    1 => $fixed::<1>(affine, inputs, outputs, vectors),
-                    2 => $fixed::<2>(affine, inputs, outputs, vectors),
-                    3 => $fixed::<3>(affine, inputs, outputs, vectors),
-                    4 => $fixed::<4>(affine, inputs, outputs, vectors),
-                    5 => $fixed::<5>(affine, inputs, outputs, vectors),
-                    6 => $fixed::<6>(affine, inputs, outputs, vectors),
-                    7 => $fixed::<7>(affine, inputs, outputs, vectors),
-                    8 => $fixed::<8>(affine, inputs, outputs, vectors),
+                    1 => fixed!(1),
+                    2 => fixed!(2),
+                    3 => fixed!(3),
+                    4 => fixed!(4),
+                    5 => fixed!(5),
+                    6 => fixed!(6),
+                    7 => fixed!(7),
+                    8 => fixed!(8),
                     cols => {
                         // Wide matrices: a row at a time, inputs from L1.
                         for (r, out) in outputs.iter_mut().enumerate() {
@@ -182,6 +202,7 @@ gfni_kernel!(
     32,
     _mm256_loadu_si256,
     _mm256_storeu_si256,
+    _mm256_stream_si256,
     _mm256_setzero_si256,
     _mm256_xor_si256,
     _mm256_gf2p8affine_epi64_epi8,
@@ -196,6 +217,7 @@ gfni_kernel!(
     64,
     _mm512_loadu_si512,
     _mm512_storeu_si512,
+    _mm512_stream_si512,
     _mm512_setzero_si512,
     _mm512_xor_si512,
     _mm512_gf2p8affine_epi64_epi8,

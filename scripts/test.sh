@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need when it
+# is missing, then formatting, lints, every test (GPU tests on Mesa's
+# software Vulkan, required, never skipped), and the NEON kernels under
+# qemu-user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v gfsplit >/dev/null 2>&1 || need_apt+=(libgfshare-bin)
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.json ] \
+  || need_apt+=(mesa-vulkan-drivers libvulkan1)
+command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+echo "== cargo test (GPU tests required on a software Vulkan adapter)"
+UMBRA_GPU_TESTS=required cargo test
+
+echo "== NEON kernels on aarch64 (qemu-user)"
+cargo test --target aarch64-unknown-linux-gnu --lib -- kernel engine field
