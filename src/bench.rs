@@ -113,7 +113,9 @@ pub fn bench_one(
     let threshold = config.threshold;
     let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
     let key = ObjectKey::generate().map_err(|e| crate::Error::Random(e.to_string()))?;
-    let mut shares: Vec<AlignedBuf> = (0..threshold.n()).map(|_| AlignedBuf::zeroed(data.len())).collect();
+    let mut shares: Vec<AlignedBuf> = (0..threshold.n())
+        .map(|_| AlignedBuf::zeroed(data.len()))
+        .collect();
     let (runs, secs) = time_runs(config, || {
         let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(|s| &mut s[..]).collect();
         backend.split(&plan, &key, 0, data, &mut refs)?;
@@ -210,7 +212,11 @@ pub struct StreamResult {
 
 /// Streams `bytes` of synthetic CT volume through the file-split pipeline
 /// (envelope, split, per-segment hashing, tag) into discarding sinks.
-pub fn stream_split(backend: &dyn Backend, threshold: Threshold, bytes: u64) -> Result<StreamResult> {
+pub fn stream_split(
+    backend: &dyn Backend,
+    threshold: Threshold,
+    bytes: u64,
+) -> Result<StreamResult> {
     use crate::share_file::{HASH_LEN, ShareHeader};
     use crate::split::{ShareWriter, SplitOptions, SplitSecrets, split_stream};
     let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
@@ -221,9 +227,12 @@ pub fn stream_split(backend: &dyn Backend, threshold: Threshold, bytes: u64) -> 
         content_type: "application/octet-stream".into(),
         content_len: bytes,
     };
-    let prefix = meta
-        .encode_prefix(&secrets.check_key)
-        .map_err(|error| crate::Error::Envelope { path: "synthetic".into(), error })?;
+    let prefix =
+        meta.encode_prefix(&secrets.check_key)
+            .map_err(|error| crate::Error::Envelope {
+                path: "synthetic".into(),
+                error,
+            })?;
     let mut writers: Vec<ShareWriter<Discard>> = plan
         .xs()
         .iter()
@@ -241,8 +250,22 @@ pub fn stream_split(backend: &dyn Backend, threshold: Threshold, bytes: u64) -> 
         .collect();
     let mut reader = crate::synthetic::VolumeReader::new(512, 512, bytes);
     let start = Instant::now();
-    split_stream(backend, &opts, &secrets, &prefix, &mut reader, bytes, &mut writers, &mut |_| {})
-        .map_err(|e| e.into_error(std::path::Path::new("<synthetic volume>"), std::path::Path::new("<discard>")))?;
+    split_stream(
+        backend,
+        &opts,
+        &secrets,
+        &prefix,
+        &mut reader,
+        bytes,
+        &mut writers,
+        &mut |_| {},
+    )
+    .map_err(|e| {
+        e.into_error(
+            std::path::Path::new("<synthetic volume>"),
+            std::path::Path::new("<discard>"),
+        )
+    })?;
     let seconds = start.elapsed().as_secs_f64();
     Ok(StreamResult {
         backend: backend.describe(),

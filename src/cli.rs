@@ -19,8 +19,16 @@ use umbra::sharing::{self, Threshold};
 use umbra::split::{self, ShareNaming, SplitOptions, SplitSecrets};
 use umbra::{gfshare, share_file};
 
-/// Inputs at least this large get a progress bar (on a terminal).
+/// Inputs at least this large get a progress bar (on a terminal); the
+/// environment variable UMBRA_PROGRESS_MIN_BYTES changes it.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+fn progress_min_bytes() -> u64 {
+    std::env::var("UMBRA_PROGRESS_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PROGRESS_MIN_BYTES)
+}
 
 #[derive(Parser)]
 #[command(
@@ -181,7 +189,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size like 10GiB"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 10GiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kib" | "k" => 1 << 10,
@@ -190,9 +200,14 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
-        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s} is too large"))
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -240,7 +255,7 @@ impl Ui {
 
     /// A byte progress bar for inputs worth waiting for, on a terminal only.
     fn progress(&self, total: u64, label: &str) -> ProgressBar {
-        if self.quiet || total < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        if self.quiet || total < progress_min_bytes() || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -534,7 +549,10 @@ fn bench_cmd(ui: &Ui, level: Level, a: &BenchArgs) -> anyhow::Result<ExitCode> {
                 r.backend,
                 r.seconds,
                 r.gb_per_s,
-                r.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+                r.peak_rss_bytes.map_or("unknown".into(), |b| format!(
+                    "{:.1} MiB",
+                    b as f64 / 1048576.0
+                ))
             );
         }
         return Ok(ExitCode::SUCCESS);

@@ -332,7 +332,10 @@ mod tests {
         let split_with = |level: Level| {
             let mut shares: Vec<AlignedBuf> = (0..8).map(|_| AlignedBuf::zeroed(len)).collect();
             let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(|b| &mut b[..]).collect();
-            CpuBackend::new(level).unwrap().split(&plan, &key, 64, &secret, &mut refs).unwrap();
+            CpuBackend::new(level)
+                .unwrap()
+                .split(&plan, &key, 64, &secret, &mut refs)
+                .unwrap();
             shares
         };
         let expected = split_with(Level::Portable);

@@ -64,7 +64,9 @@ pub fn split_file(
         .map(|&x| PendingFile::create(&out_dir.join(share_file_name(&base, x)), overwrite))
         .collect::<Result<Vec<_>>>()?;
     let mut batch = vec![0u8; DEFAULT_BATCH_BYTES];
-    let mut outs: Vec<AlignedBuf> = (0..plan.xs().len()).map(|_| AlignedBuf::zeroed(DEFAULT_BATCH_BYTES)).collect();
+    let mut outs: Vec<AlignedBuf> = (0..plan.xs().len())
+        .map(|_| AlignedBuf::zeroed(DEFAULT_BATCH_BYTES))
+        .collect();
     let mut offset = 0u64;
     loop {
         let n = read_up_to(&mut file, &mut batch).at(input)?;

@@ -246,7 +246,8 @@ impl ParsedShare<'_> {
             .filter(|&k| {
                 let (start, end) = self.header.segment_range(k);
                 let at = k as usize * HASH_LEN;
-                self.table[at..at + HASH_LEN] != segment_hash(&self.payload[start as usize..end as usize])
+                self.table[at..at + HASH_LEN]
+                    != segment_hash(&self.payload[start as usize..end as usize])
             })
             .collect()
     }
@@ -332,7 +333,10 @@ mod tests {
         h.payload_len = 10_000;
         h.segment_size = MIN_SEGMENT_SIZE;
         let payload: Vec<u8> = (0..10_000).map(|i| i as u8).collect();
-        let table: Vec<u8> = payload.chunks(MIN_SEGMENT_SIZE as usize).flat_map(segment_hash).collect();
+        let table: Vec<u8> = payload
+            .chunks(MIN_SEGMENT_SIZE as usize)
+            .flat_map(segment_hash)
+            .collect();
         let mut bytes = h.encode(&table).to_vec();
         bytes.extend_from_slice(&table);
         bytes.extend_from_slice(&payload);
@@ -342,7 +346,10 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert_eq!(parse(&bytes).unwrap().corrupt_segments(), vec![2]);
-        assert!(matches!(parse(&bytes[..bytes.len() - 1]), Err(FormatError::Truncated { .. })));
+        assert!(matches!(
+            parse(&bytes[..bytes.len() - 1]),
+            Err(FormatError::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -176,7 +176,9 @@ pub fn split_stream<W: Write + Seek + Send>(
     let stream_len = prefix.len() as u64 + content_len;
     let batch_len = opts.batch_len();
     let mut batch = vec![0u8; batch_len];
-    let mut outs: Vec<AlignedBuf> = (0..writers.len()).map(|_| AlignedBuf::zeroed(batch_len)).collect();
+    let mut outs: Vec<AlignedBuf> = (0..writers.len())
+        .map(|_| AlignedBuf::zeroed(batch_len))
+        .collect();
     let mut tag = blake3::Hasher::new_keyed(&secrets.check_key);
     let mut offset = 0u64;
     let mut content_done = 0u64;
