@@ -237,7 +237,12 @@ fn reconstruct(
         let matrix = Matrix::lagrange(&xs, targets)?;
         let inputs: Vec<&[u8]> = good.iter().map(|i| &buffers[i][..len]).collect();
         let mut outs: Vec<&mut [u8]> = outputs.iter_mut().map(|o| &mut o[..len]).collect();
-        backend.apply(&matrix, &inputs, &mut outs)?;
+        backend
+            .apply(&matrix, &inputs, &mut outs)
+            .map_err(|error| Error::EngineAt {
+                path: shares[good[0]].path.clone(),
+                error,
+            })?;
         let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..len]).collect();
         sink(offset, &rows)?;
         offset += len as u64;

@@ -35,6 +35,17 @@ pub enum EngineError {
     Level(#[from] LevelError),
     #[error("GPU backend failed: {0}")]
     Gpu(String),
+    #[error(
+        "cross-check failed: {first} and {second} differ in {operation} at stream offset {offset} \
+         (output row {row})"
+    )]
+    Mismatch {
+        first: String,
+        second: String,
+        operation: &'static str,
+        offset: u64,
+        row: usize,
+    },
 }
 
 /// What a split computes: the polynomial degree and the share coordinates.
@@ -248,6 +259,79 @@ impl Backend for CpuBackend {
     }
 }
 
+/// Runs every operation on two backends from the same inputs and key, and
+/// fails loudly at the first byte where they differ; returns the first
+/// backend's output. For `--cross-check`: CPU against GPU, or two SIMD levels.
+pub struct CrossCheck {
+    first: Box<dyn Backend>,
+    second: Box<dyn Backend>,
+}
+
+impl CrossCheck {
+    pub fn new(first: Box<dyn Backend>, second: Box<dyn Backend>) -> Self {
+        Self { first, second }
+    }
+
+    fn compare(
+        &self,
+        operation: &'static str,
+        offset: u64,
+        ours: &[&mut [u8]],
+        theirs: &[Vec<u8>],
+    ) -> Result<(), EngineError> {
+        for (row, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            if let Some(at) = a.iter().zip(b).position(|(x, y)| x != y) {
+                return Err(EngineError::Mismatch {
+                    first: self.first.describe(),
+                    second: self.second.describe(),
+                    operation,
+                    offset: offset + at as u64,
+                    row,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for CrossCheck {
+    fn describe(&self) -> String {
+        format!(
+            "{} cross-checked with {}",
+            self.first.describe(),
+            self.second.describe()
+        )
+    }
+
+    fn split(
+        &self,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        secret: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> Result<(), EngineError> {
+        self.first.split(plan, key, offset, secret, shares)?;
+        let mut theirs: Vec<Vec<u8>> = shares.iter().map(|s| vec![0u8; s.len()]).collect();
+        let mut refs: Vec<&mut [u8]> = theirs.iter_mut().map(Vec::as_mut_slice).collect();
+        self.second.split(plan, key, offset, secret, &mut refs)?;
+        self.compare("split", offset, shares, &theirs)
+    }
+
+    fn apply(
+        &self,
+        matrix: &Matrix,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Result<(), EngineError> {
+        self.first.apply(matrix, inputs, outputs)?;
+        let mut theirs: Vec<Vec<u8>> = outputs.iter().map(|s| vec![0u8; s.len()]).collect();
+        let mut refs: Vec<&mut [u8]> = theirs.iter_mut().map(Vec::as_mut_slice).collect();
+        self.second.apply(matrix, inputs, &mut refs)?;
+        self.compare("combine/repair", 0, outputs, &theirs)
+    }
+}
+
 /// Lagrange weights that rebuild the secret (x = 0) from shares at `xs`.
 pub fn combine_matrix(xs: &[u8]) -> Result<Matrix, ParamError> {
     Matrix::lagrange(xs, &[0])
@@ -345,6 +429,68 @@ mod tests {
                 assert!(got[i][..] == expected[i][..], "level {level}, share {i}");
             }
         }
+    }
+
+    /// A backend that flips one output byte, to show the cross-check fires.
+    struct Faulty(CpuBackend);
+
+    impl Backend for Faulty {
+        fn describe(&self) -> String {
+            "faulty".into()
+        }
+        fn split(
+            &self,
+            plan: &SplitPlan,
+            key: &ObjectKey,
+            offset: u64,
+            secret: &[u8],
+            shares: &mut [&mut [u8]],
+        ) -> Result<(), EngineError> {
+            self.0.split(plan, key, offset, secret, shares)?;
+            shares[2][1234] ^= 1;
+            Ok(())
+        }
+        fn apply(
+            &self,
+            matrix: &Matrix,
+            inputs: &[&[u8]],
+            outputs: &mut [&mut [u8]],
+        ) -> Result<(), EngineError> {
+            self.0.apply(matrix, inputs, outputs)
+        }
+    }
+
+    #[test]
+    fn cross_check_names_the_first_difference() {
+        let key = ObjectKey::from_bytes([6u8; 32]);
+        let plan = SplitPlan::new(Threshold::new(2, 3).unwrap(), sharing::default_xs(3)).unwrap();
+        let secret = vec![9u8; 5000];
+        let mut shares = vec![vec![0u8; 5000]; 3];
+        let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+        let agree = CrossCheck::new(
+            Box::new(CpuBackend::new(Level::Portable).unwrap()),
+            Box::new(CpuBackend::detect()),
+        );
+        agree.split(&plan, &key, 64, &secret, &mut refs).unwrap();
+        let disagree = CrossCheck::new(
+            Box::new(CpuBackend::detect()),
+            Box::new(Faulty(CpuBackend::detect())),
+        );
+        let err = disagree
+            .split(&plan, &key, 64, &secret, &mut refs)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::Mismatch {
+                    offset: 1298,
+                    row: 2,
+                    operation: "split",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub enum Error {
     InputChanged { path: PathBuf, detail: String },
     #[error("{0}")]
     Engine(#[from] EngineError),
+    #[error("{}: {error}", show(path))]
+    EngineAt { path: PathBuf, error: EngineError },
     #[error("operating system random source failed: {0}")]
     Random(String),
     #[error("backends disagree: {detail}")]

@@ -74,7 +74,12 @@ pub fn split_file(
             break;
         }
         let mut refs: Vec<&mut [u8]> = outs.iter_mut().map(|o| &mut o[..n]).collect();
-        backend.split(plan, key, offset, &batch[..n], &mut refs)?;
+        backend
+            .split(plan, key, offset, &batch[..n], &mut refs)
+            .map_err(|error| Error::EngineAt {
+                path: input.to_path_buf(),
+                error,
+            })?;
         for (p, out) in pending.iter_mut().zip(&outs) {
             let target = p.target().to_path_buf();
             p.file().write_all(&out[..n]).at(&target)?;
@@ -148,7 +153,12 @@ pub fn combine_files(
             f.read_exact_at(&mut buf[..n], offset).at(p)?;
         }
         let inputs: Vec<&[u8]> = bufs.iter().map(|b| &b[..n]).collect();
-        backend.apply(&matrix, &inputs, &mut [&mut out[..n]])?;
+        backend
+            .apply(&matrix, &inputs, &mut [&mut out[..n]])
+            .map_err(|error| Error::EngineAt {
+                path: paths[0].clone(),
+                error,
+            })?;
         pending.file().write_all(&out[..n]).at(output)?;
         offset += n as u64;
         on_progress(offset);

@@ -271,7 +271,10 @@ impl SplitStreamError {
                 path: out_dir.to_path_buf(),
                 error,
             },
-            SplitStreamError::Engine(e) => Error::Engine(e),
+            SplitStreamError::Engine(error) => Error::EngineAt {
+                path: input.to_path_buf(),
+                error,
+            },
             SplitStreamError::Shrank { expected, found } => Error::InputChanged {
                 path: input.to_path_buf(),
                 detail: format!("{expected} bytes expected, only {found} could be read"),
