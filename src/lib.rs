@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod field;
+pub mod gpu;
 pub mod kernel;
 pub mod keystream;
 pub mod sharing;
