@@ -58,6 +58,10 @@ const BLOCK_BYTES: usize = 64;
 /// Invocations per workgroup; must match `@workgroup_size` in the shaders.
 const WORKGROUP_SIZE: u32 = 64;
 
+/// Output rows per invocation of the apply pass; must match `GROUP_ROWS` in
+/// `shaders/apply.wgsl`.
+const GROUP_ROWS: usize = 8;
+
 /// Slots of buffers in rotation (double buffering).
 const SLOTS: usize = 2;
 
@@ -741,7 +745,7 @@ impl GpuBackend {
                 }
                 let (x, y) = grid(info.words, max_dim);
                 pass.set_pipeline(&self.apply_pipeline);
-                pass.dispatch_workgroups(x, y, rows as u32);
+                pass.dispatch_workgroups(x, y, rows.div_ceil(GROUP_ROWS) as u32);
             }
             let mut download = self.encoder("umbra download");
             download.copy_buffer_to_buffer(
