@@ -384,3 +384,25 @@ fn dense_255_matrix_matches_cpu() {
         );
     }
 }
+
+/// A device lost before or during a job fails it with an error naming the
+/// GPU; it never returns (partial) output as success.
+#[test]
+fn lost_device_fails_the_job() {
+    let g = open(Some(SMALL_SLICE));
+    let plan = plan(4, 8);
+    let key = key(3);
+    let secret = data(3 * SMALL_SLICE + 5, 1);
+    split_with(&g, &plan, &key, 0, &secret);
+    g.simulate_device_loss();
+    let mut shares = vec![vec![0u8; secret.len()]; 8];
+    let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+    match g.split(&plan, &key, 0, &secret, &mut refs) {
+        Err(umbra::engine::EngineError::Gpu(msg)) => {
+            eprintln!("lost device reported as: {msg}");
+            assert!(msg.contains("lost") || msg.contains("failed"), "{msg}");
+        }
+        Err(e) => panic!("unexpected error kind: {e}"),
+        Ok(()) => panic!("split on a destroyed device reported success"),
+    }
+}

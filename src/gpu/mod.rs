@@ -528,6 +528,13 @@ impl GpuBackend {
         build_pipeline(&self.device, &layout, source).map(drop)
     }
 
+    /// Destroys the device, as a lost device would be, for tests of the
+    /// fault path: every later job must fail, never return partial output.
+    #[doc(hidden)]
+    pub fn simulate_device_loss(&self) {
+        self.device.destroy();
+    }
+
     /// [`Backend::split`], run phase by phase (upload, compute, download, each
     /// waited for) so that the time of each can be measured. Slower than
     /// `split`, which overlaps them; for benchmarks.
@@ -814,13 +821,14 @@ impl GpuBackend {
 
     /// Blocks until submission `index` has finished and its callbacks ran.
     fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), GpuError> {
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map_err(|e| GpuError::Job(format!("waiting for the device: {e}")))?;
-        self.faults.check()
+        let polled = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        });
+        // A lost device or an error report explains a failed wait best.
+        self.faults.check()?;
+        polled.map_err(|e| GpuError::Job(format!("waiting for the device: {e}")))?;
+        Ok(())
     }
 
     /// The result of a map request whose submission has finished.
