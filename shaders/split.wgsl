@@ -1,5 +1,5 @@
 // Split, part 1: the random coefficient streams a_1..a_{t-1}, computed on the
-// GPU from the key in `params`, so only the secret goes up and only the
+// GPU from the keys in the piece table, so only the secret goes up and only the
 // shares come down. Part 2 is apply.wgsl with the n x t Vandermonde matrix:
 // shares = V * (secret, a_1, ..., a_{t-1}).
 // CPU twin: src/keystream.rs (`fill`), driven by `CpuBackend::split` in
@@ -7,7 +7,25 @@
 //
 // One invocation writes one 64-byte block of coefficient stream j into input
 // row j (row 0 is the secret, uploaded by the host). Grid: x, y over the
-// blocks of the slice, z over j - 1.
+// blocks of the slice, z over j - 1. The block's piece (hence its object's
+// key and stream position) is found by binary search in the piece table:
+// public positions only, nothing secret steers it.
+
+// The piece that holds block `block` of the slice.
+fn find_piece(block: u32) -> u32 {
+    var lo = 0u;
+    var hi = max(params.pieces, 1u);
+    // pieces[lo].start <= block < pieces[hi].start (or hi = count).
+    while hi - lo > 1u {
+        let mid = (lo + hi) / 2u;
+        if pieces[mid].start <= block {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
 
 @compute @workgroup_size(64)
 fn fill_coefficients(
@@ -19,12 +37,14 @@ fn fill_coefficients(
         return;
     }
     let j = gid.z + 1u;
-    // 64-bit block index = (block_hi, block_lo) + block.
-    let lo = params.block_lo + block;
-    let hi = params.block_hi + select(0u, 1u, lo < block);
+    let piece = pieces[find_piece(block)];
+    // 64-bit keystream block index = (block_hi, block_lo) + (block - start).
+    let step = block - piece.start;
+    let lo = piece.block_lo + step;
+    let hi = piece.block_hi + select(0u, 1u, lo < step);
     let key = array<u32, 8>(
-        params.key[0].x, params.key[0].y, params.key[0].z, params.key[0].w,
-        params.key[1].x, params.key[1].y, params.key[1].z, params.key[1].w,
+        piece.key[0].x, piece.key[0].y, piece.key[0].z, piece.key[0].w,
+        piece.key[1].x, piece.key[1].y, piece.key[1].z, piece.key[1].w,
     );
     let ks = chacha20_block(key, lo, j, hi, 0u);
     let base = j * params.words + block * 16u;

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix, repair_matrix};
 use umbra::gpu::shaders::{self, PipelineSource, ShaderFile};
-use umbra::gpu::{AdapterChoice, GpuBackend, GpuError};
+use umbra::gpu::{AdapterChoice, ApplyJob, GpuBackend, GpuError, SplitJob};
 use umbra::keystream::{self, ObjectKey};
 use umbra::sharing::{Matrix, Threshold, default_xs};
 
@@ -405,4 +405,93 @@ fn lost_device_fails_the_job() {
         Err(e) => panic!("unexpected error kind: {e}"),
         Ok(()) => panic!("split on a destroyed device reported success"),
     }
+}
+
+/// Many objects in one batch (own keys, offsets and lengths, zero included)
+/// give the shares each would get alone on the CPU; then a batch combine
+/// gives every secret back, equal to the CPU's combine.
+fn check_batches(
+    gpu: &GpuBackend,
+    t: usize,
+    n: usize,
+    objects: usize,
+    len_of: impl Fn(usize) -> usize,
+) {
+    let plan = plan(t, n);
+    let keys: Vec<ObjectKey> = (0..objects).map(|i| key(i as u8)).collect();
+    let offsets: Vec<u64> = (0..objects)
+        .map(|i| match i % 4 {
+            0 => 0,
+            1 => (i * 37) as u64,
+            2 => (1 << 38) - (i as u64 % 200),
+            _ => 64 * i as u64 + 5,
+        })
+        .collect();
+    let secrets: Vec<Vec<u8>> = (0..objects).map(|i| data(len_of(i), i as u64)).collect();
+    let mut got: Vec<Vec<Vec<u8>>> = secrets
+        .iter()
+        .map(|s| vec![vec![0xA5u8; s.len()]; n])
+        .collect();
+    {
+        let mut jobs: Vec<SplitJob<'_>> = got
+            .iter_mut()
+            .enumerate()
+            .map(|(i, shares)| SplitJob {
+                key: &keys[i],
+                offset: offsets[i],
+                secret: &secrets[i],
+                shares: shares.iter_mut().map(Vec::as_mut_slice).collect(),
+            })
+            .collect();
+        gpu.split_batch(&plan, &mut jobs)
+            .unwrap_or_else(|e| panic!("{} split_batch failed: {e}", gpu.describe()));
+    }
+    for i in 0..objects {
+        let expected = split_with(cpu(), &plan, &keys[i], offsets[i], &secrets[i]);
+        let case = format!(
+            "split_batch ({t},{n}) object {i} of {objects}, length {}, offset {}",
+            secrets[i].len(),
+            offsets[i]
+        );
+        assert_same(gpu, &case, &expected, &got[i]);
+    }
+
+    let pick: Vec<usize> = (0..t).map(|i| n - 1 - i).collect();
+    let xs: Vec<u8> = pick.iter().map(|&i| plan.xs()[i]).collect();
+    let combine = combine_matrix(&xs).unwrap();
+    let mut combined: Vec<Vec<u8>> = secrets.iter().map(|s| vec![0xA5u8; s.len()]).collect();
+    {
+        let mut jobs: Vec<ApplyJob<'_>> = combined
+            .iter_mut()
+            .zip(&got)
+            .map(|(out, shares)| ApplyJob {
+                inputs: pick.iter().map(|&i| shares[i].as_slice()).collect(),
+                outputs: vec![out.as_mut_slice()],
+            })
+            .collect();
+        gpu.apply_batch(&combine, &mut jobs)
+            .unwrap_or_else(|e| panic!("{} apply_batch failed: {e}", gpu.describe()));
+    }
+    for i in 0..objects {
+        let inputs: Vec<&[u8]> = pick.iter().map(|&k| got[i][k].as_slice()).collect();
+        let expected = apply_with(cpu(), &combine, &inputs);
+        let case = format!(
+            "apply_batch combine object {i} of {objects}, length {}",
+            secrets[i].len()
+        );
+        assert_same(gpu, &case, &expected, &combined[i..i + 1]);
+        assert_eq!(combined[i], secrets[i], "combine gives object {i} back");
+    }
+}
+
+#[test]
+fn batches_match_cpu() {
+    // Awkward lengths, objects spanning 4 KiB slices and sharing them.
+    check_batches(small_gpu(), 4, 8, 40, |i| {
+        LENGTHS[i % LENGTHS.len()] + (i / LENGTHS.len()) * 1500
+    });
+    // More objects than one slice's piece table holds (1024).
+    check_batches(gpu(), 2, 3, 1500, |i| 1 + i % 70);
+    // A small series: 24 objects of about 50 KB.
+    check_batches(gpu(), 4, 8, 24, |i| 50_000 + i * 3);
 }

@@ -12,10 +12,12 @@
 //! Byte streams are packed 4 per u32, little-endian (WGSL has no u8). A job
 //! is cut into slices that respect the device's limits (storage binding and
 //! buffer size, 65,535 workgroups per grid dimension): all input streams of
-//! a slice share one buffer, all outputs another. Slices are aligned on
-//! 64-byte keystream blocks of the shared stream, so an offset that is not a
-//! multiple of 64 (or of 4) only moves where the first slice's bytes sit in
-//! its buffer, and tails are padded with zeros.
+//! a slice share one buffer, all outputs another. A slice holds pieces: runs
+//! of whole 64-byte keystream blocks of one object, so an offset that is not
+//! a multiple of 64 (or of 4) only moves where the data sits in its first
+//! block, tails are padded with zeros, a large object spans several slices,
+//! and many small objects ([`GpuBackend::split_batch`],
+//! [`GpuBackend::apply_batch`]) share one dispatch.
 //!
 //! Two slots of buffers rotate: while the GPU works on slice k, the host
 //! fills the upload staging buffer of slice k+1 and reads back slice k-1.
@@ -28,9 +30,9 @@
 //! not to be used (the error says so), and the buffers are rebuilt on the
 //! next job.
 //!
-//! Keys: the key bytes go only into the uniform buffer of the split pass,
-//! are never logged, and the uniform is overwritten with zeros after each
-//! split.
+//! Keys: the key bytes go only into the piece table, a uniform buffer read
+//! by the keystream pass; they are never logged, the host copy is wiped,
+//! and the uniform is overwritten with zeros after each split.
 
 #![forbid(unsafe_code)]
 
@@ -69,7 +71,7 @@ const SLOTS: usize = 2;
 const MATRIX_BYTES: u64 = 255 * 255 * 4;
 
 /// Bytes of the `Params` uniform (see `shaders/bindings.wgsl`).
-const PARAMS_BYTES: usize = 64;
+const PARAMS_BYTES: usize = 16;
 
 /// Which adapters [`GpuBackend::new`] may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,39 +157,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The uniform of `shaders/bindings.wgsl`, written field by field in
-/// little-endian, as the shaders read it.
-#[derive(Default)]
-struct Params {
-    key: [u32; 8],
-    block: u64,
-    words: u32,
-    rows: u32,
-    cols: u32,
-}
-
-impl Params {
-    fn to_bytes(&self) -> [u8; PARAMS_BYTES] {
-        let mut words = [0u32; PARAMS_BYTES / 4];
-        words[..8].copy_from_slice(&self.key);
-        words[8] = self.block as u32;
-        words[9] = (self.block >> 32) as u32;
-        words[10] = self.words;
-        words[11] = self.rows;
-        words[12] = self.cols;
-        let mut bytes = [0u8; PARAMS_BYTES];
-        for (dst, w) in bytes.chunks_exact_mut(4).zip(words.iter()) {
-            dst.copy_from_slice(&w.to_le_bytes());
-        }
-        words.zeroize();
-        bytes
+/// The `Params` uniform of `shaders/bindings.wgsl`, little-endian.
+fn params_bytes(words: u32, rows: u32, cols: u32, pieces: u32) -> [u8; PARAMS_BYTES] {
+    let mut bytes = [0u8; PARAMS_BYTES];
+    for (dst, w) in bytes.chunks_exact_mut(4).zip([words, rows, cols, pieces]) {
+        dst.copy_from_slice(&w.to_le_bytes());
     }
-}
-
-impl Drop for Params {
-    fn drop(&mut self) {
-        self.key.zeroize();
-    }
+    bytes
 }
 
 enum MapState {
@@ -198,12 +174,15 @@ enum MapState {
 /// One rotation slot: the buffers of one slice in flight.
 struct Slot {
     params: wgpu::Buffer,
+    pieces: wgpu::Buffer,
     upload: wgpu::Buffer,
     inputs: wgpu::Buffer,
     outputs: wgpu::Buffer,
     download: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     upload_map: MapState,
+    /// Bytes of `pieces` that may hold keys, wiped after each split.
+    pieces_used: usize,
 }
 
 /// Buffer sizes in bytes of every slot.
@@ -233,60 +212,143 @@ struct Slots {
     slots: Vec<Slot>,
 }
 
-/// Where one slice's bytes are: positions in the block-aligned stream of the
-/// job (the data preceded by `skip` bytes) and in its buffer rows.
-#[derive(Debug, Clone, Copy)]
-struct SliceInfo {
-    /// First block of this slice, counted from the job's first block.
-    first_block: u64,
-    /// Data bytes `data_start..data_start + data_len` of each stream...
-    data_start: usize,
-    data_len: usize,
-    /// ...sit at this byte of each row.
-    lead: usize,
-    /// Words per row: whole 64-byte blocks.
-    words: u32,
+/// One object of a job: a split (key, offset, secret) or an apply (inputs),
+/// and where its outputs go.
+struct Object<'j, 'i, 'o> {
+    /// Split only.
+    key: Option<&'j ObjectKey>,
+    /// Byte offset of the data in the object's shared stream (split; 0 for apply).
+    offset: u64,
+    /// Streams that go up: the secret for split, the inputs for apply.
+    uploads: &'j [&'i [u8]],
+    outputs: &'j mut [&'o mut [u8]],
+    len: usize,
 }
 
-impl SliceInfo {
-    fn new(k: usize, slice_bytes: usize, skip: usize, len: usize) -> Self {
-        let p0 = k * slice_bytes;
-        let p1 = ((k + 1) * slice_bytes).min(skip + len);
-        let data_start = p0.max(skip) - skip;
-        let data_end = p1 - skip;
-        let used = p1 - p0;
-        Self {
-            first_block: (p0 / BLOCK_BYTES) as u64,
-            data_start,
-            data_len: data_end - data_start,
-            lead: p0.max(skip) - p0,
-            words: (used.div_ceil(BLOCK_BYTES) * BLOCK_BYTES / 4) as u32,
+impl Object<'_, '_, '_> {
+    /// Bytes before the data in its first keystream block.
+    fn skip(&self) -> usize {
+        (self.offset % BLOCK_BYTES as u64) as usize
+    }
+}
+
+/// A run of whole blocks of one object's stream, placed in a slice.
+#[derive(Debug, Clone, Copy)]
+struct PieceSpec {
+    object: usize,
+    /// Data bytes `data_start..data_start + data_len` of the object's streams...
+    data_start: usize,
+    data_len: usize,
+    /// ...sit at this byte of each slice row...
+    at: usize,
+    /// ...in blocks `slice_block..slice_block + blocks` of the slice,
+    slice_block: u32,
+    blocks: u32,
+    /// which are keystream blocks `stream_block..` of the object.
+    stream_block: u64,
+}
+
+/// Bytes of one `Piece` entry of `shaders/bindings.wgsl`.
+const PIECE_BYTES: usize = 48;
+
+/// Entries of the piece table; must match `MAX_PIECES` in the shader.
+const MAX_PIECES: usize = 1024;
+
+impl PieceSpec {
+    /// The shader's `Piece`, little-endian; holds the key: wipe after use.
+    fn table_entry(&self, key: Option<&ObjectKey>) -> [u8; PIECE_BYTES] {
+        let mut bytes = [0u8; PIECE_BYTES];
+        if let Some(key) = key {
+            bytes[..32].copy_from_slice(key.expose());
         }
+        bytes[32..36].copy_from_slice(&(self.stream_block as u32).to_le_bytes());
+        bytes[36..40].copy_from_slice(&((self.stream_block >> 32) as u32).to_le_bytes());
+        bytes[40..44].copy_from_slice(&self.slice_block.to_le_bytes());
+        bytes
+    }
+}
+
+/// The pieces of one slice.
+#[derive(Debug, Default)]
+struct SlicePlan {
+    pieces: Vec<PieceSpec>,
+    blocks: u32,
+}
+
+impl SlicePlan {
+    fn words(&self) -> u32 {
+        self.blocks * (BLOCK_BYTES / 4) as u32
     }
 
     fn row_bytes(&self) -> usize {
-        self.words as usize * 4
+        self.blocks as usize * BLOCK_BYTES
     }
 }
 
-/// What a job computes.
-struct JobSpec<'a> {
-    matrix: &'a Matrix,
-    /// Split: the key, and the keystream block of the job's first byte.
-    key: Option<(&'a ObjectKey, u64)>,
-    /// Bytes before the data in the first block (split: offset mod 64).
-    skip: usize,
-    /// Streams that go up: the secret for split, the t inputs for apply.
-    uploads: &'a [&'a [u8]],
-    len: usize,
+/// Cuts the objects into slices of at most `slice_blocks` blocks and
+/// `MAX_PIECES` pieces: objects are packed one after the other, and one that
+/// does not fit the rest of a slice continues in the next.
+fn plan_slices(objects: &[Object<'_, '_, '_>], slice_blocks: u32) -> Vec<SlicePlan> {
+    let mut slices = Vec::new();
+    let mut current = SlicePlan::default();
+    for (index, object) in objects.iter().enumerate() {
+        if object.len == 0 {
+            continue;
+        }
+        let skip = object.skip();
+        let end = skip + object.len; // in the object's block-aligned stream
+        let mut pos = 0usize; // a multiple of 64
+        while pos < end {
+            if current.blocks == slice_blocks || current.pieces.len() == MAX_PIECES {
+                slices.push(std::mem::take(&mut current));
+            }
+            let free = (slice_blocks - current.blocks) as usize * BLOCK_BYTES;
+            let piece_end = end.min(pos + free);
+            let data_from = pos.max(skip);
+            let blocks = (piece_end - pos).div_ceil(BLOCK_BYTES) as u32;
+            current.pieces.push(PieceSpec {
+                object: index,
+                data_start: data_from - skip,
+                data_len: piece_end - data_from,
+                at: current.blocks as usize * BLOCK_BYTES + (data_from - pos),
+                slice_block: current.blocks,
+                blocks,
+                stream_block: object.offset / BLOCK_BYTES as u64 + (pos / BLOCK_BYTES) as u64,
+            });
+            current.blocks += blocks;
+            pos = piece_end.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+        }
+    }
+    if !current.pieces.is_empty() {
+        slices.push(current);
+    }
+    slices
 }
 
 /// A slice submitted and not yet read back.
 struct InFlight {
     slot: usize,
     index: wgpu::SubmissionIndex,
-    info: SliceInfo,
+    plan: SlicePlan,
     download: mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
+}
+
+/// One object of [`GpuBackend::split_batch`].
+pub struct SplitJob<'a> {
+    pub key: &'a ObjectKey,
+    /// Byte offset of `secret` in the object's shared stream.
+    pub offset: u64,
+    pub secret: &'a [u8],
+    /// n outputs, each as long as `secret`.
+    pub shares: Vec<&'a mut [u8]>,
+}
+
+/// One object of [`GpuBackend::apply_batch`].
+pub struct ApplyJob<'a> {
+    /// One stream per matrix column, all of one length.
+    pub inputs: Vec<&'a [u8]>,
+    /// One stream per matrix row, as long as the inputs.
+    pub outputs: Vec<&'a mut [u8]>,
 }
 
 /// The GPU backend: one device, its pipelines and reusable buffers.
@@ -447,6 +509,16 @@ impl GpuBackend {
                 storage(1, true),
                 storage(2, false),
                 storage(3, false),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 4,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -547,7 +619,9 @@ impl GpuBackend {
         shares: &mut [&mut [u8]],
     ) -> Result<PhaseTimes, GpuError> {
         let mut times = PhaseTimes::default();
-        self.split_inner(plan, key, offset, secret, shares, Some(&mut times))?;
+        let uploads = [secret];
+        let mut objects = [split_object(plan, key, offset, &uploads, shares)];
+        self.run(plan.matrix(), &mut objects, Some(&mut times))?;
         Ok(times)
     }
 
@@ -559,76 +633,48 @@ impl GpuBackend {
         outputs: &mut [&mut [u8]],
     ) -> Result<PhaseTimes, GpuError> {
         let mut times = PhaseTimes::default();
-        self.apply_inner(matrix, inputs, outputs, Some(&mut times))?;
+        let mut objects = [apply_object(matrix, inputs, outputs)];
+        self.run(matrix, &mut objects, Some(&mut times))?;
         Ok(times)
     }
 
-    fn split_inner(
-        &self,
-        plan: &SplitPlan,
-        key: &ObjectKey,
-        offset: u64,
-        secret: &[u8],
-        shares: &mut [&mut [u8]],
-        timing: Option<&mut PhaseTimes>,
-    ) -> Result<(), GpuError> {
-        assert_eq!(shares.len(), plan.threshold().n(), "one output per share");
-        assert!(
-            shares.iter().all(|s| s.len() == secret.len()),
-            "shares as long as the secret"
-        );
-        let uploads = [secret];
-        let spec = JobSpec {
-            matrix: plan.matrix(),
-            key: Some((key, offset / BLOCK_BYTES as u64)),
-            skip: (offset % BLOCK_BYTES as u64) as usize,
-            uploads: &uploads,
-            len: secret.len(),
-        };
-        self.run(&spec, shares, timing)
+    /// Splits many objects with one plan, packed into shared dispatches: a
+    /// series of small files costs a few dispatches, not one per file. Each
+    /// job has its own key and offset; the shares are the same as
+    /// [`Backend::split`] of each job alone.
+    pub fn split_batch(&self, plan: &SplitPlan, jobs: &mut [SplitJob<'_>]) -> Result<(), GpuError> {
+        let uploads: Vec<[&[u8]; 1]> = jobs.iter().map(|j| [j.secret]).collect();
+        let mut objects: Vec<Object<'_, '_, '_>> = jobs
+            .iter_mut()
+            .zip(&uploads)
+            .map(|(job, up)| split_object(plan, job.key, job.offset, up, &mut job.shares))
+            .collect();
+        self.run(plan.matrix(), &mut objects, None)
     }
 
-    fn apply_inner(
-        &self,
-        matrix: &Matrix,
-        inputs: &[&[u8]],
-        outputs: &mut [&mut [u8]],
-        timing: Option<&mut PhaseTimes>,
-    ) -> Result<(), GpuError> {
-        assert_eq!(inputs.len(), matrix.cols(), "one input per matrix column");
-        assert_eq!(outputs.len(), matrix.rows(), "one output per matrix row");
-        let len = inputs.first().map_or(0, |i| i.len());
-        assert!(
-            inputs.iter().all(|i| i.len() == len),
-            "inputs of equal length"
-        );
-        assert!(
-            outputs.iter().all(|o| o.len() == len),
-            "outputs as long as inputs"
-        );
-        let spec = JobSpec {
-            matrix,
-            key: None,
-            skip: 0,
-            uploads: inputs,
-            len,
-        };
-        self.run(&spec, outputs, timing)
+    /// Applies one matrix to many objects (combine or repair of a series),
+    /// packed into shared dispatches.
+    pub fn apply_batch(&self, matrix: &Matrix, jobs: &mut [ApplyJob<'_>]) -> Result<(), GpuError> {
+        let mut objects: Vec<Object<'_, '_, '_>> = jobs
+            .iter_mut()
+            .map(|job| apply_object(matrix, &job.inputs, &mut job.outputs))
+            .collect();
+        self.run(matrix, &mut objects, None)
     }
 
     fn run(
         &self,
-        spec: &JobSpec<'_>,
-        outputs: &mut [&mut [u8]],
+        matrix: &Matrix,
+        objects: &mut [Object<'_, '_, '_>],
         timing: Option<&mut PhaseTimes>,
     ) -> Result<(), GpuError> {
-        if spec.len == 0 || spec.matrix.rows() == 0 {
+        if matrix.rows() == 0 || objects.iter().all(|o| o.len == 0) {
             return Ok(());
         }
         let mut slots = lock(&self.slots);
-        let result = self.run_locked(&mut slots, spec, outputs, timing);
-        if spec.key.is_some() {
-            self.wipe_key(&slots);
+        let result = self.run_locked(&mut slots, matrix, objects, timing);
+        if objects.iter().any(|o| o.key.is_some()) {
+            self.wipe_keys(&mut slots);
         }
         if result.is_err() {
             // Buffers may be left mapped or half written: start afresh.
@@ -637,12 +683,16 @@ impl GpuBackend {
         result
     }
 
-    /// Overwrites the params uniform (which held the key) with zeros.
-    fn wipe_key(&self, slots: &Option<Slots>) {
+    /// Overwrites the piece tables (which held keys) with zeros.
+    fn wipe_keys(&self, slots: &mut Option<Slots>) {
         if let Some(slots) = slots {
-            let zeros = [0u8; PARAMS_BYTES];
-            for slot in &slots.slots {
-                self.queue.write_buffer(&slot.params, 0, &zeros);
+            let zeros = vec![0u8; MAX_PIECES * PIECE_BYTES];
+            for slot in &mut slots.slots {
+                if slot.pieces_used > 0 {
+                    self.queue
+                        .write_buffer(&slot.pieces, 0, &zeros[..slot.pieces_used]);
+                    slot.pieces_used = 0;
+                }
             }
             self.queue.submit([]);
             let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
@@ -652,83 +702,92 @@ impl GpuBackend {
     fn run_locked(
         &self,
         slots: &mut Option<Slots>,
-        spec: &JobSpec<'_>,
-        outputs: &mut [&mut [u8]],
+        matrix: &Matrix,
+        objects: &mut [Object<'_, '_, '_>],
         mut timing: Option<&mut PhaseTimes>,
     ) -> Result<(), GpuError> {
         self.faults.check()?;
-        let rows = spec.matrix.rows();
-        let cols = spec.matrix.cols();
+        let rows = matrix.rows();
+        let cols = matrix.cols();
+        let split = objects.iter().any(|o| o.key.is_some());
+        let upload_rows = if split { 1 } else { cols };
         let slice_bytes = self.slice_bytes(rows.max(cols))?;
+        let plans = plan_slices(objects, (slice_bytes / BLOCK_BYTES) as u32);
+        let largest = plans.iter().map(SlicePlan::row_bytes).max().unwrap_or(0);
         let need = Capacity {
-            upload: (spec.uploads.len() * slice_bytes) as u64,
-            inputs: (cols * slice_bytes) as u64,
-            outputs: (rows * slice_bytes) as u64,
+            upload: (upload_rows * largest) as u64,
+            inputs: (cols * largest) as u64,
+            outputs: (rows * largest) as u64,
         };
         self.ensure_slots(slots, need)?;
         let slots = &mut slots.as_mut().expect("slots built above").slots;
 
         let mut entries = Vec::with_capacity(rows * cols * 4);
         for r in 0..rows {
-            for &e in spec.matrix.row(r) {
+            for &e in matrix.row(r) {
                 entries.extend_from_slice(&u32::from(e).to_le_bytes());
             }
         }
         self.queue.write_buffer(&self.matrix, 0, &entries);
 
-        let slices = (spec.skip + spec.len).div_ceil(slice_bytes);
         if let Some(t) = timing.as_deref_mut() {
-            t.slices += slices;
+            t.slices += plans.len();
         }
         let max_dim = self.limits.max_compute_workgroups_per_dimension;
         let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(SLOTS);
-        for k in 0..slices {
+        for (k, plan) in plans.into_iter().enumerate() {
             let s = k % SLOTS;
             if in_flight.len() == SLOTS {
                 let done = in_flight.pop_front().expect("a slice in flight");
-                self.read_back(&slots[done.slot], done, outputs)?;
+                self.read_back(&slots[done.slot], done, objects)?;
             }
-            let info = SliceInfo::new(k, slice_bytes, spec.skip, spec.len);
-            let row_bytes = info.row_bytes();
+            let row_bytes = plan.row_bytes();
+            let words = plan.words();
             let slot = &mut slots[s];
 
             let started = Instant::now();
             self.wait_upload_mapped(slot)?;
             {
-                let up_bytes = (spec.uploads.len() * row_bytes) as u64;
+                let up_bytes = (upload_rows * row_bytes) as u64;
                 let mut view = slot
                     .upload
                     .get_mapped_range_mut(0..up_bytes)
                     .map_err(|e| GpuError::Job(format!("upload buffer: {e}")))?;
                 // Mapped memory is write-only (wgpu's `WriteOnly`): every
                 // byte of each row is written, padding with zeros.
-                let data_end = info.lead + info.data_len;
-                for (r, src) in spec.uploads.iter().enumerate() {
-                    let base = r * row_bytes;
-                    view.slice(base..base + info.lead).fill(0);
-                    view.slice(base + info.lead..base + data_end)
-                        .copy_from_slice(&src[info.data_start..info.data_start + info.data_len]);
-                    view.slice(base + data_end..base + row_bytes).fill(0);
+                for r in 0..upload_rows {
+                    let row = r * row_bytes;
+                    for p in &plan.pieces {
+                        let start = row + p.slice_block as usize * BLOCK_BYTES;
+                        let end = start + p.blocks as usize * BLOCK_BYTES;
+                        let data_at = row + p.at;
+                        let data_end = data_at + p.data_len;
+                        let src = objects[p.object].uploads[r];
+                        view.slice(start..data_at).fill(0);
+                        view.slice(data_at..data_end)
+                            .copy_from_slice(&src[p.data_start..p.data_start + p.data_len]);
+                        view.slice(data_end..end).fill(0);
+                    }
                 }
             }
             slot.upload.unmap();
 
-            let mut params = Params {
-                words: info.words,
-                rows: rows as u32,
-                cols: cols as u32,
-                ..Params::default()
-            };
-            if let Some((key, first_block)) = spec.key {
-                for (w, b) in params.key.iter_mut().zip(key.expose().chunks_exact(4)) {
-                    *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let pieces = plan.pieces.len() as u32;
+            self.queue.write_buffer(
+                &slot.params,
+                0,
+                &params_bytes(words, rows as u32, cols as u32, pieces),
+            );
+            if split {
+                let mut table = zeroize::Zeroizing::new(vec![0u8; plan.pieces.len() * PIECE_BYTES]);
+                for (entry, p) in table.chunks_exact_mut(PIECE_BYTES).zip(&plan.pieces) {
+                    let mut bytes = p.table_entry(objects[p.object].key);
+                    entry.copy_from_slice(&bytes);
+                    bytes.zeroize();
                 }
-                params.block = first_block.wrapping_add(info.first_block);
+                self.queue.write_buffer(&slot.pieces, 0, &table);
+                slot.pieces_used = slot.pieces_used.max(table.len());
             }
-            let mut params_bytes = params.to_bytes();
-            self.queue.write_buffer(&slot.params, 0, &params_bytes);
-            params_bytes.zeroize();
-            drop(params);
 
             let mut upload = self.encoder("umbra upload");
             upload.copy_buffer_to_buffer(
@@ -736,7 +795,7 @@ impl GpuBackend {
                 0,
                 &slot.inputs,
                 0,
-                (spec.uploads.len() * row_bytes) as u64,
+                (upload_rows * row_bytes) as u64,
             );
             let mut compute = self.encoder("umbra compute");
             {
@@ -745,12 +804,12 @@ impl GpuBackend {
                     timestamp_writes: None,
                 });
                 pass.set_bind_group(0, &slot.bind_group, &[]);
-                if spec.key.is_some() && cols > 1 {
-                    let (x, y) = grid(info.words / 16, max_dim);
+                if split && cols > 1 {
+                    let (x, y) = grid(plan.blocks, max_dim);
                     pass.set_pipeline(&self.split_pipeline);
                     pass.dispatch_workgroups(x, y, cols as u32 - 1);
                 }
-                let (x, y) = grid(info.words, max_dim);
+                let (x, y) = grid(words, max_dim);
                 pass.set_pipeline(&self.apply_pipeline);
                 pass.dispatch_workgroups(x, y, rows.div_ceil(GROUP_ROWS) as u32);
             }
@@ -797,19 +856,19 @@ impl GpuBackend {
             let flight = InFlight {
                 slot: s,
                 index,
-                info,
+                plan,
                 download: rx,
             };
             match timing.as_deref_mut() {
                 None => in_flight.push_back(flight),
                 Some(t) => {
-                    self.read_back(&slots[s], flight, outputs)?;
+                    self.read_back(&slots[s], flight, objects)?;
                     t.download += download_started.elapsed();
                 }
             }
         }
         while let Some(done) = in_flight.pop_front() {
-            self.read_back(&slots[done.slot], done, outputs)?;
+            self.read_back(&slots[done.slot], done, objects)?;
         }
         self.faults.check()
     }
@@ -864,20 +923,23 @@ impl GpuBackend {
         &self,
         slot: &Slot,
         done: InFlight,
-        outputs: &mut [&mut [u8]],
+        objects: &mut [Object<'_, '_, '_>],
     ) -> Result<(), GpuError> {
         self.wait(done.index)?;
         self.map_result(&done.download, "download staging buffer")?;
-        let info = done.info;
-        let row_bytes = info.row_bytes();
+        let row_bytes = done.plan.row_bytes();
         {
+            let rows = objects.first().map_or(0, |o| o.outputs.len());
             let view = slot
                 .download
-                .get_mapped_range(0..(outputs.len() * row_bytes) as u64)
+                .get_mapped_range(0..(rows * row_bytes) as u64)
                 .map_err(|e| GpuError::Job(format!("download buffer: {e}")))?;
-            for (row, out) in view.chunks_exact(row_bytes).zip(outputs.iter_mut()) {
-                out[info.data_start..info.data_start + info.data_len]
-                    .copy_from_slice(&row[info.lead..info.lead + info.data_len]);
+            for p in &done.plan.pieces {
+                let outputs = &mut objects[p.object].outputs;
+                for (row, out) in view.chunks_exact(row_bytes).zip(outputs.iter_mut()) {
+                    out[p.data_start..p.data_start + p.data_len]
+                        .copy_from_slice(&row[p.at..p.at + p.data_len]);
+                }
             }
         }
         slot.download.unmap();
@@ -925,6 +987,12 @@ impl GpuBackend {
             U::UNIFORM | U::COPY_DST,
             false,
         );
+        let pieces = buffer(
+            "pieces",
+            (MAX_PIECES * PIECE_BYTES) as u64,
+            U::UNIFORM | U::COPY_DST,
+            false,
+        );
         let upload = buffer("upload", cap.upload, U::MAP_WRITE | U::COPY_SRC, true);
         let inputs = buffer("inputs", cap.inputs, U::STORAGE | U::COPY_DST, false);
         let outputs = buffer("outputs", cap.outputs, U::STORAGE | U::COPY_SRC, false);
@@ -949,10 +1017,16 @@ impl GpuBackend {
                     binding: 3,
                     resource: outputs.as_entire_binding(),
                 },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: pieces.as_entire_binding(),
+                },
             ],
         });
         Slot {
             params,
+            pieces,
+            pieces_used: 0,
             upload,
             inputs,
             outputs,
@@ -992,6 +1066,55 @@ fn build_pipeline(
     Ok(pipeline)
 }
 
+/// A split job as an [`Object`], its shapes checked.
+fn split_object<'j, 'i, 'o>(
+    plan: &SplitPlan,
+    key: &'j ObjectKey,
+    offset: u64,
+    uploads: &'j [&'i [u8]; 1],
+    shares: &'j mut [&'o mut [u8]],
+) -> Object<'j, 'i, 'o> {
+    let len = uploads[0].len();
+    assert_eq!(shares.len(), plan.threshold().n(), "one output per share");
+    assert!(
+        shares.iter().all(|s| s.len() == len),
+        "shares as long as the secret"
+    );
+    Object {
+        key: Some(key),
+        offset,
+        uploads,
+        outputs: shares,
+        len,
+    }
+}
+
+/// An apply job as an [`Object`], its shapes checked.
+fn apply_object<'j, 'i, 'o>(
+    matrix: &Matrix,
+    inputs: &'j [&'i [u8]],
+    outputs: &'j mut [&'o mut [u8]],
+) -> Object<'j, 'i, 'o> {
+    assert_eq!(inputs.len(), matrix.cols(), "one input per matrix column");
+    assert_eq!(outputs.len(), matrix.rows(), "one output per matrix row");
+    let len = inputs.first().map_or(0, |i| i.len());
+    assert!(
+        inputs.iter().all(|i| i.len() == len),
+        "inputs of equal length"
+    );
+    assert!(
+        outputs.iter().all(|o| o.len() == len),
+        "outputs as long as inputs"
+    );
+    Object {
+        key: None,
+        offset: 0,
+        uploads: inputs,
+        outputs,
+        len,
+    }
+}
+
 impl Backend for GpuBackend {
     /// "gpu (llvmpipe (LLVM 15, 256 bits), Vulkan, software)".
     fn describe(&self) -> String {
@@ -1006,7 +1129,9 @@ impl Backend for GpuBackend {
         secret: &[u8],
         shares: &mut [&mut [u8]],
     ) -> Result<(), EngineError> {
-        Ok(self.split_inner(plan, key, offset, secret, shares, None)?)
+        let uploads = [secret];
+        let mut objects = [split_object(plan, key, offset, &uploads, shares)];
+        Ok(self.run(plan.matrix(), &mut objects, None)?)
     }
 
     fn apply(
@@ -1015,6 +1140,7 @@ impl Backend for GpuBackend {
         inputs: &[&[u8]],
         outputs: &mut [&mut [u8]],
     ) -> Result<(), EngineError> {
-        Ok(self.apply_inner(matrix, inputs, outputs, None)?)
+        let mut objects = [apply_object(matrix, inputs, outputs)];
+        Ok(self.run(matrix, &mut objects, None)?)
     }
 }
