@@ -495,3 +495,14 @@ fn batches_match_cpu() {
     // A small series: 24 objects of about 50 KB.
     check_batches(gpu(), 4, 8, 24, |i| 50_000 + i * 3);
 }
+
+#[test]
+fn matrix_over_255_columns_is_refused() {
+    let m = Matrix::new(1, 256, vec![1u8; 256]);
+    let inputs: Vec<&[u8]> = vec![&[]; 256];
+    let mut out: Vec<u8> = Vec::new();
+    match gpu().apply(&m, &inputs, &mut [&mut out]) {
+        Err(umbra::engine::EngineError::Gpu(msg)) => assert!(msg.contains("256"), "{msg}"),
+        other => panic!("expected a matrix size error, got {other:?}"),
+    }
+}

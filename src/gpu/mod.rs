@@ -101,6 +101,8 @@ pub enum GpuError {
     OutOfMemory(String),
     #[error("GPU job failed ({0}); the job's outputs are incomplete")]
     Job(String),
+    #[error("a {rows} x {cols} matrix is larger than 255 x 255")]
+    MatrixTooLarge { rows: usize, cols: usize },
     #[error(
         "{streams} streams of one 64-byte block do not fit the device's \
          {binding_bytes}-byte storage binding"
@@ -452,6 +454,16 @@ impl GpuBackend {
             })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        if limits.max_uniform_buffer_binding_size < (MAX_PIECES * PIECE_BYTES) as u64 {
+            return Err(GpuError::RequestDevice {
+                adapter: describe_info(&info),
+                message: format!(
+                    "uniform bindings of {} bytes are too small for the {}-byte piece table",
+                    limits.max_uniform_buffer_binding_size,
+                    MAX_PIECES * PIECE_BYTES
+                ),
+            });
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("umbra"),
             required_features: wgpu::Features::empty(),
@@ -668,10 +680,25 @@ impl GpuBackend {
         objects: &mut [Object<'_, '_, '_>],
         timing: Option<&mut PhaseTimes>,
     ) -> Result<(), GpuError> {
+        if matrix.rows() > 255 || matrix.cols() > 255 {
+            return Err(GpuError::MatrixTooLarge {
+                rows: matrix.rows(),
+                cols: matrix.cols(),
+            });
+        }
         if matrix.rows() == 0 || objects.iter().all(|o| o.len == 0) {
             return Ok(());
         }
-        let mut slots = lock(&self.slots);
+        let mut slots = match self.slots.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // A job panicked half way: wipe any key it left, and rebuild.
+                let mut guard = poisoned.into_inner();
+                self.wipe_keys(&mut guard);
+                *guard = None;
+                guard
+            }
+        };
         let result = self.run_locked(&mut slots, matrix, objects, timing);
         if objects.iter().any(|o| o.key.is_some()) {
             self.wipe_keys(&mut slots);
