@@ -2,8 +2,8 @@
 //! with the CPU backend beside it, for image-sized objects.
 //!
 //! For each size it prints:
-//! - kernel GB/s: the compute passes alone, data resident on the GPU
-//!   (from the phase-by-phase run; includes one submit and wait per slice);
+//! - kernel GB/s: the compute passes alone, data resident on the GPU, many
+//!   repetitions in one submission (`GpuBackend::kernel_time_*`);
 //! - e2e GB/s: host memory to host memory through `Backend::split` /
 //!   `Backend::apply`, which overlap upload, compute and download;
 //! - the phase-by-phase split of the time into upload / compute / download;
@@ -64,6 +64,11 @@ fn ms(d: Duration) -> f64 {
 /// Repetitions: enough to steady small sizes, one for big ones.
 fn reps(bytes: usize) -> usize {
     ((256usize << 20) / bytes.max(1)).clamp(1, 20)
+}
+
+/// Repetitions of the resident kernel: about 1 GiB of work, 3 at least.
+fn kernel_reps(bytes: usize) -> u32 {
+    ((1usize << 30) / bytes.max(1)).clamp(3, 1000) as u32
 }
 
 fn best<T>(n: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
@@ -167,10 +172,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("GPU and CPU shares differ at size {}", size.name).into());
         }
         drop(cpu_shares);
+        let kernel = gpu.kernel_time_split(&plan, len, kernel_reps(len))?;
         rows.push(Row {
             size: size.name,
             op: "split (4,8)",
-            kernel: gbps(len, phases.compute),
+            kernel: gbps(len, kernel),
             e2e: gbps(len, e2e),
             phases,
             cpu: gbps(len, cpu_t),
@@ -202,10 +208,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .expect("cpu combine");
             (t0.elapsed(), ())
         });
+        let kernel = gpu.kernel_time_apply(&combine, len, kernel_reps(len))?;
         rows.push(Row {
             size: size.name,
             op: "combine t=4",
-            kernel: gbps(len, phases.compute),
+            kernel: gbps(len, kernel),
             e2e: gbps(len, e2e),
             phases,
             cpu: gbps(len, cpu_t),
@@ -242,9 +249,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!();
     println!(
-        "kernel: compute passes only, data resident on the GPU; e2e: host to host, \
-         overlapped; phases: the same job run phase by phase (best of reps); \
-         GB/s of secret bytes; adapter {}",
+        "kernel: compute passes only, data resident on the GPU, repeated in one submission \
+         (one slice, scaled to the size); e2e: host to host, overlapped; phases: the same \
+         job run phase by phase, each waited for (best of reps); GB/s of secret bytes \
+         (10^9 B/s); adapter {}",
         gpu.describe()
     );
     Ok(())

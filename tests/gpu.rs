@@ -506,3 +506,26 @@ fn matrix_over_255_columns_is_refused() {
         other => panic!("expected a matrix size error, got {other:?}"),
     }
 }
+
+/// The benchmark helpers run (their figures are not checked: tests never
+/// assert a time).
+#[test]
+fn kernel_timing_helpers_run() {
+    let plan = plan(4, 8);
+    gpu().kernel_time_split(&plan, 100_000, 2).unwrap();
+    let combine = combine_matrix(&[1, 2, 3, 4]).unwrap();
+    gpu().kernel_time_apply(&combine, 3, 2).unwrap();
+    let secret = data(70_001, 4);
+    let mut shares = vec![vec![0u8; secret.len()]; 8];
+    let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+    let times = gpu()
+        .split_timed(&plan, &key(1), 9, &secret, &mut refs)
+        .unwrap();
+    assert_eq!(times.slices, 1);
+    assert_same(
+        gpu(),
+        "split_timed (4,8) length 70001 offset 9",
+        &split_with(cpu(), &plan, &key(1), 9, &secret),
+        &shares,
+    );
+}
