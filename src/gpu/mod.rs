@@ -1280,3 +1280,70 @@ impl Backend for GpuBackend {
         Ok(self.run(matrix, &mut objects, None)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pieces cover every data byte of every object exactly once, in order,
+    /// on whole blocks, inside the slice and piece limits.
+    #[test]
+    fn slices_cover_objects_exactly() {
+        let key = ObjectKey::from_bytes([1; 32]);
+        let cases: Vec<(Vec<(u64, usize)>, u32)> = vec![
+            (vec![(0, 0)], 4),
+            (vec![(0, 1), (63, 1), (64, 64), (5, 300)], 4),
+            (vec![(61, 1000), (0, 256), (1 << 38, 65)], 3),
+            (vec![(7, 10_000)], 1),
+            // More objects than one piece table holds.
+            (
+                (0..1500).map(|i| (i as u64 * 3, 1 + i % 5)).collect(),
+                1 << 20,
+            ),
+        ];
+        for (objects, slice_blocks) in &cases {
+            let (objects, slice_blocks) = (objects.as_slice(), *slice_blocks);
+            let uploads: Vec<[&[u8]; 1]> = objects.iter().map(|_| [&[][..]]).collect();
+            let mut outs: Vec<Vec<&mut [u8]>> = objects.iter().map(|_| Vec::new()).collect();
+            let objs: Vec<Object<'_, '_, '_>> = objects
+                .iter()
+                .zip(&uploads)
+                .zip(outs.iter_mut())
+                .map(|((&(offset, len), up), out)| Object {
+                    key: Some(&key),
+                    offset,
+                    uploads: up,
+                    outputs: out.as_mut_slice(),
+                    len,
+                })
+                .collect();
+            let slices = plan_slices(&objs, slice_blocks);
+            let mut covered: Vec<usize> = vec![0; objects.len()];
+            for slice in &slices {
+                assert!(slice.blocks <= slice_blocks && slice.pieces.len() <= MAX_PIECES);
+                let mut next_block = 0;
+                for p in &slice.pieces {
+                    let (offset, _) = objects[p.object];
+                    assert_eq!(p.slice_block, next_block, "pieces back to back");
+                    next_block += p.blocks;
+                    assert_eq!(p.data_start, covered[p.object], "in order, no gap");
+                    covered[p.object] += p.data_len;
+                    // The data's stream position is where its block says.
+                    let stream_pos = offset + p.data_start as u64;
+                    let block_pos = p.at - p.slice_block as usize * BLOCK_BYTES;
+                    assert_eq!(
+                        stream_pos,
+                        p.stream_block * BLOCK_BYTES as u64 + block_pos as u64
+                    );
+                    assert!(block_pos + p.data_len <= p.blocks as usize * BLOCK_BYTES);
+                }
+                assert_eq!(next_block, slice.blocks);
+            }
+            let lens: Vec<usize> = objects.iter().map(|&(_, l)| l).collect();
+            assert_eq!(
+                covered, lens,
+                "{objects:?} in slices of {slice_blocks} blocks"
+            );
+        }
+    }
+}
