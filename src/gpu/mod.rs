@@ -42,6 +42,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::engine::{Backend, EngineError, SplitPlan};
@@ -53,6 +54,11 @@ use shaders::PipelineSource;
 /// Default slice size: bytes of each stream per dispatch (before the
 /// device's limits cap it).
 pub const DEFAULT_MAX_SLICE_BYTES: usize = 32 << 20;
+
+/// Pieces at least this long are copied out of the download buffer on
+/// several threads, in chunks of `COPY_CHUNK_BYTES`.
+const PARALLEL_COPY_BYTES: usize = 1 << 20;
+const COPY_CHUNK_BYTES: usize = 1 << 20;
 
 /// Bytes of one keystream block; slices are whole blocks.
 const BLOCK_BYTES: usize = 64;
@@ -1070,11 +1076,32 @@ impl GpuBackend {
                 .download
                 .get_mapped_range(0..(rows * row_bytes) as u64)
                 .map_err(|e| GpuError::Job(format!("download buffer: {e}")))?;
+            let view: &[u8] = &view;
             for p in &done.plan.pieces {
                 let outputs = &mut objects[p.object].outputs;
-                for (row, out) in view.chunks_exact(row_bytes).zip(outputs.iter_mut()) {
-                    out[p.data_start..p.data_start + p.data_len]
-                        .copy_from_slice(&row[p.at..p.at + p.data_len]);
+                let copy = |(out, row): (&mut &mut [u8], &[u8])| {
+                    let dst = &mut out[p.data_start..p.data_start + p.data_len];
+                    let src = &row[p.at..p.at + p.data_len];
+                    if p.data_len >= PARALLEL_COPY_BYTES {
+                        dst.par_chunks_mut(COPY_CHUNK_BYTES)
+                            .zip(src.par_chunks(COPY_CHUNK_BYTES))
+                            .for_each(|(d, s)| d.copy_from_slice(s));
+                    } else {
+                        dst.copy_from_slice(src);
+                    }
+                };
+                // n share rows of a large slice are n times the secret: one
+                // core cannot copy them out as fast as the link brings them.
+                if p.data_len >= PARALLEL_COPY_BYTES {
+                    outputs
+                        .par_iter_mut()
+                        .zip(view.par_chunks_exact(row_bytes))
+                        .for_each(copy);
+                } else {
+                    outputs
+                        .iter_mut()
+                        .zip(view.chunks_exact(row_bytes))
+                        .for_each(copy);
                 }
             }
         }
