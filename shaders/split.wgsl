@@ -27,28 +27,47 @@ fn find_piece(block: u32) -> u32 {
     return lo;
 }
 
+// The workgroup's 64 blocks, staged so that the stores to `inputs` are
+// coalesced (consecutive invocations, consecutive words) instead of 16
+// words apart; rows of 17 words keep the staging writes off shared banks.
+var<workgroup> tile: array<u32, 1088>;
+
 @compute @workgroup_size(64)
 fn fill_coefficients(
     @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    let blocks = params.words / 16u;
     let block = flat_index(gid, groups);
-    if block >= params.words / 16u {
+    let first = block - lid.x;
+    let j = gid.z + 1u;
+    if block < blocks {
+        let piece = pieces[find_piece(block)];
+        // 64-bit keystream block index = (block_hi, block_lo) + (block - start).
+        let step = block - piece.start;
+        let lo = piece.block_lo + step;
+        let hi = piece.block_hi + select(0u, 1u, lo < step);
+        let key = array<u32, 8>(
+            piece.key[0].x, piece.key[0].y, piece.key[0].z, piece.key[0].w,
+            piece.key[1].x, piece.key[1].y, piece.key[1].z, piece.key[1].w,
+        );
+        let ks = chacha20_block(key, lo, j, hi, 0u);
+        for (var i = 0u; i < 16u; i++) {
+            tile[lid.x * 17u + i] = ks[i];
+        }
+    }
+    workgroupBarrier();
+    if first >= blocks {
         return;
     }
-    let j = gid.z + 1u;
-    let piece = pieces[find_piece(block)];
-    // 64-bit keystream block index = (block_hi, block_lo) + (block - start).
-    let step = block - piece.start;
-    let lo = piece.block_lo + step;
-    let hi = piece.block_hi + select(0u, 1u, lo < step);
-    let key = array<u32, 8>(
-        piece.key[0].x, piece.key[0].y, piece.key[0].z, piece.key[0].w,
-        piece.key[1].x, piece.key[1].y, piece.key[1].z, piece.key[1].w,
-    );
-    let ks = chacha20_block(key, lo, j, hi, 0u);
-    let base = j * params.words + block * 16u;
+    // Words of this workgroup's blocks that are inside the slice.
+    let count = min(blocks - first, 64u) * 16u;
+    let base = j * params.words + first * 16u;
     for (var i = 0u; i < 16u; i++) {
-        inputs[base + i] = ks[i];
+        let k = i * 64u + lid.x;
+        if k < count {
+            inputs[base + k] = tile[(k / 16u) * 17u + k % 16u];
+        }
     }
 }
