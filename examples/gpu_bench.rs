@@ -66,8 +66,12 @@ fn reps(bytes: usize) -> usize {
     ((256usize << 20) / bytes.max(1)).clamp(1, 20)
 }
 
-/// Repetitions of the resident kernel: about 1 GiB of work, 3 at least.
-fn kernel_reps(bytes: usize) -> u32 {
+/// Repetitions of the resident kernel: about 1 GiB of work, 3 at least;
+/// 3 on a software adapter, where 1 GiB would take minutes.
+fn kernel_reps(bytes: usize, software: bool) -> u32 {
+    if software {
+        return 3;
+    }
     ((1usize << 30) / bytes.max(1)).clamp(3, 1000) as u32
 }
 
@@ -172,7 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("GPU and CPU shares differ at size {}", size.name).into());
         }
         drop(cpu_shares);
-        let kernel = gpu.kernel_time_split(&plan, len, kernel_reps(len))?;
+        let kernel = gpu.kernel_time_split(&plan, len, kernel_reps(len, gpu.is_software()))?;
         rows.push(Row {
             size: size.name,
             op: "split (4,8)",
@@ -208,7 +212,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .expect("cpu combine");
             (t0.elapsed(), ())
         });
-        let kernel = gpu.kernel_time_apply(&combine, len, kernel_reps(len))?;
+        let kernel = gpu.kernel_time_apply(&combine, len, kernel_reps(len, gpu.is_software()))?;
         rows.push(Row {
             size: size.name,
             op: "combine t=4",

@@ -32,9 +32,9 @@ fn choice() -> AdapterChoice {
 fn open(max_slice: Option<usize>) -> GpuBackend {
     let backend = GpuBackend::new(choice()).unwrap_or_else(|e| {
         panic!(
-            "GPU tests need a wgpu adapter and found none usable: {e}. \
-             Install software Vulkan (apt-get install -y mesa-vulkan-drivers libvulkan1) \
-             or run on a machine with a GPU; these tests never skip."
+            "GPU tests need a wgpu adapter ({e}). These tests never skip: on a machine \
+             without a GPU install software Vulkan (apt-get install -y mesa-vulkan-drivers \
+             libvulkan1); UMBRA_GPU_TESTS=hardware accepts only a hardware GPU."
         )
     });
     match max_slice {
