@@ -32,7 +32,8 @@
 //!
 //! Keys: the key bytes go only into the piece table, a uniform buffer read
 //! by the keystream pass; they are never logged, the host copy is wiped,
-//! and the uniform is overwritten with zeros after each split.
+//! and the uniform is overwritten with zeros after each split. wgpu's own
+//! staging copy behind `Queue::write_buffer` is freed by wgpu, not wiped.
 
 #![forbid(unsafe_code)]
 
