@@ -6,6 +6,7 @@
 //! - [`sharing`]: validated (t, n), share coordinates, Vandermonde and Lagrange matrices;
 //! - [`kernel`]: "small matrix times byte streams" on every CPU backend;
 //! - [`engine`]: split / combine / repair of in-memory chunks, scheduled on rayon;
+//! - [`gpu`]: the same operations as WGSL compute shaders through wgpu;
 //! - [`share_file`], [`envelope`]: the share file format and what travels inside the secret;
 //! - [`split`], [`combine`], [`gfshare`]: streaming file operations;
 //! - [`bench`]: the throughput benchmark behind `umbra bench`.
@@ -18,6 +19,7 @@ pub mod envelope;
 pub mod error;
 pub mod field;
 pub mod gfshare;
+pub mod gpu;
 pub mod kernel;
 pub mod keystream;
 pub mod output;

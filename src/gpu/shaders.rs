@@ -1,0 +1,88 @@
+//! WGSL sources. WGSL has no includes, so each pipeline's module is the
+//! concatenation of the files it needs, in order. Each file in `shaders/` has
+//! a CPU twin named in its header comment (`keystream.wgsl` and
+//! `src/keystream.rs`, `kernel.wgsl` and `src/kernel/`).
+
+/// One WGSL file, with the path that errors name.
+#[derive(Debug, Clone, Copy)]
+pub struct ShaderFile {
+    pub path: &'static str,
+    pub source: &'static str,
+}
+
+pub const BINDINGS: ShaderFile = ShaderFile {
+    path: "shaders/bindings.wgsl",
+    source: include_str!("../../shaders/bindings.wgsl"),
+};
+
+pub const KEYSTREAM: ShaderFile = ShaderFile {
+    path: "shaders/keystream.wgsl",
+    source: include_str!("../../shaders/keystream.wgsl"),
+};
+
+pub const KERNEL: ShaderFile = ShaderFile {
+    path: "shaders/kernel.wgsl",
+    source: include_str!("../../shaders/kernel.wgsl"),
+};
+
+pub const SPLIT: ShaderFile = ShaderFile {
+    path: "shaders/split.wgsl",
+    source: include_str!("../../shaders/split.wgsl"),
+};
+
+pub const APPLY: ShaderFile = ShaderFile {
+    path: "shaders/apply.wgsl",
+    source: include_str!("../../shaders/apply.wgsl"),
+};
+
+/// A compute pipeline's module: its entry file and the files it needs first.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineSource {
+    /// The file that holds the entry point; errors name it.
+    pub entry_file: ShaderFile,
+    pub entry_point: &'static str,
+    /// Files concatenated before `entry_file`.
+    pub needs: &'static [ShaderFile],
+}
+
+impl PipelineSource {
+    /// The whole module text.
+    pub fn source(&self) -> String {
+        let mut text = String::new();
+        for file in self.needs.iter().chain(std::iter::once(&self.entry_file)) {
+            text.push_str("// ---- ");
+            text.push_str(file.path);
+            text.push_str(" ----\n");
+            text.push_str(file.source);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The files in the module, for error messages: "shaders/split.wgsl
+    /// (with shaders/bindings.wgsl, shaders/keystream.wgsl)".
+    pub fn name(&self) -> String {
+        let needs: Vec<&str> = self.needs.iter().map(|f| f.path).collect();
+        format!("{} (with {})", self.entry_file.path, needs.join(", "))
+    }
+}
+
+/// Split, part 1: coefficient streams from the key.
+pub const SPLIT_PIPELINE: PipelineSource = PipelineSource {
+    entry_file: SPLIT,
+    entry_point: "fill_coefficients",
+    needs: &[BINDINGS, KEYSTREAM],
+};
+
+/// Matrix times streams: split part 2, combine, repair.
+pub const APPLY_PIPELINE: PipelineSource = PipelineSource {
+    entry_file: APPLY,
+    entry_point: "apply",
+    needs: &[BINDINGS, KERNEL],
+};
+
+/// Every file, for validation tests.
+pub const ALL_FILES: [ShaderFile; 5] = [BINDINGS, KEYSTREAM, KERNEL, SPLIT, APPLY];
+
+/// Every pipeline, for validation tests.
+pub const ALL_PIPELINES: [PipelineSource; 2] = [SPLIT_PIPELINE, APPLY_PIPELINE];
