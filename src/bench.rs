@@ -27,6 +27,7 @@ impl BenchSize {
     }
 }
 
+/// Sizes `umbra bench` runs by default; [`LARGE`] only when asked.
 pub const SIZES: [BenchSize; 4] = [
     BenchSize {
         name: "256x256 8-bit",
@@ -58,6 +59,16 @@ pub const SIZES: [BenchSize; 4] = [
     },
 ];
 
+/// A 2 GiB volume (512x512x4096 16-bit): with its 8 shares it needs about
+/// 20 GiB of memory, so it runs only on request (`--large`).
+pub const LARGE: BenchSize = BenchSize {
+    name: "512x512x4096 16-bit (2 GiB)",
+    width: 512,
+    height: 512,
+    slices: 4096,
+    bytes_per_sample: 2,
+};
+
 /// One measured figure.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchResult {
@@ -68,6 +79,17 @@ pub struct BenchResult {
     pub runs: usize,
     pub median_seconds: f64,
     pub gb_per_s: f64,
+    /// GPU end to end only: the same job run phase by phase, each waited for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases_ms: Option<Phases>,
+}
+
+/// Where a GPU job's time goes, in milliseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Phases {
+    pub upload: f64,
+    pub compute: f64,
+    pub download: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +151,7 @@ pub fn bench_one(
         runs,
         median_seconds: secs,
         gb_per_s: data.len() as f64 / secs / 1e9,
+        phases_ms: None,
     }];
 
     let t = threshold.t();
@@ -155,19 +178,105 @@ pub fn bench_one(
         runs,
         median_seconds: secs,
         gb_per_s: data.len() as f64 / secs / 1e9,
+        phases_ms: None,
     });
     Ok(results)
+}
+
+/// GPU figures for one size: the kernel alone with data resident on the GPU,
+/// and where an end-to-end job's time goes. The end-to-end figure itself
+/// comes from [`bench_one`] on the same backend.
+pub fn bench_gpu_extra(
+    gpu: &crate::gpu::GpuBackend,
+    config: &BenchConfig,
+    size_name: &str,
+    data: &[u8],
+) -> Result<Vec<BenchResult>> {
+    let gpu_err = |e: crate::gpu::GpuError| crate::Error::Engine(e.into());
+    let threshold = config.threshold;
+    let t = threshold.t();
+    let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
+    let matrix = combine_matrix(&plan.xs()[..t])?;
+    let key = ObjectKey::generate().map_err(|e| crate::Error::Random(e.to_string()))?;
+    let len = data.len();
+    // About 1 GiB of resident work per figure on hardware; little on software.
+    let reps = if gpu.is_software() {
+        3
+    } else {
+        ((1usize << 30) / len.max(1)).clamp(3, 1000) as u32
+    };
+    let kernel_split = gpu.kernel_time_split(&plan, len, reps).map_err(gpu_err)?;
+    let kernel_apply = gpu.kernel_time_apply(&matrix, len, reps).map_err(gpu_err)?;
+
+    let mut shares: Vec<AlignedBuf> = (0..threshold.n())
+        .map(|_| AlignedBuf::zeroed(len))
+        .collect();
+    let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(|s| &mut s[..]).collect();
+    let split_phases = gpu
+        .split_timed(&plan, &key, 0, data, &mut refs)
+        .map_err(gpu_err)?;
+    let inputs: Vec<&[u8]> = shares[..t].iter().map(|s| &s[..]).collect();
+    let mut out = AlignedBuf::zeroed(len);
+    let apply_phases = gpu
+        .apply_timed(&matrix, &inputs, &mut [&mut out])
+        .map_err(gpu_err)?;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let phases = |p: &crate::gpu::PhaseTimes| Phases {
+        upload: ms(p.upload),
+        compute: ms(p.compute),
+        download: ms(p.download),
+    };
+    let row = |operation: String, secs: f64, runs: usize, p: Option<Phases>| BenchResult {
+        backend: gpu.describe(),
+        operation,
+        size: size_name.to_string(),
+        bytes: len,
+        runs,
+        median_seconds: secs,
+        gb_per_s: len as f64 / secs / 1e9,
+        phases_ms: p,
+    };
+    Ok(vec![
+        row(
+            format!("split ({},{}) kernel only", t, threshold.n()),
+            kernel_split.as_secs_f64() / reps as f64,
+            reps as usize,
+            None,
+        ),
+        row(
+            format!("split ({},{}) phase by phase", t, threshold.n()),
+            split_phases.total().as_secs_f64(),
+            1,
+            Some(phases(&split_phases)),
+        ),
+        row(
+            format!("combine (t={t}) kernel only"),
+            kernel_apply.as_secs_f64() / reps as f64,
+            reps as usize,
+            None,
+        ),
+        row(
+            format!("combine (t={t}) phase by phase"),
+            apply_phases.total().as_secs_f64(),
+            1,
+            Some(phases(&apply_phases)),
+        ),
+    ])
 }
 
 /// A Markdown table of results.
 pub fn markdown_table(results: &[BenchResult]) -> String {
     let mut s = String::from(
-        "| backend | operation | size | bytes | runs | median s | GB/s |\n|---|---|---|---:|---:|---:|---:|\n",
+        "| backend | operation | size | bytes | runs | median s | GB/s | upload / compute / download ms |\n\
+         |---|---|---|---:|---:|---:|---:|---|\n",
     );
     for r in results {
+        let phases = r.phases_ms.map_or(String::new(), |p| {
+            format!("{:.3} / {:.3} / {:.3}", p.upload, p.compute, p.download)
+        });
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.6} | {:.2} |\n",
-            r.backend, r.operation, r.size, r.bytes, r.runs, r.median_seconds, r.gb_per_s
+            "| {} | {} | {} | {} | {} | {:.6} | {:.2} | {} |\n",
+            r.backend, r.operation, r.size, r.bytes, r.runs, r.median_seconds, r.gb_per_s, phases
         ));
     }
     s

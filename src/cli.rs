@@ -12,7 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use umbra::bench::{self, BenchConfig, SIZES};
 use umbra::combine::{self, CombineOptions, CombineTarget};
-use umbra::engine::{Backend, CpuBackend, SplitPlan};
+use umbra::engine::{Backend, CpuBackend, CrossCheck, SplitPlan};
+use umbra::gpu::{AdapterChoice, GpuBackend};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;
 use umbra::sharing::{self, Threshold};
@@ -54,6 +55,17 @@ struct Cli {
     /// Worker threads (default: one per core).
     #[arg(long, global = true, env = "UMBRA_THREADS", value_name = "N")]
     threads: Option<usize>,
+    /// Where share arithmetic runs. auto: a hardware GPU for large jobs when
+    /// there is one, else the CPU (never a software adapter); gpu: the best
+    /// adapter there is, software included (an error if none); cpu: SIMD on
+    /// all cores.
+    #[arg(long, global = true, env = "UMBRA_BACKEND", value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// Compute with both backends (CPU and GPU; or the CPU's SIMD level and
+    /// its portable path when there is no GPU) from the same key, and fail
+    /// at the first differing byte.
+    #[arg(long, global = true)]
+    cross_check: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,6 +82,25 @@ enum Command {
     Inspect(InspectArgs),
     /// Measure split and combine throughput per backend and size.
     Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+/// Under `--backend auto`, jobs at least this large go to a hardware GPU if
+/// there is one: below it, starting the device costs more than it saves.
+/// The environment variable UMBRA_AUTO_GPU_MIN_BYTES changes it.
+const AUTO_GPU_MIN_BYTES: u64 = 256 << 20;
+
+fn auto_gpu_min_bytes() -> u64 {
+    std::env::var("UMBRA_AUTO_GPU_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(AUTO_GPU_MIN_BYTES)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,6 +208,9 @@ struct BenchArgs {
     /// Least seconds of timing per figure.
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     min_time: f64,
+    /// Also the 2 GiB volume (512x512x4096 16-bit; needs about 20 GiB of memory).
+    #[arg(long)]
+    large: bool,
     /// Instead, stream this much synthetic CT volume (e.g. 10GiB) through the
     /// whole file-split pipeline (split, segment hashes, tag) into discarding
     /// sinks, and report GB/s and peak memory.
@@ -225,19 +259,25 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let ui = Ui {
         quiet: cli.quiet,
         verbose: cli.verbose,
+        level,
+        backend: cli.backend,
+        cross_check: cli.cross_check,
     };
     match &cli.command {
-        Command::Split(a) => split_cmd(&ui, level, a),
-        Command::Combine(a) => combine_cmd(&ui, level, a),
-        Command::Repair(a) => repair_cmd(&ui, level, a),
+        Command::Split(a) => split_cmd(&ui, a),
+        Command::Combine(a) => combine_cmd(&ui, a),
+        Command::Repair(a) => repair_cmd(&ui, a),
         Command::Inspect(a) => inspect_cmd(a),
-        Command::Bench(a) => bench_cmd(&ui, level, a),
+        Command::Bench(a) => bench_cmd(&ui, a),
     }
 }
 
 struct Ui {
     quiet: bool,
     verbose: bool,
+    level: Level,
+    backend: BackendChoice,
+    cross_check: bool,
 }
 
 impl Ui {
@@ -271,17 +311,60 @@ impl Ui {
     }
 }
 
-fn cpu_backend(ui: &Ui, level: Level) -> anyhow::Result<CpuBackend> {
-    let backend = CpuBackend::new(level)?;
-    ui.info(format!("backend: {}", backend.describe()));
-    Ok(backend)
+impl Ui {
+    /// The backend for a job of `job_bytes`, per --backend and --cross-check.
+    fn backend(&self, job_bytes: u64) -> anyhow::Result<Box<dyn Backend>> {
+        let cpu =
+            || -> anyhow::Result<Box<dyn Backend>> { Ok(Box::new(CpuBackend::new(self.level)?)) };
+        let (primary, on_gpu): (Box<dyn Backend>, bool) = match self.backend {
+            BackendChoice::Cpu => (cpu()?, false),
+            BackendChoice::Gpu => {
+                let gpu = GpuBackend::new(AdapterChoice::Any).context("--backend gpu")?;
+                (Box::new(gpu), true)
+            }
+            BackendChoice::Auto if job_bytes < auto_gpu_min_bytes() => (cpu()?, false),
+            BackendChoice::Auto => match GpuBackend::new(AdapterChoice::HardwareOnly) {
+                Ok(gpu) => (Box::new(gpu) as Box<dyn Backend>, true),
+                Err(e) => {
+                    self.info(format!("no hardware GPU ({e}); using the CPU"));
+                    (cpu()?, false)
+                }
+            },
+        };
+        if !self.cross_check {
+            // Asked-for GPUs are always named: the adapter may be a software one.
+            let line = format!("backend: {}", primary.describe());
+            if self.backend == BackendChoice::Gpu {
+                self.note(line);
+            } else {
+                self.info(line);
+            }
+            return Ok(primary);
+        }
+        let second: Box<dyn Backend> = if on_gpu {
+            cpu()?
+        } else {
+            match GpuBackend::new(AdapterChoice::Any) {
+                Ok(gpu) => Box::new(gpu),
+                Err(e) => {
+                    self.note(format!(
+                        "no GPU to cross-check with ({e}); checking against the portable CPU path"
+                    ));
+                    Box::new(CpuBackend::new(Level::Portable)?)
+                }
+            }
+        };
+        let checked = CrossCheck::new(primary, second);
+        self.note(format!("backend: {}", checked.describe()));
+        Ok(Box::new(checked))
+    }
 }
 
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-fn split_cmd(ui: &Ui, level: Level, a: &SplitArgs) -> anyhow::Result<ExitCode> {
+fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
     let threshold = Threshold::new(a.t, a.n)?;
     let xs = a.xs.clone().unwrap_or_else(|| sharing::default_xs(a.n));
     let plan = SplitPlan::new(threshold, xs)?;
@@ -294,7 +377,8 @@ fn split_cmd(ui: &Ui, level: Level, a: &SplitArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("cannot create output directory {}", a.output.display()))?;
-    let backend = cpu_backend(ui, level)?;
+    let backend = ui.backend(a.files.iter().map(|f| file_len(f)).sum())?;
+    let backend = backend.as_ref();
     let mut opts = SplitOptions::new(plan.clone());
     opts.segment_size = a.segment_size;
     opts.overwrite = a.force;
@@ -309,7 +393,7 @@ fn split_cmd(ui: &Ui, level: Level, a: &SplitArgs) -> anyhow::Result<ExitCode> {
         let bar = ui.progress(file_len(input), &input.display().to_string());
         let result = match a.format {
             Format::Umbra => SplitSecrets::from_os().and_then(|secrets| {
-                split::split_file(&backend, input, &a.output, &opts, &secrets, &mut |done| {
+                split::split_file(backend, input, &a.output, &opts, &secrets, &mut |done| {
                     bar.set_position(done)
                 })
                 .map(|r| r.shares)
@@ -318,7 +402,7 @@ fn split_cmd(ui: &Ui, level: Level, a: &SplitArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| umbra::Error::Random(e.to_string()))
                 .and_then(|key| {
                     gfshare::split_file(
-                        &backend,
+                        backend,
                         &plan,
                         &key,
                         input,
@@ -356,9 +440,10 @@ fn split_cmd(ui: &Ui, level: Level, a: &SplitArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn combine_cmd(ui: &Ui, level: Level, a: &CombineArgs) -> anyhow::Result<ExitCode> {
-    let backend = cpu_backend(ui, level)?;
+fn combine_cmd(ui: &Ui, a: &CombineArgs) -> anyhow::Result<ExitCode> {
     let total: u64 = a.shares.first().map_or(0, |s| file_len(s));
+    let backend = ui.backend(total)?;
+    let backend = backend.as_ref();
     let bar = ui.progress(total, "combine");
     match a.format {
         Format::Umbra => {
@@ -372,7 +457,7 @@ fn combine_cmd(ui: &Ui, level: Level, a: &CombineArgs) -> anyhow::Result<ExitCod
                 sync: a.sync,
                 ..CombineOptions::default()
             };
-            let report = combine::combine_files(&backend, &a.shares, &target, &opts, &mut |done| {
+            let report = combine::combine_files(backend, &a.shares, &target, &opts, &mut |done| {
                 bar.set_position(done)
             });
             bar.finish_and_clear();
@@ -396,7 +481,7 @@ fn combine_cmd(ui: &Ui, level: Level, a: &CombineArgs) -> anyhow::Result<ExitCod
                 );
             }
             let result =
-                gfshare::combine_files(&backend, &a.shares, &a.output, a.force, &mut |done| {
+                gfshare::combine_files(backend, &a.shares, &a.output, a.force, &mut |done| {
                     bar.set_position(done)
                 });
             bar.finish_and_clear();
@@ -407,14 +492,14 @@ fn combine_cmd(ui: &Ui, level: Level, a: &CombineArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-fn repair_cmd(ui: &Ui, level: Level, a: &RepairArgs) -> anyhow::Result<ExitCode> {
-    let backend = cpu_backend(ui, level)?;
+fn repair_cmd(ui: &Ui, a: &RepairArgs) -> anyhow::Result<ExitCode> {
+    let backend = ui.backend(a.shares.first().map_or(0, |s| file_len(s)))?;
     let output = match &a.output {
         Some(o) => o.clone(),
         None => default_repair_path(&a.shares[0], a.x),
     };
     let report = combine::repair_share(
-        &backend,
+        backend.as_ref(),
         &a.shares,
         a.x,
         &output,
@@ -524,20 +609,33 @@ fn inspect_cmd(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn bench_cmd(ui: &Ui, level: Level, a: &BenchArgs) -> anyhow::Result<ExitCode> {
+fn bench_cmd(ui: &Ui, a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let threshold = Threshold::new(a.t, a.n)?;
     let levels = if a.all_levels {
         Level::available()
     } else {
-        vec![level]
+        vec![ui.level]
     };
-    let backends: Vec<Box<dyn Backend>> = levels
-        .into_iter()
-        .map(|l| CpuBackend::new(l).map(|b| Box::new(b) as Box<dyn Backend>))
-        .collect::<Result<_, _>>()?;
+    let mut cpus: Vec<Box<dyn Backend>> = Vec::new();
+    for l in levels {
+        cpus.push(Box::new(CpuBackend::new(l)?));
+    }
+    // CPU figures always; GPU figures beside them when asked (or, under
+    // auto, when there is a hardware GPU).
+    let gpu = match ui.backend {
+        BackendChoice::Cpu => None,
+        BackendChoice::Gpu => Some(GpuBackend::new(AdapterChoice::Any).context("--backend gpu")?),
+        BackendChoice::Auto => GpuBackend::new(AdapterChoice::HardwareOnly).ok(),
+    };
+    if let Some(g) = &gpu {
+        ui.note(format!("GPU: {}", g.describe()));
+    }
     if let Some(bytes) = a.stream {
-        let backend = CpuBackend::new(level)?;
-        let r = bench::stream_split(&backend, threshold, bytes)?;
+        let backend: &dyn Backend = match &gpu {
+            Some(g) if ui.backend == BackendChoice::Gpu => g,
+            _ => cpus[0].as_ref(),
+        };
+        let r = bench::stream_split(backend, threshold, bytes)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&r)?);
         } else {
@@ -562,13 +660,17 @@ fn bench_cmd(ui: &Ui, level: Level, a: &BenchArgs) -> anyhow::Result<ExitCode> {
         min_time: Duration::from_secs_f64(a.min_time.max(0.0)),
         min_runs: 3,
     };
+    let mut sizes: Vec<&bench::BenchSize> = SIZES.iter().collect();
+    if a.large {
+        sizes.push(&bench::LARGE);
+    }
     let mut results = Vec::new();
-    for size in SIZES
-        .iter()
+    for size in sizes
+        .into_iter()
         .filter(|s| a.size.as_ref().is_none_or(|f| s.name.contains(f.as_str())))
     {
         let data = bench::bench_data(size);
-        for backend in &backends {
+        for backend in &cpus {
             ui.info(format!("{} {}", backend.describe(), size.name));
             results.extend(bench::bench_one(
                 backend.as_ref(),
@@ -576,6 +678,11 @@ fn bench_cmd(ui: &Ui, level: Level, a: &BenchArgs) -> anyhow::Result<ExitCode> {
                 size.name,
                 &data,
             )?);
+        }
+        if let Some(g) = &gpu {
+            ui.info(format!("{} {}", g.describe(), size.name));
+            results.extend(bench::bench_one(g, &config, size.name, &data)?);
+            results.extend(bench::bench_gpu_extra(g, &config, size.name, &data)?);
         }
     }
     if a.json {
