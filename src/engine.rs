@@ -157,19 +157,60 @@ impl CpuBackend {
     }
 }
 
-/// Cuts each output stream into `TASK_BYTES` pieces and regroups them by
-/// position, so that each rayon task owns piece k of every stream.
-fn pieces_by_position<'a>(outputs: &'a mut [&mut [u8]], len: usize) -> Vec<Vec<&'a mut [u8]>> {
-    let tasks = len.div_ceil(TASK_BYTES);
-    let mut by_position: Vec<Vec<&mut [u8]>> = (0..tasks)
+/// Bytes per rayon task for a stream of `len`: at most [`TASK_BYTES`], but
+/// small inputs (a 256x256 image) still give every thread a few tasks.
+fn task_bytes(len: usize) -> usize {
+    let per_thread = len.div_ceil(4 * rayon::current_num_threads().max(1));
+    per_thread
+        .next_multiple_of(SUB_CHUNK_BYTES)
+        .clamp(SUB_CHUNK_BYTES, TASK_BYTES)
+}
+
+/// Runs `work(scratch, start, end, outs)` in parallel over the positions of
+/// `len`-byte streams, one sub-chunk at a time: each rayon task owns the same
+/// range of every output stream, and `outs` holds that sub-chunk of each.
+/// `scratch` comes from `init`, once per batch of tasks on a thread.
+fn for_each_sub_chunk<S, I, F>(outputs: &mut [&mut [u8]], len: usize, init: I, work: F)
+where
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, usize, &mut [&mut [u8]]) + Sync + Send,
+{
+    let task = task_bytes(len);
+    let tasks = len.div_ceil(task);
+    let mut by_task: Vec<Vec<&mut [u8]>> = (0..tasks)
         .map(|_| Vec::with_capacity(outputs.len()))
         .collect();
     for out in outputs.iter_mut() {
-        for (k, piece) in out.chunks_mut(TASK_BYTES).enumerate() {
-            by_position[k].push(piece);
+        for (k, piece) in out.chunks_mut(task).enumerate() {
+            by_task[k].push(piece);
         }
     }
-    by_position
+    by_task
+        .into_par_iter()
+        .enumerate()
+        .for_each_init(&init, |scratch, (k, mut pieces)| {
+            let start = k * task;
+            let end = (start + task).min(len);
+            let mut sub = start;
+            while sub < end {
+                let sub_end = (sub + SUB_CHUNK_BYTES).min(end);
+                let mut outs: Vec<&mut [u8]> = pieces
+                    .iter_mut()
+                    .map(|o| &mut o[sub - start..sub_end - start])
+                    .collect();
+                work(scratch, sub, sub_end, &mut outs);
+                sub = sub_end;
+            }
+        });
+}
+
+/// Plain or streaming stores, by size (see [`NONTEMPORAL_MIN_BYTES`]).
+fn run_kernel(kernel: &Kernel, len: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
+    if len >= NONTEMPORAL_MIN_BYTES {
+        kernel.apply_nontemporal(inputs, outputs);
+    } else {
+        kernel.apply(inputs, outputs);
+    }
 }
 
 impl Backend for CpuBackend {
@@ -192,35 +233,24 @@ impl Backend for CpuBackend {
             shares.iter().all(|s| s.len() == secret.len()),
             "shares as long as the secret"
         );
-        let pieces = pieces_by_position(shares, secret.len());
-        pieces
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(k, mut outs)| {
-                let start = k * TASK_BYTES;
-                let end = (start + TASK_BYTES).min(secret.len());
-                // Coefficient streams for one sub-chunk; wiped when dropped,
-                // since with one share they would reveal the secret.
-                let mut coeffs = zeroize::Zeroizing::new(vec![0u8; (t - 1) * SUB_CHUNK_BYTES]);
-                let mut sub = start;
-                while sub < end {
-                    let sub_end = (sub + SUB_CHUNK_BYTES).min(end);
-                    let len = sub_end - sub;
-                    let stream_pos = offset + sub as u64;
-                    for (j, buf) in coeffs.chunks_exact_mut(SUB_CHUNK_BYTES).enumerate() {
-                        keystream::fill(key, (j + 1) as u32, stream_pos, &mut buf[..len]);
-                    }
-                    let mut inputs: Vec<&[u8]> = Vec::with_capacity(t);
-                    inputs.push(&secret[sub..sub_end]);
-                    inputs.extend(coeffs.chunks_exact(SUB_CHUNK_BYTES).map(|b| &b[..len]));
-                    let mut sub_outs: Vec<&mut [u8]> = outs
-                        .iter_mut()
-                        .map(|o| &mut o[sub - start..sub_end - start])
-                        .collect();
-                    kernel.apply(&inputs, &mut sub_outs);
-                    sub = sub_end;
+        // Scratch for the coefficient streams of one sub-chunk; wiped when
+        // dropped, since with one share they would reveal the secret.
+        let scratch = || zeroize::Zeroizing::new(vec![0u8; (t - 1) * SUB_CHUNK_BYTES]);
+        for_each_sub_chunk(
+            shares,
+            secret.len(),
+            scratch,
+            |coeffs, sub, sub_end, outs| {
+                let len = sub_end - sub;
+                for (j, buf) in coeffs.chunks_exact_mut(SUB_CHUNK_BYTES).enumerate() {
+                    keystream::fill(key, (j + 1) as u32, offset + sub as u64, &mut buf[..len]);
                 }
-            });
+                let mut inputs: Vec<&[u8]> = Vec::with_capacity(t);
+                inputs.push(&secret[sub..sub_end]);
+                inputs.extend(coeffs.chunks_exact(SUB_CHUNK_BYTES).map(|b| &b[..len]));
+                run_kernel(&kernel, secret.len(), &inputs, outs);
+            },
+        );
         Ok(())
     }
 
@@ -236,25 +266,15 @@ impl Backend for CpuBackend {
             outputs.iter().all(|o| o.len() == len),
             "outputs as long as inputs"
         );
-        let pieces = pieces_by_position(outputs, len);
-        pieces
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(k, mut outs)| {
-                let start = k * TASK_BYTES;
-                let end = (start + TASK_BYTES).min(len);
-                let mut sub = start;
-                while sub < end {
-                    let sub_end = (sub + SUB_CHUNK_BYTES).min(end);
-                    let ins: Vec<&[u8]> = inputs.iter().map(|i| &i[sub..sub_end]).collect();
-                    let mut outs_sub: Vec<&mut [u8]> = outs
-                        .iter_mut()
-                        .map(|o| &mut o[sub - start..sub_end - start])
-                        .collect();
-                    kernel.apply(&ins, &mut outs_sub);
-                    sub = sub_end;
-                }
-            });
+        for_each_sub_chunk(
+            outputs,
+            len,
+            || (),
+            |_, sub, sub_end, outs| {
+                let ins: Vec<&[u8]> = inputs.iter().map(|i| &i[sub..sub_end]).collect();
+                run_kernel(&kernel, len, &ins, outs);
+            },
+        );
         Ok(())
     }
 }
