@@ -21,6 +21,7 @@ pub mod gfshare;
 pub mod kernel;
 pub mod keystream;
 pub mod output;
+pub mod paper;
 pub mod share_file;
 pub mod sharing;
 pub mod split;
