@@ -218,11 +218,15 @@ struct ShadowsArgs {
     /// Number of shadows.
     #[arg(short, long, default_value_t = 8)]
     n: usize,
-    /// Output directory; each image gets a subdirectory named after it.
+    /// Output directory; each image gets a subdirectory named after it with
+    /// shadow-XXX.png, shadows.json, and original.png and recovered.png: the
+    /// image itself, so hand out only the shadow files.
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
+    /// Field of the arithmetic.
     #[arg(long, value_enum, default_value_t = FieldArg::Gf256)]
     field: FieldArg,
+    /// Sharing scheme.
     #[arg(long, value_enum, default_value_t = SchemeArg::Shamir)]
     scheme: SchemeArg,
     /// 8- or 16-bit grayscale PNG, TIFF, PGM/PNM or DICOM files.
@@ -255,8 +259,10 @@ struct ReproduceArgs {
     /// Only the 256x256 set, not the full-resolution DICOM images.
     #[arg(long)]
     quick: bool,
+    /// Threshold (the paper's is 4).
     #[arg(short, long, default_value_t = 4)]
     t: usize,
+    /// Number of shadows (the paper's is 8, two on each of four clouds).
     #[arg(short, long, default_value_t = 8)]
     n: usize,
 }

@@ -59,20 +59,37 @@ pub fn histogram_figure(path: &Path, set: &SetStats) -> Result<()> {
         root.fill(&WHITE).map_err(&err)?;
         let areas = root.split_evenly((rows as usize, cols.max(1) as usize));
         for (i, (area, plane)) in areas.iter().zip(&set.planes).enumerate() {
-            let (per, counts) = bars(&plane.histogram);
+            // A 16-bit plane that uses only the low values (a 12-bit MR):
+            // plot up to the next power of two above its largest value.
+            let used = plane.histogram.iter().rposition(|&c| c > 0).unwrap_or(0) + 1;
+            let shown = if plane.histogram.len() > 257 {
+                used.next_power_of_two().clamp(256, plane.histogram.len())
+            } else {
+                plane.histogram.len()
+            };
+            let (per, counts) = bars(&plane.histogram[..shown]);
             let ymax = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.08;
             let color = if i == 0 {
                 RGBColor(70, 70, 70)
             } else {
                 RGBColor(31, 90, 170)
             };
-            let title = format!("{} ({} levels)", plane.name, plane.levels);
+            let title = match (per, shown < plane.histogram.len()) {
+                (1, false) => format!("{} ({} levels)", plane.name, plane.levels),
+                (_, false) => format!("{} ({} levels, {per} per bar)", plane.name, plane.levels),
+                (_, true) => format!(
+                    "{} (0..{} of {} levels, {per} per bar)",
+                    plane.name,
+                    shown - 1,
+                    plane.levels
+                ),
+            };
             let mut chart = ChartBuilder::on(area)
                 .caption(title, (FAMILY, 17))
                 .margin(8)
                 .x_label_area_size(34)
                 .y_label_area_size(58)
-                .build_cartesian_2d(0f64..f64::from(plane.levels), 0f64..ymax)
+                .build_cartesian_2d(0f64..shown as f64, 0f64..ymax)
                 .map_err(&err)?;
             chart
                 .configure_mesh()

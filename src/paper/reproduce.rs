@@ -181,7 +181,10 @@ fn run_one(
     let hist = dir.join("histograms.png");
     figures::histogram_figure(&hist, &set)?;
     let montage = dir.join("montage.png");
-    let recovered = super::image_io::read_gray(&dir.join("recovered.png"))?;
+    let mut recovered = super::image_io::read_gray(&dir.join("recovered.png"))?;
+    // A PNG has no MONOCHROME1 or sign: show it as the original is shown.
+    recovered.monochrome1 = out.original.monochrome1;
+    recovered.signed = out.original.signed;
     let mut tiles = vec![Tile {
         caption: format!("original {}x{}", out.original.width, out.original.height),
         image: &out.original,
