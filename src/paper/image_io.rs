@@ -61,7 +61,13 @@ impl GrayImage {
     pub fn to_bytes(&self) -> Vec<u8> {
         match self.bits {
             8 => self.samples.iter().map(|&s| s as u8).collect(),
-            _ => self.samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            _ => {
+                let mut bytes = Vec::with_capacity(self.samples.len() * 2);
+                for s in &self.samples {
+                    bytes.extend_from_slice(&s.to_le_bytes());
+                }
+                bytes
+            }
         }
     }
 

@@ -548,7 +548,8 @@ fn markdown(r: &Report, opts: &ReproduceOptions) -> String {
         &format!(
             "| The shadows' histograms are flat, so the shadows reveal nothing (Fig. 15-16) | \
              Shamir shadows are uniform: smallest chi-square p-value over all {} shadows {} \
-             (p257), {} (gf256), where uniform shadows would give about 1/{} = {:.3}; mean entropy {pe:.4} bits of log2(257) = 8.0056 (p257), \
+             (p257), {} (gf256), where {} independent uniform shadows give a smallest p-value of \
+             1/{} = {:.3} on average, and one below 0.001 {:.0} % of the time; mean entropy {pe:.4} bits of log2(257) = 8.0056 (p257), \
              {ge:.4} of 8 (gf256); largest adjacent-pixel correlation {pc:.4} / {gc:.4}. A flat \
              histogram is necessary, not sufficient: Thien-Lin shadows (below) leak although \
              each looks like noise; their smallest p-value is {}, mean entropy {te:.4}, \
@@ -557,7 +558,9 @@ fn markdown(r: &Report, opts: &ReproduceOptions) -> String {
             show_p(pp),
             show_p(gp),
             ps.len() * n,
-            1.0 / (ps.len() * n).max(1) as f64,
+            ps.len() * n + 1,
+            1.0 / (ps.len() * n + 1) as f64,
+            (1.0 - 0.999f64.powi((ps.len() * n) as i32)) * 100.0,
             show_p(tp)
         ),
     );
@@ -727,10 +730,11 @@ fn markdown(r: &Report, opts: &ReproduceOptions) -> String {
     } else {
         p(
             &mut md,
-            "Samples as stored in the file (no rescale, window or inversion; MONOCHROME1 and \
-             windowing only in the montage's display), 16-bit samples shared as two bytes; \
-             multi-frame objects as their frames stacked top to bottom. Recovered pixel for \
-             pixel from the last t shadow PNGs; cloud sets as above.\n",
+            "Samples as stored in the file (no rescale, window or inversion; MONOCHROME1 \
+             inversion and a min-max stretch only in the montage's display), 16-bit samples \
+             shared as two bytes; multi-frame objects as their frames stacked top to bottom. \
+             Recovered pixel for pixel from the last t shadow PNGs; cloud sets as above. \
+             \"split\" is computing the shadows in memory, buffer conversions included.\n",
         );
         p(
             &mut md,
