@@ -107,11 +107,18 @@ pub fn read_gray(path: &Path) -> Result<GrayImage> {
     let dicom_name = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("dcm") || e.eq_ignore_ascii_case("dicom"));
-    if dicom_magic || dicom_name {
-        read_dicom(path)
+    let img = if dicom_magic || dicom_name {
+        read_dicom(path)?
     } else {
-        read_raster(path)
+        read_raster(path)?
+    };
+    if img.width == 0 || img.height == 0 {
+        return Err(PaperError::NotAnImage {
+            path: path.to_path_buf(),
+            reason: format!("{} x {} pixels: nothing to share", img.width, img.height),
+        });
     }
+    Ok(img)
 }
 
 fn read_raster(path: &Path) -> Result<GrayImage> {

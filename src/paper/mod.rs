@@ -57,6 +57,11 @@ pub enum PaperError {
     BitDepth { path: PathBuf, what: String },
     #[error("{}: {reason}", show(path))]
     BadShadow { path: PathBuf, reason: String },
+    #[error("{}: {error}", show(path))]
+    Recover {
+        path: PathBuf,
+        error: shadows::RecoverError,
+    },
     #[error(
         "{}: the image recovered from shadows {xs:?} differs from the original at pixel \
          (x {x}, y {y}): {found} instead of {expected}",

@@ -129,10 +129,10 @@ fn check_subset(
         .collect();
     let xs: Vec<u8> = sel.iter().map(|(x, _)| *x).collect();
     let got =
-        recover(backend, params, (img.width, img.height, img.bits), &sel).map_err(|reason| {
-            PaperError::BadShadow {
+        recover(backend, params, (img.width, img.height, img.bits), &sel).map_err(|error| {
+            PaperError::Recover {
                 path: out.dir.clone(),
-                reason,
+                error,
             }
         })?;
     shadows::check_identical(&out.manifest.source, img, &got, &xs)

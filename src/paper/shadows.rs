@@ -276,6 +276,33 @@ fn gf_vandermonde_inverse(xs: &[u8]) -> Result<Matrix, ParamError> {
     Ok(Matrix::new(t, t, entries))
 }
 
+/// Why shadows could not be recovered.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error("{given} shadows given, exactly t = {t} needed")]
+    Count { given: usize, t: usize },
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(
+        "shadow x = {x} is {} x {} at {} bits; {} x {} at {} bits expected for {what}",
+        found.0, found.1, found.2, expected.0, expected.1, expected.2
+    )]
+    Shape {
+        x: u8,
+        found: (u32, u32, u8),
+        expected: (u32, u32, u8),
+        what: String,
+    },
+    #[error("shadow x = {x} holds the value {value}, outside Z_257 (0..=256): not a p257 shadow")]
+    OutsideField { x: u8, value: u16 },
+    #[error(
+        "value {value} at position {position} is not a byte: these shadows are not of one image"
+    )]
+    NotOneImage { position: usize, value: u16 },
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+}
+
 /// The image of `width` x `height` x `bits` rebuilt from exactly t shadows
 /// given as (x, shadow). Errors say what does not fit.
 pub fn recover(
@@ -283,24 +310,29 @@ pub fn recover(
     params: &ShadowParams,
     (width, height, bits): (u32, u32, u8),
     shadows: &[(u8, &GrayImage)],
-) -> std::result::Result<GrayImage, String> {
+) -> std::result::Result<GrayImage, RecoverError> {
     let t = params.t();
     if shadows.len() != t {
-        return Err(format!(
-            "{} shadows given, exactly t = {t} needed",
-            shadows.len()
-        ));
+        return Err(RecoverError::Count {
+            given: shadows.len(),
+            t,
+        });
     }
     let xs: Vec<u8> = shadows.iter().map(|(x, _)| *x).collect();
-    crate::sharing::check_xs(&xs).map_err(|e| e.to_string())?;
-    let (sw, sh, sbits) = params.shadow_shape(width, height, bits);
+    crate::sharing::check_xs(&xs)?;
+    let expected = params.shadow_shape(width, height, bits);
     for (x, s) in shadows {
-        if (s.width, s.height, s.bits) != (sw, sh, sbits) {
-            return Err(format!(
-                "shadow x = {x} is {} x {} at {} bits; {sw} x {sh} at {sbits} bits expected for \
-                 {} {} shadows of a {width} x {height} {bits}-bit image",
-                s.width, s.height, s.bits, params.field, params.scheme
-            ));
+        let found = (s.width, s.height, s.bits);
+        if found != expected {
+            return Err(RecoverError::Shape {
+                x: *x,
+                found,
+                expected,
+                what: format!(
+                    "{} {} shadows of a {width} x {height} {bits}-bit image",
+                    params.field, params.scheme
+                ),
+            });
         }
     }
     let d = usize::from(bits / 8);
@@ -310,10 +342,7 @@ pub fn recover(
             let share_bytes: Vec<Vec<u8>> = shadows.iter().map(|(_, s)| s.to_bytes()).collect();
             let inputs: Vec<&[u8]> = share_bytes.iter().map(Vec::as_slice).collect();
             let mut out = vec![0u8; share_bytes[0].len()];
-            let m = combine_matrix(&xs).map_err(|e| e.to_string())?;
-            backend
-                .apply(&m, &inputs, &mut [&mut out])
-                .map_err(|e| e.to_string())?;
+            backend.apply(&combine_matrix(&xs)?, &inputs, &mut [&mut out])?;
             out
         }
         (FieldKind::Gf256, Scheme::ThienLin) => {
@@ -322,20 +351,14 @@ pub fn recover(
             let len = share_bytes[0].len();
             let mut streams = vec![vec![0u8; len]; t];
             let mut refs: Vec<&mut [u8]> = streams.iter_mut().map(Vec::as_mut_slice).collect();
-            let m = gf_vandermonde_inverse(&xs).map_err(|e| e.to_string())?;
-            backend
-                .apply(&m, &inputs, &mut refs)
-                .map_err(|e| e.to_string())?;
+            backend.apply(&gf_vandermonde_inverse(&xs)?, &inputs, &mut refs)?;
             thien_lin_interleave(&streams, row_bytes, height as usize)
         }
         (FieldKind::P257, scheme) => {
             let xs16: Vec<u16> = xs.iter().map(|&x| u16::from(x)).collect();
             for (x, s) in shadows {
-                if let Some(v) = s.samples.iter().find(|&&v| v > 256) {
-                    return Err(format!(
-                        "shadow x = {x} holds the value {v}, outside Z_257 (0..=256): not a p257 \
-                         shadow"
-                    ));
+                if let Some(&value) = s.samples.iter().find(|&&v| v > 256) {
+                    return Err(RecoverError::OutsideField { x: *x, value });
                 }
             }
             let elements: Vec<u16> = match scheme {
@@ -350,7 +373,8 @@ pub fn recover(
                         .collect()
                 }
                 Scheme::ThienLin => {
-                    let inv = p257::vandermonde_inverse(&xs16).ok_or("duplicate x")?;
+                    let inv = p257::vandermonde_inverse(&xs16)
+                        .expect("xs checked distinct and non-zero, and below 257");
                     let len = shadows[0].1.samples.len();
                     let mut streams = vec![vec![0u8; len]; t];
                     for (r, stream) in streams.iter_mut().enumerate() {
@@ -358,11 +382,9 @@ pub fn recover(
                             let v = (0..t).fold(0u16, |acc, c| {
                                 p257::add(acc, p257::mul(inv[r * t + c], shadows[c].1.samples[k]))
                             });
-                            *out = u8::try_from(v).map_err(|_| {
-                                format!(
-                                    "coefficient {r} at shadow pixel {k} is {v}, not a byte: \
-                                     these shadows are not of one image"
-                                )
+                            *out = u8::try_from(v).map_err(|_| RecoverError::NotOneImage {
+                                position: k * t + r,
+                                value: v,
                             })?;
                         }
                     }
@@ -375,10 +397,10 @@ pub fn recover(
                 }
             };
             if let Some(k) = elements.iter().position(|&v| v > 255) {
-                return Err(format!(
-                    "the value at byte {k} is {}, not a byte: these shadows are not of one image",
-                    elements[k]
-                ));
+                return Err(RecoverError::NotOneImage {
+                    position: k,
+                    value: elements[k],
+                });
             }
             elements.into_iter().map(|v| v as u8).collect()
         }
@@ -537,10 +559,10 @@ pub fn shadow_image(
     }
     let refs: Vec<(u8, &GrayImage)> = read_back.iter().map(|(x, s)| (*x, s)).collect();
     let recovered =
-        recover(backend, params, (img.width, img.height, img.bits), &refs).map_err(|reason| {
-            PaperError::BadShadow {
+        recover(backend, params, (img.width, img.height, img.bits), &refs).map_err(|error| {
+            PaperError::Recover {
                 path: dir.join(&pick[0].file),
-                reason,
+                error,
             }
         })?;
     let xs: Vec<u8> = pick.iter().map(|e| e.x).collect();
@@ -669,6 +691,27 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn p257_notices_shadows_of_two_images() {
+        // A mix of shadows of two images recovers values above 255 somewhere
+        // (each is uniform over 0..=256); GF(2^8) cannot notice, every byte
+        // being valid: shadows carry no integrity, unlike `umbra split`.
+        let backend = CpuBackend::detect();
+        let key = ObjectKey::from_bytes([3; 32]);
+        for scheme in [Scheme::Shamir, Scheme::ThienLin] {
+            let params = ShadowParams::new(2, 3, FieldKind::P257, scheme).unwrap();
+            let a = make_shadows(&backend, &test_image(64, 64, 8), &params, &key).unwrap();
+            let mut other = test_image(64, 64, 8);
+            other.samples.reverse();
+            let b = make_shadows(&backend, &other, &params, &key).unwrap();
+            let err = recover(&backend, &params, (64, 64, 8), &[(1, &a[0]), (2, &b[1])]);
+            assert!(
+                matches!(err, Err(RecoverError::NotOneImage { .. })),
+                "{scheme}: {err:?}"
+            );
         }
     }
 
