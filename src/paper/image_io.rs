@@ -156,23 +156,16 @@ fn read_raster(path: &Path) -> Result<GrayImage> {
                 what: format!("grayscale with alpha ({original:?})"),
             });
         }
+        other if other.channel_count() >= 3 => {
+            return Err(PaperError::Colour {
+                path: path.to_path_buf(),
+                what: format!("{other:?}"),
+            });
+        }
         other => {
-            let what = format!("{other:?}");
-            let colour = what.starts_with("Rgb")
-                || what.starts_with("Bgr")
-                || what.starts_with("Cmyk")
-                || what.starts_with("Yuv")
-                || what.starts_with("Unknown");
-            return Err(if colour {
-                PaperError::Colour {
-                    path: path.to_path_buf(),
-                    what,
-                }
-            } else {
-                PaperError::BitDepth {
-                    path: path.to_path_buf(),
-                    what,
-                }
+            return Err(PaperError::BitDepth {
+                path: path.to_path_buf(),
+                what: format!("{other:?}"),
             });
         }
     }

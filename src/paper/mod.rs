@@ -44,8 +44,9 @@ pub enum PaperError {
     #[error("{}: not an image: {reason}", show(path))]
     NotAnImage { path: PathBuf, reason: String },
     #[error(
-        "{}: {what} is a colour image; shadows are made of grayscale images only. Convert it to \
-         grayscale first, or protect the file itself, losslessly, with `umbra split`",
+        "{}: {what}: a colour (or alpha) image; shadows are made of single-channel grayscale \
+         images only. Convert it to grayscale first, or protect the file itself, losslessly, with \
+         `umbra split`",
         show(path)
     )]
     Colour { path: PathBuf, what: String },
