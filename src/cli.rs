@@ -16,6 +16,8 @@ use umbra::engine::{Backend, CpuBackend, CrossCheck, SplitPlan};
 use umbra::gpu::{AdapterChoice, GpuBackend};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;
+use umbra::paper::reproduce::{self, ReproduceOptions};
+use umbra::paper::shadows::{self, FieldKind, KeySource, Scheme, ShadowParams};
 use umbra::sharing::{self, Threshold};
 use umbra::split::{self, ShareNaming, SplitOptions, SplitSecrets};
 use umbra::{gfshare, share_file};
@@ -82,6 +84,14 @@ enum Command {
     Inspect(InspectArgs),
     /// Measure split and combine throughput per backend and size.
     Bench(BenchArgs),
+    /// Shadow images of grayscale images (PNG, TIFF, PGM, DICOM), as in the
+    /// paper: n shadow PNGs per image and the image recovered from t of them.
+    Shadows(ShadowsArgs),
+    /// Histograms, entropy, chi-square, adjacent-pixel correlation, NPCR and
+    /// UACI of images and of `umbra shadows` directories.
+    Stats(StatsArgs),
+    /// Run the paper's experiment on the bundled images and write REPORT.md.
+    Reproduce(ReproduceArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -218,6 +228,79 @@ struct BenchArgs {
     stream: Option<u64>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FieldArg {
+    /// GF(2^8), lossless, shadows of the original's size and depth.
+    Gf256,
+    /// Z_257, the paper's field; shadows are 16-bit PNGs (values 0..=256).
+    P257,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SchemeArg {
+    /// Random coefficients: t-1 shadows reveal nothing.
+    Shamir,
+    /// t pixels as the coefficients: shadows 1/t the size, but t-1 of them leak.
+    ThienLin,
+}
+
+#[derive(Args)]
+struct ShadowsArgs {
+    /// Threshold: shadows needed to recover.
+    #[arg(short, long, default_value_t = 4)]
+    t: usize,
+    /// Number of shadows.
+    #[arg(short, long, default_value_t = 8)]
+    n: usize,
+    /// Output directory; each image gets a subdirectory named after it with
+    /// shadow-XXX.png, shadows.json, and original.png and recovered.png: the
+    /// image itself, so hand out only the shadow files.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Field of the arithmetic.
+    #[arg(long, value_enum, default_value_t = FieldArg::Gf256)]
+    field: FieldArg,
+    /// Sharing scheme.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Shamir)]
+    scheme: SchemeArg,
+    /// 8- or 16-bit grayscale PNG, TIFF, PGM/PNM or DICOM files.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    /// Output directory for stats.md, stats.json and histograms/.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Sample values of the given image files (default 2^bits; 257 for p257
+    /// shadows). Shadow directories carry their own.
+    #[arg(long, value_name = "N")]
+    levels: Option<u32>,
+    /// Directories written by `umbra shadows`, or image files.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    /// Output directory for REPORT.md and its figures.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// The corpus: a directory with paper256/ and dicom/.
+    #[arg(long, value_name = "DIR", default_value = "datasets")]
+    data: PathBuf,
+    /// Only the 256x256 set, not the full-resolution DICOM images.
+    #[arg(long)]
+    quick: bool,
+    /// Threshold (the paper's is 4).
+    #[arg(short, long, default_value_t = 4)]
+    t: usize,
+    /// Number of shadows (the paper's is 8, two on each of four clouds).
+    #[arg(short, long, default_value_t = 8)]
+    n: usize,
+}
+
 /// "10GiB", "256MiB", "5GB", "4096" -> bytes.
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -269,6 +352,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Repair(a) => repair_cmd(&ui, a),
         Command::Inspect(a) => inspect_cmd(a),
         Command::Bench(a) => bench_cmd(&ui, a),
+        Command::Shadows(a) => shadows_cmd(&ui, a),
+        Command::Stats(a) => stats_cmd(&ui, a),
+        Command::Reproduce(a) => reproduce_cmd(&ui, a),
     }
 }
 
@@ -690,5 +776,81 @@ fn bench_cmd(ui: &Ui, a: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", bench::markdown_table(&results));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn shadow_params(
+    t: usize,
+    n: usize,
+    field: FieldArg,
+    scheme: SchemeArg,
+) -> anyhow::Result<ShadowParams> {
+    let field = match field {
+        FieldArg::Gf256 => FieldKind::Gf256,
+        FieldArg::P257 => FieldKind::P257,
+    };
+    let scheme = match scheme {
+        SchemeArg::Shamir => Scheme::Shamir,
+        SchemeArg::ThienLin => Scheme::ThienLin,
+    };
+    Ok(ShadowParams::new(t, n, field, scheme)?)
+}
+
+fn shadows_cmd(ui: &Ui, a: &ShadowsArgs) -> anyhow::Result<ExitCode> {
+    let params = shadow_params(a.t, a.n, a.field, a.scheme)?;
+    if params.scheme == Scheme::ThienLin {
+        ui.note(format!("warning: {}", shadows::THIEN_LIN_WARNING));
+    }
+    let backend = ui.backend(a.images.iter().map(|f| file_len(f)).sum())?;
+    let mut failures = 0;
+    shadows::shadow_images(
+        backend.as_ref(),
+        &a.images,
+        &a.output,
+        &params,
+        &KeySource::Os,
+        &mut |input, result| match result {
+            Ok(out) => ui.info(format!(
+                "{}: {} {} shadows in {}, recovered from shadows {:?} and checked pixel for pixel",
+                input.display(),
+                out.manifest.n,
+                params.field,
+                out.dir.display(),
+                out.manifest.recovered_from
+            )),
+            Err(e) => {
+                eprintln!("umbra: error: {e}");
+                failures += 1;
+            }
+        },
+    );
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn stats_cmd(ui: &Ui, a: &StatsArgs) -> anyhow::Result<ExitCode> {
+    let sets = umbra::paper::stats::run_stats(&a.inputs, &a.output, a.levels)?;
+    ui.info(format!(
+        "statistics of {} input(s) in {}",
+        sets.len(),
+        a.output.join("stats.md").display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reproduce_cmd(ui: &Ui, a: &ReproduceArgs) -> anyhow::Result<ExitCode> {
+    let backend = ui.backend(0)?;
+    let opts = ReproduceOptions {
+        output: a.output.clone(),
+        data: a.data.clone(),
+        quick: a.quick,
+        t: a.t,
+        n: a.n,
+    };
+    let report = reproduce::reproduce(backend.as_ref(), &opts, &mut |msg| ui.note(msg))?;
+    ui.note(format!("report: {}", report.display()));
     Ok(ExitCode::SUCCESS)
 }

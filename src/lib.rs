@@ -23,6 +23,7 @@ pub mod gpu;
 pub mod kernel;
 pub mod keystream;
 pub mod output;
+pub mod paper;
 pub mod share_file;
 pub mod sharing;
 pub mod split;
