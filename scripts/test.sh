@@ -29,5 +29,8 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test (GPU tests required on a software Vulkan adapter)"
 UMBRA_GPU_TESTS=required cargo test
 
+echo "== the 300 MiB GPU-versus-CPU identity test, in release mode (minutes in debug)"
+UMBRA_GPU_TESTS=required cargo test --release --test gpu -- --ignored
+
 echo "== NEON kernels on aarch64 (qemu-user)"
 cargo test --target aarch64-unknown-linux-gnu --lib -- kernel engine field
