@@ -24,9 +24,11 @@ pub const TASK_BYTES: usize = 64 * 1024;
 pub const SUB_CHUNK_BYTES: usize = 4 * 1024;
 
 /// Streams at least this large are written with non-temporal stores (where
-/// the kernel has them and the buffers are aligned): a split sends n times
-/// the secret out to memory, and caching it would only evict the inputs.
-pub const NONTEMPORAL_MIN_BYTES: usize = 1 << 20;
+/// the kernel has them and the buffers are aligned): a split of a large
+/// buffer sends n times the secret out to memory, and caching it would only
+/// evict the inputs. The file pipeline's 2 MiB batches stay below it, since
+/// their shares are hashed and written out right away, from cache.
+pub const NONTEMPORAL_MIN_BYTES: usize = 4 << 20;
 
 /// Why a backend could not compute.
 #[derive(Debug, thiserror::Error)]
