@@ -20,7 +20,7 @@ head -c $((size_mib << 20)) /dev/urandom > input.bin
 cat input.bin > /dev/null   # into the page cache
 mkdir -p gf um
 gfsplit -n 4 -m 8 input.bin gf/input.bin
-"$umbra" split -q -o um input.bin
+"$umbra" --backend cpu split -q -o um input.bin
 gf_shares=$(ls gf/input.bin.* | head -4 | tr '\n' ' ')
 um_shares=$(ls um/input.bin.*.umbra | head -4 | tr '\n' ' ')
 cat gf/* um/* > /dev/null
@@ -29,10 +29,10 @@ echo "## split (4,8) of ${size_mib} MiB, file in page cache"
 hyperfine --warmup 1 --runs "$runs" --export-markdown split.md \
   --prepare 'rm -rf out && mkdir out' \
   -n "gfsplit -n 4 -m 8" "gfsplit -n 4 -m 8 input.bin out/input.bin" \
-  -n "umbra split -t 4 -n 8" "$umbra split -q -t 4 -n 8 -o out input.bin"
+  -n "umbra split -t 4 -n 8" "$umbra --backend cpu split -q -t 4 -n 8 -o out input.bin"
 echo "## combine t=4 of ${size_mib} MiB, shares in page cache"
 hyperfine --warmup 1 --runs "$runs" --export-markdown combine.md \
   --prepare 'rm -f out.bin' \
   -n "gfcombine (4 shares)" "gfcombine -o out.bin $gf_shares" \
-  -n "umbra combine (4 shares)" "$umbra combine -q -o out.bin $um_shares"
+  -n "umbra combine (4 shares)" "$umbra --backend cpu combine -q -o out.bin $um_shares"
 cat split.md combine.md

@@ -159,6 +159,10 @@ impl CpuBackend {
     }
 }
 
+/// Per-sub-chunk lists of stream slices: on the stack for up to 16 streams,
+/// since a 4 KiB sub-chunk is too small to pay for a heap allocation.
+type Streams<T> = smallvec::SmallVec<[T; 16]>;
+
 /// Bytes per rayon task for a stream of `len`: at most [`TASK_BYTES`], but
 /// small inputs (a 256x256 image) still give every thread a few tasks.
 fn task_bytes(len: usize) -> usize {
@@ -196,7 +200,7 @@ where
             let mut sub = start;
             while sub < end {
                 let sub_end = (sub + SUB_CHUNK_BYTES).min(end);
-                let mut outs: Vec<&mut [u8]> = pieces
+                let mut outs: Streams<&mut [u8]> = pieces
                     .iter_mut()
                     .map(|o| &mut o[sub - start..sub_end - start])
                     .collect();
@@ -273,7 +277,7 @@ impl Backend for CpuBackend {
             len,
             || (),
             |_, sub, sub_end, outs| {
-                let ins: Vec<&[u8]> = inputs.iter().map(|i| &i[sub..sub_end]).collect();
+                let ins: Streams<&[u8]> = inputs.iter().map(|i| &i[sub..sub_end]).collect();
                 run_kernel(&kernel, len, &ins, outs);
             },
         );

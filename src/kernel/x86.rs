@@ -103,33 +103,24 @@ macro_rules! gfni_kernel {
             vectors: usize,
         ) {
             const W: usize = $w;
-            // One row of broadcast matrices and the output pointer per share.
-            let rows: Vec<([$vec; C], *mut u8)> = affine
-                .chunks_exact(C)
-                .zip(outputs.iter_mut())
-                .map(|(row, out)| {
-                    (
-                        core::array::from_fn(|c| $splat(row[c] as i64)),
-                        out.as_mut_ptr(),
-                    )
-                })
-                .collect();
             let ins: [*const u8; C] = core::array::from_fn(|c| inputs[c].as_ptr());
             for v in 0..vectors {
                 // SAFETY: v * W + W <= len of every input and output.
                 let x: [$vec; C] =
                     core::array::from_fn(|c| unsafe { $load(ins[c].add(v * W).cast()) });
-                for (m, out) in &rows {
+                for (row, out) in affine.chunks_exact(C).zip(outputs.iter_mut()) {
                     let mut acc = $zero();
                     for c in 0..C {
-                        acc = $xor(acc, $affine::<0>(x[c], m[c]));
+                        // The broadcast folds into the instruction's memory operand.
+                        acc = $xor(acc, $affine::<0>(x[c], $splat(row[c] as i64)));
                     }
                     // SAFETY: as above; with NT the caller checked W-byte alignment.
                     unsafe {
+                        let dst = out.as_mut_ptr().add(v * W).cast();
                         if NT {
-                            $stream(out.add(v * W).cast(), acc)
+                            $stream(dst, acc)
                         } else {
-                            $store(out.add(v * W).cast(), acc)
+                            $store(dst, acc)
                         }
                     };
                 }
