@@ -342,22 +342,20 @@ impl ObjectSink<'_> {
 
     fn push(&mut self, stream: &[u8]) -> Result<()> {
         self.tag.update(stream);
-        let content = if self.meta.is_none() {
-            self.prefix.extend_from_slice(stream);
-            match envelope::parse_prefix(&self.prefix).map_err(|e| self.envelope_error(e))? {
-                Prefix::NeedMore(_) => return Ok(()),
-                Prefix::Done { meta, len, .. } => {
-                    self.open_output(&meta)?;
-                    self.meta = Some(meta);
-                    let rest = self.prefix[len..].to_vec();
-                    self.prefix.clear();
-                    rest
-                }
+        if self.meta.is_some() {
+            return self.write_content(stream);
+        }
+        self.prefix.extend_from_slice(stream);
+        match envelope::parse_prefix(&self.prefix).map_err(|e| self.envelope_error(e))? {
+            Prefix::NeedMore(_) => Ok(()),
+            Prefix::Done { meta, len, .. } => {
+                self.open_output(&meta)?;
+                self.meta = Some(meta);
+                // Whatever followed the prefix in this batch is content.
+                let prefix = std::mem::take(&mut self.prefix);
+                self.write_content(&prefix[len..])
             }
-        } else {
-            stream.to_vec()
-        };
-        self.write_content(&content)
+        }
     }
 
     fn open_output(&mut self, meta: &ObjectMeta) -> Result<()> {
