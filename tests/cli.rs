@@ -625,3 +625,125 @@ fn no_adapter_at_all() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_json_reports_every_field() {
+    let s = split(3, 5, 10_000, 16);
+    let o = run(&[&"inspect", &"--json", &s.shares[4]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v[0];
+    assert_eq!(r["t"], 3);
+    assert_eq!(r["n"], 5);
+    assert_eq!(r["x"], 5);
+    assert_eq!(r["field_polynomial"], "0x11d");
+    assert_eq!(r["header_ok"], true);
+    assert_eq!(r["corrupt_segments"].as_array().unwrap().len(), 0);
+    assert_eq!(r["split_id"].as_str().unwrap().len(), 32);
+    // The payload is the object plus its private metadata, never less.
+    assert!(r["payload_len"].as_u64().unwrap() > 10_000);
+}
+
+#[test]
+fn custom_coordinates_round_trip_and_repair_names_the_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("img.raw");
+    let data = pseudo_random(40_000, 17);
+    fs::write(&input, &data).unwrap();
+    let out = dir.path().join("s");
+    let o = run(&[
+        &"split",
+        &"-t",
+        &"2",
+        &"-n",
+        &"3",
+        &"--xs",
+        &"7,200,255",
+        &"-o",
+        &out,
+        &input,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shares = files_ending(&out, ".umbra");
+    let names: Vec<String> = shares
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "img.raw.007.umbra",
+            "img.raw.200.umbra",
+            "img.raw.255.umbra"
+        ]
+    );
+    let lost = fs::read(&shares[1]).unwrap();
+    fs::remove_file(&shares[1]).unwrap();
+    let o = run(&[&"repair", &"--x", &"200", &shares[0], &shares[2]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(&shares[1]).unwrap(), lost);
+    let restored = dir.path().join("back.raw");
+    let o = run(&[&"combine", &"-o", &restored, &shares[2], &shares[1]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(&restored).unwrap(), data);
+}
+
+#[test]
+fn gfshare_bad_inputs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("f.bin");
+    fs::write(&input, pseudo_random(1000, 18)).unwrap();
+    let out = dir.path().join("g");
+    let o = run(&[
+        &"split",
+        &"--format",
+        &"gfshare",
+        &"-t",
+        &"2",
+        &"-n",
+        &"3",
+        &"-o",
+        &out,
+        &input,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shares = files_ending(&out, "");
+    // A share of another length.
+    let short = dir.path().join("f.bin.009");
+    fs::write(&short, b"short").unwrap();
+    let o = run(&[
+        &"combine",
+        &"--format",
+        &"gfshare",
+        &"-o",
+        &dir.path().join("x"),
+        &shares[0],
+        &short,
+    ]);
+    assert_fails_with(&o, &["f.bin.009", "5 bytes"]);
+    // A name without three digits.
+    let odd = dir.path().join("f.bin.x1");
+    fs::copy(&shares[0], &odd).unwrap();
+    let o = run(&[
+        &"combine",
+        &"--format",
+        &"gfshare",
+        &"-o",
+        &dir.path().join("x"),
+        &shares[1],
+        &odd,
+    ]);
+    assert_fails_with(&o, &["f.bin.x1", "three digits"]);
+    // The same x twice.
+    let o = run(&[
+        &"combine",
+        &"--format",
+        &"gfshare",
+        &"-o",
+        &dir.path().join("x"),
+        &shares[1],
+        &shares[1],
+    ]);
+    assert_fails_with(&o, &["x = 2"]);
+    assert!(!dir.path().join("x").exists());
+}
