@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use umbra::bench::{self, BenchConfig, SIZES};
 use umbra::combine::{self, CombineOptions, CombineTarget};
-use umbra::engine::{Backend, CpuBackend, CrossCheck, SplitPlan};
+use umbra::engine::{Backend, CpuBackend, CrossCheck, Fallback, SplitPlan};
 use umbra::gpu::{AdapterChoice, GpuBackend};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;
@@ -410,7 +410,17 @@ impl Ui {
             }
             BackendChoice::Auto if job_bytes < auto_gpu_min_bytes() => (cpu()?, false),
             BackendChoice::Auto => match GpuBackend::new(AdapterChoice::HardwareOnly) {
-                Ok(gpu) => (Box::new(gpu) as Box<dyn Backend>, true),
+                // A GPU that fails mid-job hands its work to the CPU.
+                Ok(gpu) => {
+                    let quiet = self.quiet;
+                    let warn = move |e: &umbra::engine::EngineError| {
+                        if !quiet {
+                            eprintln!("umbra: warning: {e}; continuing on the CPU");
+                        }
+                    };
+                    let fallback = Fallback::new(Box::new(gpu), cpu()?, Box::new(warn));
+                    (Box::new(fallback) as Box<dyn Backend>, true)
+                }
                 Err(e) => {
                     self.info(format!("no hardware GPU ({e}); using the CPU"));
                     (cpu()?, false)
