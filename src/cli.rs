@@ -635,38 +635,28 @@ fn default_repair_path(first: &Path, x: u8) -> PathBuf {
 
 fn inspect_cmd(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
+    let mut json = Vec::new();
     let mut all_intact = true;
     for path in &a.shares {
         match combine::inspect_share(path) {
             Ok(r) => {
                 all_intact &= r.intact();
+                json.push(serde_json::to_value(&r)?);
                 reports.push(r);
             }
             Err(e) => {
                 all_intact = false;
-                if a.json {
-                    reports.push(combine::InspectReport {
-                        path: path.clone(),
-                        version: 0,
-                        field_polynomial: String::new(),
-                        t: 0,
-                        n: 0,
-                        x: 0,
-                        split_id: String::new(),
-                        payload_len: 0,
-                        segment_size: 0,
-                        segments: 0,
-                        tag: String::new(),
-                        header_ok: false,
-                        corrupt_segments: Vec::new(),
-                    });
-                }
+                json.push(serde_json::json!({
+                    "path": path,
+                    "header_ok": false,
+                    "error": e.to_string(),
+                }));
                 eprintln!("umbra: error: {e}");
             }
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         for r in &reports {
             println!("{}", r.path.display());
