@@ -142,7 +142,7 @@ struct SplitArgs {
     /// so that a share's name reveals nothing (umbra format only).
     #[arg(long)]
     anonymous: bool,
-    /// Payload bytes per hashed segment (a power of two, at least 4096).
+    /// Payload bytes per hashed segment (a power of two from 4096 to 64 MiB).
     #[arg(long, default_value_t = share_file::DEFAULT_SEGMENT_SIZE, value_name = "BYTES")]
     segment_size: u32,
     /// Overwrite existing share files.
@@ -464,11 +464,14 @@ fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
     let threshold = Threshold::new(a.t, a.n)?;
     let xs = a.xs.clone().unwrap_or_else(|| sharing::default_xs(a.n));
     let plan = SplitPlan::new(threshold, xs)?;
-    if a.segment_size < share_file::MIN_SEGMENT_SIZE || !a.segment_size.is_power_of_two() {
+    if !(share_file::MIN_SEGMENT_SIZE..=share_file::MAX_SEGMENT_SIZE).contains(&a.segment_size)
+        || !a.segment_size.is_power_of_two()
+    {
         bail!(
-            "--segment-size {} is invalid: a power of two of at least {}",
+            "--segment-size {} is invalid: a power of two from {} to {}",
             a.segment_size,
-            share_file::MIN_SEGMENT_SIZE
+            share_file::MIN_SEGMENT_SIZE,
+            share_file::MAX_SEGMENT_SIZE
         );
     }
     std::fs::create_dir_all(&a.output)

@@ -38,6 +38,9 @@ pub const DEFAULT_SEGMENT_SIZE: u32 = 1 << 20;
 pub const MAX_PAYLOAD_LEN: u64 = 1 << 60;
 /// Segments may not be smaller: the table would outgrow the payload.
 pub const MIN_SEGMENT_SIZE: u32 = 4096;
+/// Nor larger: a reader holds a whole segment of each share in memory, so a
+/// damaged or hostile header must not make it allocate gigabytes.
+pub const MAX_SEGMENT_SIZE: u32 = 64 << 20;
 
 /// What is wrong with a share file's header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,7 +60,9 @@ pub enum FormatError {
     Params(#[from] ParamError),
     #[error("reserved header bytes are not zero")]
     ReservedNotZero,
-    #[error("segment size {found} is invalid (a power of two of at least {MIN_SEGMENT_SIZE})")]
+    #[error(
+        "segment size {found} is invalid (a power of two from {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE})"
+    )]
     BadSegmentSize { found: u32 },
     #[error("payload length {found} is beyond what umbra writes (at most 2^60 bytes)")]
     PayloadTooLarge { found: u64 },
@@ -180,7 +185,9 @@ impl ShareHeader {
             return Err(FormatError::Params(ParamError::ZeroX));
         }
         let segment_size = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
-        if segment_size < MIN_SEGMENT_SIZE || !segment_size.is_power_of_two() {
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size)
+            || !segment_size.is_power_of_two()
+        {
             return Err(FormatError::BadSegmentSize {
                 found: segment_size,
             });
@@ -374,6 +381,12 @@ mod tests {
         assert!(matches!(
             ShareHeader::decode(&b),
             Err(FormatError::UnsupportedField { .. })
+        ));
+        let mut b = good;
+        b[20..24].copy_from_slice(&(MAX_SEGMENT_SIZE * 2).to_le_bytes());
+        assert!(matches!(
+            ShareHeader::decode(&b),
+            Err(FormatError::BadSegmentSize { .. })
         ));
         let mut b = good;
         b[16] = 0;
