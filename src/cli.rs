@@ -1,6 +1,8 @@
 //! Argument parsing and the commands. Errors are anyhow here; the library's
 //! typed errors already name the file or share at fault.
 
+mod archive;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,6 +84,22 @@ enum Command {
     Inspect(InspectArgs),
     /// Measure split and combine throughput per backend and size.
     Bench(BenchArgs),
+    /// Create an archive: umbra.toml, empty catalog, site key, local stores.
+    Init(archive::InitArgs),
+    /// Archive configuration.
+    #[command(subcommand)]
+    Config(archive::ConfigCmd),
+    /// Protect a source's new and changed objects: split each into the stores.
+    Migrate(archive::MigrateArgs),
+    /// Rebuild archived objects from any t reachable stores.
+    Restore(archive::RestoreArgs),
+    /// Check every share in every store (--deep: rebuild every object).
+    Verify(archive::VerifyArgs),
+    /// Rebuild the archive's missing or corrupt shares from t good ones.
+    ArchiveRepair(archive::ArchiveRepairArgs),
+    /// The archive's hash-chained audit log.
+    #[command(subcommand)]
+    Audit(archive::AuditCmd),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -269,6 +287,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Repair(a) => repair_cmd(&ui, a),
         Command::Inspect(a) => inspect_cmd(a),
         Command::Bench(a) => bench_cmd(&ui, a),
+        Command::Init(a) => archive::init_cmd(&ui, a),
+        Command::Config(c) => archive::config_cmd(c),
+        Command::Migrate(a) => archive::migrate_cmd(&ui, a),
+        Command::Restore(a) => archive::restore_cmd(&ui, a),
+        Command::Verify(a) => archive::verify_cmd(&ui, a),
+        Command::ArchiveRepair(a) => archive::archive_repair_cmd(&ui, a),
+        Command::Audit(c) => archive::audit_cmd(&ui, c),
     }
 }
 
