@@ -601,15 +601,18 @@ fn failing_store_leaves_objects_pending_until_the_next_run() {
         .unwrap();
     assert_eq!(errors, SMALL_FILES as i64 - 3);
 
-    // The store is back; the next run completes the pending objects.
+    // The store is back; the next run completes the pending objects, and
+    // forgets one whose source was deleted meanwhile.
     fs::remove_file(f.store(2)).unwrap();
     fs::rename(&away, f.store(2)).unwrap();
+    fs::remove_file(f.src.join("notes/report.txt")).unwrap();
     let r = f.migrate_ok();
-    assert_eq!(r["written"], SMALL_FILES as u64 - 3);
-    assert_eq!(f.states()["written"], SMALL_FILES as i64);
+    assert_eq!(r["written"], SMALL_FILES as u64 - 4);
+    assert_eq!(r["vanished"], 1);
+    assert_eq!(f.states()["written"], SMALL_FILES as i64 - 1);
     assert_eq!(
         store_objects(&f),
-        SMALL_FILES * 5,
+        (SMALL_FILES - 1) * 5,
         "no leftovers of failed attempts"
     );
     let out = f.root.join("out");

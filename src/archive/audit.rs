@@ -106,8 +106,16 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Appends one entry and records the new head in the catalog.
+    /// Appends one entry and records the new head in the catalog. The log
+    /// stays locked from reading its last line to writing the new one, so
+    /// concurrent commands (a restore during a migrate) never fork the chain.
     pub fn append(&self, catalog: Option<&Catalog>, action: &str, details: Value) -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .at(&self.path)?;
+        f.lock().at(&self.path)?;
         let chain = self.read_chain()?;
         let (seq, prev) = chain
             .last()
@@ -122,17 +130,12 @@ impl AuditLog {
         .to_string();
         let m = mac(&self.key, &prev, &entry);
         let line = format!("{LINE_START}{m}{ENTRY_KEY}{entry}}}\n");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .at(&self.path)?;
         f.write_all(line.as_bytes()).at(&self.path)?;
         f.sync_all().at(&self.path)?;
         if let Some(c) = catalog {
             c.set_meta(HEAD_KEY, &format!("{seq} {m}"))?;
         }
-        Ok(())
+        f.unlock().at(&self.path)
     }
 
     /// Checks the chain, and against the catalog's head when there is one.

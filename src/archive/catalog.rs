@@ -358,6 +358,25 @@ impl Catalog {
         tx.commit().map_err(err)
     }
 
+    /// Removes a pending version that will never be written (its source is
+    /// gone); the caller has deleted its leftover shares.
+    pub fn forget_pending(&mut self, id: i64) -> Result<()> {
+        let path = self.path.clone();
+        let err = |error| ArchiveError::Catalog {
+            path: path.clone(),
+            error,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+            .map_err(err)?;
+        tx.execute(
+            "DELETE FROM objects WHERE id = ?1 AND state = 'pending'",
+            params![id],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
     pub fn set_state(&self, id: i64, state: &str) -> Result<()> {
         self.conn
             .execute(

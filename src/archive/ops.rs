@@ -217,6 +217,9 @@ pub struct MigrateReport {
     pub bytes_written: u64,
     /// Versions that failed (they stay pending and are retried next run).
     pub failed: u64,
+    /// Pending versions whose source file disappeared before they were
+    /// written: forgotten.
+    pub vanished: u64,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
 }
@@ -262,6 +265,12 @@ impl Archive {
         let mut bytes_done = 0;
         for (k, row) in pending.iter().enumerate() {
             let backend = backend.as_deref().expect("made when something is pending");
+            if !opts.source.join(&row.source_ref).exists() {
+                // Deleted from the source before it was ever written.
+                self.forget(&mut cat, row)?;
+                report.vanished += 1;
+                continue;
+            }
             match self.write_object(&mut cat, backend, &opts.source, row, k + 1) {
                 Ok(()) => {
                     report.written += 1;
@@ -347,6 +356,17 @@ impl Archive {
             Some(l) if l.state == "pending" => cat.update_pending(l.id, &new),
             _ => cat.insert(&new).map(|_| ()),
         }
+    }
+
+    /// Deletes the shares an unfinished attempt may have left, then the
+    /// pending version itself.
+    fn forget(&self, cat: &mut Catalog, row: &ObjectRow) -> Result<()> {
+        for p in cat.placements(row.id)? {
+            self.store(&p.store)?
+                .delete(&p.name)
+                .map_err(store_err(&p.store, &p.name))?;
+        }
+        cat.forget_pending(row.id)
     }
 
     fn write_object(
