@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS objects (
     version     INTEGER NOT NULL, -- 1, 2, ... per source_ref
     size        INTEGER NOT NULL,
     blake3      TEXT NOT NULL,    -- hex BLAKE3 of the object's bytes
-    mtime_ns    INTEGER NOT NULL, -- source modification time when read
+    change_sig  INTEGER NOT NULL, -- change signature: a file's mtime in ns; an Orthanc
+                                  -- instance's MD5, first 8 bytes (little-endian)
     kind        TEXT NOT NULL CHECK (kind IN ('dicom', 'unparsed-dicom', 'file')),
     sop_uid     TEXT,
     study_uid   TEXT,
@@ -70,7 +71,7 @@ pub struct ObjectRow {
     pub version: i64,
     pub size: u64,
     pub blake3: String,
-    pub mtime_ns: i64,
+    pub change_sig: i64,
     pub kind: String,
     pub ids: Identity,
     pub split_id: Option<String>,
@@ -90,7 +91,7 @@ pub struct NewObject<'a> {
     pub source_ref: &'a str,
     pub size: u64,
     pub blake3: &'a str,
-    pub mtime_ns: i64,
+    pub change_sig: i64,
     pub kind: &'a str,
     pub ids: &'a Identity,
 }
@@ -109,7 +110,7 @@ pub struct Catalog {
     path: PathBuf,
 }
 
-const COLUMNS: &str = "id, source_ref, version, size, blake3, mtime_ns, kind, sop_uid, study_uid, \
+const COLUMNS: &str = "id, source_ref, version, size, blake3, change_sig, kind, sop_uid, study_uid, \
                        series_uid, study_date, modality, patient_id, split_id, state, attempts";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
@@ -119,7 +120,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
         version: r.get(2)?,
         size: r.get::<_, i64>(3)? as u64,
         blake3: r.get(4)?,
-        mtime_ns: r.get(5)?,
+        change_sig: r.get(5)?,
         kind: r.get(6)?,
         ids: Identity {
             sop_uid: r.get(7)?,
@@ -201,11 +202,11 @@ impl Catalog {
     }
 
     /// Records the source's new modification time of an unchanged version.
-    pub fn touch(&self, id: i64, mtime_ns: i64) -> Result<()> {
+    pub fn touch(&self, id: i64, change_sig: i64) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE objects SET mtime_ns = ?2 WHERE id = ?1",
-                params![id, mtime_ns],
+                "UPDATE objects SET change_sig = ?2 WHERE id = ?1",
+                params![id, change_sig],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -223,7 +224,7 @@ impl Catalog {
             .map_err(|e| self.err(e))?;
         self.conn
             .execute(
-                "INSERT INTO objects (source_ref, version, size, blake3, mtime_ns, kind, sop_uid, \
+                "INSERT INTO objects (source_ref, version, size, blake3, change_sig, kind, sop_uid, \
                  study_uid, series_uid, study_date, modality, patient_id, state, created_at, \
                  updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
                  'pending', ?13, ?13)",
@@ -232,7 +233,7 @@ impl Catalog {
                     version,
                     o.size as i64,
                     o.blake3,
-                    o.mtime_ns,
+                    o.change_sig,
                     o.kind,
                     o.ids.sop_uid,
                     o.ids.study_uid,
@@ -252,14 +253,14 @@ impl Catalog {
     pub fn update_pending(&self, id: i64, o: &NewObject<'_>) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE objects SET size = ?2, blake3 = ?3, mtime_ns = ?4, kind = ?5, sop_uid = ?6, \
+                "UPDATE objects SET size = ?2, blake3 = ?3, change_sig = ?4, kind = ?5, sop_uid = ?6, \
                  study_uid = ?7, series_uid = ?8, study_date = ?9, modality = ?10, \
                  patient_id = ?11, updated_at = ?12 WHERE id = ?1 AND state = 'pending'",
                 params![
                     id,
                     o.size as i64,
                     o.blake3,
-                    o.mtime_ns,
+                    o.change_sig,
                     o.kind,
                     o.ids.sop_uid,
                     o.ids.study_uid,

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod ops;
+pub mod orthanc;
 pub mod source;
 pub mod store;
 

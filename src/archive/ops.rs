@@ -26,7 +26,8 @@ use serde_json::json;
 use super::audit::AuditLog;
 use super::catalog::{Catalog, Identity, NewObject, ObjectRow, Placement, Selection};
 use super::config::{self, Config, Layout, SiteKey};
-use super::source::{self, Filter};
+use super::orthanc::Orthanc;
+use super::source::{self, Filter, SourceFile, SourceSpec};
 use super::store::{self, Store};
 use super::{ArchiveError, At, Result, now_secs};
 use crate::combine::{self, CombineOptions, CombineTarget, ShareSource};
@@ -34,6 +35,10 @@ use crate::engine::{Backend, SplitPlan};
 use crate::envelope::{self, ObjectMeta};
 use crate::share_file::{HASH_LEN, ShareHeader};
 use crate::split::{self, ShareWriter, SplitOptions, SplitSecrets};
+
+/// Where Orthanc downloads wait for their shares to be written, below the
+/// archive directory (hospital side).
+const ORTHANC_CACHE: &str = "source-cache";
 
 /// Chooses the backend once the job size is known (the CLI honours
 /// `--backend` and `--cross-check` here).
@@ -196,7 +201,7 @@ impl<R: Read> Read for Hashing<R> {
 
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
-    pub source: PathBuf,
+    pub source: SourceSpec,
     pub filter: Filter,
     pub dry_run: bool,
 }
@@ -244,16 +249,28 @@ impl Archive {
             ..Default::default()
         };
         let today = now_secs().div_euclid(86_400);
-        for f in source::walk(&opts.source)? {
-            report.scanned += 1;
-            if let Err(e) = self.scan_one(&cat, &f, &opts.filter, today, opts.dry_run, &mut report)
-            {
-                report.failed += 1;
-                report.failures.push(format!("{}: {e}", f.source_ref));
+        let source_root = match &opts.source {
+            SourceSpec::Dir(d) => {
+                for f in source::walk(d)? {
+                    report.scanned += 1;
+                    if let Err(e) =
+                        self.scan_one(&cat, &f, &opts.filter, today, opts.dry_run, &mut report)
+                    {
+                        report.failed += 1;
+                        report.failures.push(format!("{}: {e}", f.source_ref));
+                    }
+                }
+                d.clone()
             }
-        }
+            SourceSpec::Orthanc(url) => {
+                let cache = self.dir.join(ORTHANC_CACHE);
+                self.scan_orthanc(&cat, &Orthanc::new(url), &cache, opts, today, &mut report)?;
+                cache
+            }
+        };
         let pending = cat.pending()?;
         if opts.dry_run {
+            self.clean_cache(&cat, &opts.source)?;
             return Ok(report);
         }
         let total_bytes: u64 = pending.iter().map(|r| r.size).sum();
@@ -265,13 +282,13 @@ impl Archive {
         let mut bytes_done = 0;
         for (k, row) in pending.iter().enumerate() {
             let backend = backend.as_deref().expect("made when something is pending");
-            if !opts.source.join(&row.source_ref).exists() {
+            if !source_root.join(&row.source_ref).exists() {
                 // Deleted from the source before it was ever written.
                 self.forget(&mut cat, row)?;
                 report.vanished += 1;
                 continue;
             }
-            match self.write_object(&mut cat, backend, &opts.source, row, k + 1) {
+            match self.write_object(&mut cat, backend, &source_root, row, k + 1) {
                 Ok(()) => {
                     report.written += 1;
                     report.bytes_written += row.size;
@@ -289,6 +306,7 @@ impl Archive {
             bytes_done += row.size;
             progress(k as u64 + 1, pending.len() as u64, bytes_done);
         }
+        self.clean_cache(&cat, &opts.source)?;
         self.audit().append(
             Some(&cat),
             "migrate",
@@ -303,6 +321,70 @@ impl Archive {
         Ok(report)
     }
 
+    /// Lists every Orthanc instance; downloads the new and changed ones
+    /// into `cache` and records them like files.
+    fn scan_orthanc(
+        &self,
+        cat: &Catalog,
+        orthanc: &Orthanc,
+        cache: &Path,
+        opts: &MigrateOptions,
+        today: i64,
+        report: &mut MigrateReport,
+    ) -> Result<()> {
+        for id in orthanc.instances()? {
+            report.scanned += 1;
+            let source_ref = format!("orthanc/{id}");
+            let result = (|| -> Result<()> {
+                let (size, sig) = orthanc.signature(&id)?;
+                if let Some(l) = cat.latest(&source_ref)?
+                    && l.size == size
+                    && l.change_sig == sig
+                {
+                    report.unchanged += 1;
+                    return Ok(());
+                }
+                let path = cache.join(&source_ref);
+                // A pending version's download survives until it is written.
+                if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(size) {
+                    orthanc.download(&id, &path)?;
+                }
+                let f = SourceFile {
+                    size: std::fs::metadata(&path).at(&path)?.len(),
+                    path,
+                    source_ref: source_ref.clone(),
+                    change_sig: sig,
+                    time_ns: now_secs() * 1_000_000_000,
+                };
+                self.scan_one(cat, &f, &opts.filter, today, opts.dry_run, report)
+            })();
+            if let Err(e) = result {
+                report.failed += 1;
+                report.failures.push(format!("{source_ref}: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloads are kept only while their version is pending.
+    fn clean_cache(&self, cat: &Catalog, spec: &SourceSpec) -> Result<()> {
+        if !matches!(spec, SourceSpec::Orthanc(_)) {
+            return Ok(());
+        }
+        let cache = self.dir.join(ORTHANC_CACHE);
+        let pending: std::collections::HashSet<String> =
+            cat.pending()?.into_iter().map(|r| r.source_ref).collect();
+        let Ok(files) = source::walk(&cache) else {
+            return Ok(());
+        };
+        for f in files {
+            if !pending.contains(&f.source_ref) {
+                std::fs::remove_file(&f.path).at(&f.path)?;
+            }
+        }
+        Ok(())
+    }
+
     fn scan_one(
         &self,
         cat: &Catalog,
@@ -315,13 +397,13 @@ impl Archive {
         let latest = cat.latest(&f.source_ref)?;
         if let Some(l) = &latest
             && l.size == f.size
-            && l.mtime_ns == f.mtime_ns
+            && l.change_sig == f.change_sig
         {
             report.unchanged += 1;
             return Ok(());
         }
         let ident = source::identify(&f.path)?;
-        if !filter.accepts(&ident.ids, f.mtime_ns, today) {
+        if !filter.accepts(&ident.ids, f.time_ns, today) {
             report.not_selected += 1;
             return Ok(());
         }
@@ -331,7 +413,7 @@ impl Archive {
             && l.size == f.size
         {
             if !dry_run {
-                cat.touch(l.id, f.mtime_ns)?;
+                cat.touch(l.id, f.change_sig)?;
             }
             report.unchanged += 1;
             return Ok(());
@@ -347,7 +429,7 @@ impl Archive {
             source_ref: &f.source_ref,
             size: f.size,
             blake3: &hash,
-            mtime_ns: f.mtime_ns,
+            change_sig: f.change_sig,
             kind: ident.kind,
             ids: &ident.ids,
         };
@@ -561,6 +643,8 @@ pub struct RestoreReport {
     pub failed: u64,
     pub bytes: u64,
     pub files: Vec<PathBuf>,
+    /// Files stored into Orthanc (with --to).
+    pub pushed: u64,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
 }
@@ -570,6 +654,8 @@ pub struct RestoreOptions {
     pub selection: Selection,
     pub out: PathBuf,
     pub without_catalog: bool,
+    /// Also push every restored file into this Orthanc (`http://HOST:PORT`).
+    pub push_to: Option<String>,
 }
 
 /// Moves a combined file to `out/rel`; an identical file there already is
@@ -629,6 +715,18 @@ impl Archive {
             }
             Some(cat)
         };
+        if let Some(url) = &opts.push_to {
+            let orthanc = Orthanc::new(url);
+            for f in &report.files {
+                match orthanc.upload(f) {
+                    Ok(_) => report.pushed += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        report.failures.push(e.to_string());
+                    }
+                }
+            }
+        }
         self.audit().append(
             catalog.as_ref(),
             "restore",
@@ -638,6 +736,7 @@ impl Archive {
                 "already_present": report.already_present,
                 "failed": report.failed,
                 "bytes": report.bytes,
+                "pushed": report.pushed,
                 "warnings": report.warnings.len(),
             }),
         )?;

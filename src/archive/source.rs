@@ -21,7 +21,11 @@ pub struct SourceFile {
     /// The path relative to the root, with `/` separators.
     pub source_ref: String,
     pub size: u64,
-    pub mtime_ns: i64,
+    /// What the catalog compares to notice a change without reading the
+    /// bytes: the modification time in ns (files), an MD5 prefix (Orthanc).
+    pub change_sig: i64,
+    /// The object's time for `--older-than` when it has no StudyDate.
+    pub time_ns: i64,
 }
 
 /// Every regular file under `root`, in a stable order. Symbolic links are
@@ -44,10 +48,12 @@ pub fn walk(root: &Path) -> Result<Vec<SourceFile>> {
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
                     .join("/");
+                let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
                 out.push(SourceFile {
                     source_ref,
                     size: meta.len(),
-                    mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                    change_sig: mtime_ns,
+                    time_ns: mtime_ns,
                     path,
                 });
             }
@@ -55,6 +61,25 @@ pub fn walk(root: &Path) -> Result<Vec<SourceFile>> {
     }
     out.sort_by(|a, b| a.source_ref.cmp(&b.source_ref));
     Ok(out)
+}
+
+/// Where objects come from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// A directory tree.
+    Dir(PathBuf),
+    /// An Orthanc PACS over its REST API: the base URL (`http://HOST:PORT`).
+    Orthanc(String),
+}
+
+impl SourceSpec {
+    /// `orthanc+http://HOST:PORT` or a directory.
+    pub fn parse(s: &str) -> Self {
+        match s.strip_prefix("orthanc+") {
+            Some(url) => SourceSpec::Orthanc(url.trim_end_matches('/').to_string()),
+            None => SourceSpec::Dir(PathBuf::from(s)),
+        }
+    }
 }
 
 /// Whether the file starts like DICOM Part 10.
@@ -163,7 +188,7 @@ impl Filter {
     }
 
     /// `today` in days since the epoch.
-    pub fn accepts(&self, ids: &Identity, mtime_ns: i64, today: i64) -> bool {
+    pub fn accepts(&self, ids: &Identity, time_ns: i64, today: i64) -> bool {
         if let Some(mods) = &self.modalities {
             match &ids.modality {
                 Some(m) if mods.iter().any(|x| x.eq_ignore_ascii_case(m)) => {}
@@ -175,7 +200,7 @@ impl Filter {
                 .study_date
                 .as_deref()
                 .and_then(dicom_date_days)
-                .unwrap_or(mtime_ns.div_euclid(86_400_000_000_000));
+                .unwrap_or(time_ns.div_euclid(86_400_000_000_000));
             if today - day < days {
                 return false;
             }

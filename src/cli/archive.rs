@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use umbra::archive::catalog::Selection;
 use umbra::archive::config::check_placement;
 use umbra::archive::ops::{self, Archive, MigrateOptions, RestoreOptions};
-use umbra::archive::source::{self, Filter};
+use umbra::archive::source::{self, Filter, SourceSpec};
 
 use super::Ui;
 
@@ -60,9 +60,10 @@ pub enum ConfigCmd {
 pub struct MigrateArgs {
     #[command(flatten)]
     loc: Location,
-    /// The source: a directory tree (DICOM files are recognised by content).
-    #[arg(long, value_name = "DIR")]
-    source: PathBuf,
+    /// The source: a directory tree (DICOM files are recognised by content),
+    /// or an Orthanc PACS: orthanc+http://HOST:PORT.
+    #[arg(long, value_name = "DIR|URL")]
+    source: String,
     /// Only objects at least this old (StudyDate, else the file's time): 30d, 2w.
     #[arg(long, value_name = "AGE", value_parser = source::parse_age)]
     older_than: Option<i64>,
@@ -82,8 +83,12 @@ pub struct RestoreArgs {
     #[command(flatten)]
     loc: Location,
     /// Output directory: PATIENT/STUDY/SERIES/SOP.dcm, other files under other/.
-    #[arg(short, long, value_name = "DIR")]
-    output: PathBuf,
+    #[arg(short, long, value_name = "DIR", required_unless_present = "to")]
+    output: Option<PathBuf>,
+    /// Push the restored files into an Orthanc PACS: orthanc+http://HOST:PORT
+    /// (without -o, through a temporary directory).
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
     /// Every object (the latest version of each).
     #[arg(long)]
     all: bool,
@@ -184,7 +189,7 @@ pub fn config_cmd(c: &ConfigCmd) -> anyhow::Result<ExitCode> {
 pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let mut archive = open(&a.loc)?;
     let opts = MigrateOptions {
-        source: a.source.clone(),
+        source: SourceSpec::parse(&a.source),
         filter: Filter {
             older_than_days: a.older_than,
             modalities: a.modality.clone(),
@@ -252,6 +257,22 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     if !a.all && a.study.is_none() && a.sop.is_none() && a.patient.is_none() {
         bail!("say what to restore: --all, --study UID, --sop UID or --patient ID");
     }
+    let push_to = match &a.to {
+        Some(url) => match url.strip_prefix("orthanc+") {
+            Some(u) => Some(u.to_string()),
+            None => bail!("--to {url}: give orthanc+http://HOST:PORT"),
+        },
+        None => None,
+    };
+    let temp = match &a.output {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("temporary directory")?),
+    };
+    let out = match (&a.output, &temp) {
+        (Some(o), _) => o.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => unreachable!("one of them is set"),
+    };
     let opts = RestoreOptions {
         selection: Selection {
             all: a.all,
@@ -259,8 +280,9 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
             sop_uid: a.sop.clone(),
             patient_id: a.patient.clone(),
         },
-        out: a.output.clone(),
+        out: out.clone(),
         without_catalog: a.without_catalog,
+        push_to,
     };
     let backend = ui.backend(0)?;
     let report = archive.restore(&opts, backend.as_ref())?;
@@ -274,10 +296,15 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         ui.note(format!(
-            "{} object(s) restored ({} bytes) into {}, {} already there, {} failed",
+            "{} object(s) restored ({} bytes) into {}{}, {} already there, {} failed",
             report.restored,
             report.bytes,
-            a.output.display(),
+            out.display(),
+            if a.to.is_some() {
+                format!(", {} pushed to Orthanc", report.pushed)
+            } else {
+                String::new()
+            },
             report.already_present,
             report.failed
         ));
