@@ -681,3 +681,31 @@ fn audit_log_edits_and_truncation_are_detected() {
     fs::write(&log, &text).unwrap();
     assert!(f.run(&["audit", "verify"]).status.success());
 }
+
+#[test]
+fn file_changed_while_being_read_is_retried_as_its_new_content() {
+    let f = fixture(2, 3, 3);
+    let pause = f.root.join("pause");
+    // Object 1 (CT_small.dcm) is recorded; it changes before it is read.
+    let child = migrate_paused(&f, "split:1", &pause);
+    let ct = f.src.join("CT_small.dcm");
+    let mut bytes = fs::read(&ct).unwrap();
+    bytes[1000] ^= 1;
+    fs::write(&ct, &bytes).unwrap();
+    fs::remove_file(&pause).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("CT_small.dcm") && stderr(&o).contains("changed while it was read"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(f.states()["pending"], 1);
+
+    let r = f.migrate_ok();
+    assert_eq!(r["written"], 1);
+    assert_eq!(store_objects(&f), SMALL_FILES * 3);
+    let out = f.root.join("out");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+}

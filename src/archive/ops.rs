@@ -40,6 +40,9 @@ use crate::split::{self, ShareWriter, SplitOptions, SplitSecrets};
 /// archive directory (hospital side).
 const ORTHANC_CACHE: &str = "source-cache";
 
+/// Temporary directories of verify and repair.
+const VERIFY_PREFIX: &str = ".umbra-verify-";
+
 /// Chooses the backend once the job size is known (the CLI honours
 /// `--backend` and `--cross-check` here).
 pub type BackendFactory<'a> = &'a mut dyn FnMut(u64) -> Result<Box<dyn Backend>, String>;
@@ -97,11 +100,19 @@ impl Archive {
             Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
         }
         self._lock = Some(f);
+        // Only what this code creates there (tempfile's `.tmp*` directories),
+        // whatever the configuration names as staging.
         let staging = self.staging();
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).at(&staging)?;
-        }
         std::fs::create_dir_all(&staging).at(&staging)?;
+        for entry in std::fs::read_dir(&staging).at(&staging)? {
+            let entry = entry.at(&staging)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with(".tmp") || name.starts_with(VERIFY_PREFIX))
+                && entry.file_type().at(&entry.path())?.is_dir()
+            {
+                std::fs::remove_dir_all(entry.path()).at(&entry.path())?;
+            }
+        }
         for s in &self.stores {
             // A store that cannot be listed now fails later, per object.
             let _ = s.clean_partials();
@@ -969,7 +980,7 @@ impl Archive {
             ..Default::default()
         };
         let tmp_root = tempfile::Builder::new()
-            .prefix("verify-")
+            .prefix(VERIFY_PREFIX)
             .tempdir_in(if repair {
                 self.staging()
             } else {
