@@ -278,7 +278,7 @@ fn init_and_config_check_explain_the_placement() {
     let o = umbra().arg("init").arg(&f.arc).output().unwrap();
     assert!(!o.status.success());
     // Object stores are recognised but refused honestly.
-    let cfg = toml.replace("url = \"stores/store-4\"", "url = \"s3://bucket/prefix\"");
+    let cfg = toml.replace("url = \"stores/store-4\"", "url = \"gs://bucket/prefix\"");
     fs::write(f.arc.join("umbra.toml"), cfg).unwrap();
     let o = f.run(&["config", "check"]);
     assert!(!o.status.success());

@@ -52,6 +52,12 @@ pub struct StoreConfig {
     /// means one each, in order.
     #[serde(default)]
     pub shares: Vec<u8>,
+    /// For s3:// stores: the endpoint (`http://127.0.0.1:9000`) and region;
+    /// else from the environment. Credentials only from the environment.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// A checked configuration: which store holds each x.
@@ -289,8 +295,10 @@ pub fn write_new(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Config
          staging = \"staging\"\n\
          \n\
          # One [[store]] per storage provider. url: a local directory (relative to\n\
-         # this file, or file:///abs/path); s3://bucket/prefix, gs:// and az:// are\n\
-         # reserved for object stores (not implemented in this build).\n\
+         # this file, or file:///abs/path), or s3://bucket/prefix (umbra built with\n\
+         # --features aws) with optional endpoint = \"http://host:port\" and\n\
+         # region = \"...\"; credentials come from AWS_ACCESS_KEY_ID and\n\
+         # AWS_SECRET_ACCESS_KEY, never from this file.\n\
          # shares: the share numbers (x, 1..=n) the store holds. Omit it in every\n\
          # store for one share each. The paper's 4 providers x 2 shares of (4, 8):\n\
          #   [[store]]  name = \"p1\"  url = \"s3://bucket-1/umbra\"  shares = [1, 2]\n\
@@ -399,6 +407,8 @@ mod tests {
                     name: format!("s{i}"),
                     url: format!("s{i}"),
                     shares: xs.to_vec(),
+                    endpoint: None,
+                    region: None,
                 })
                 .collect(),
         };
@@ -449,6 +459,8 @@ mod tests {
                     name: format!("s{i}"),
                     url: "x".into(),
                     shares,
+                    endpoint: None,
+                    region: None,
                 })
                 .collect(),
         };

@@ -17,6 +17,8 @@ pub mod catalog;
 pub mod config;
 pub mod ops;
 pub mod orthanc;
+#[cfg(feature = "aws")]
+pub mod s3;
 pub mod source;
 pub mod store;
 

@@ -71,7 +71,15 @@ impl Archive {
         let stores = config
             .stores
             .iter()
-            .map(|s| store::open(&s.name, &s.url, dir))
+            .map(|s| {
+                store::open(
+                    &s.name,
+                    &s.url,
+                    s.endpoint.as_deref(),
+                    s.region.as_deref(),
+                    dir,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let site_key = SiteKey::load(&dir.join(&config.site_key))?;
         Ok(Self {

@@ -4,8 +4,8 @@
 //! Writes are create-only and atomic: a share is written to a temporary file
 //! in the same directory, flushed to disk, and linked into place only if the
 //! name is still free, so a reader never sees half a share and a resumed run
-//! never overwrites one. `s3://`, `gs://` and `az://` URLs are recognised in
-//! the configuration but not implemented yet (see [`open`]).
+//! never overwrites one. `s3://` stores live in `s3.rs` (feature `aws`);
+//! `gs://` and `az://` are refused as not implemented (see [`open`]).
 
 use std::fs::File;
 use std::io;
@@ -33,14 +33,35 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// Opens the store at `url`: a path (relative to `base`) or `file://PATH`.
-pub fn open(label: &str, url: &str, base: &Path) -> Result<Box<dyn Store>> {
+/// Opens the store at `url`: a path (relative to `base`), `file://PATH`, or
+/// (with the `aws` feature) `s3://BUCKET/PREFIX`, with an optional endpoint
+/// and region.
+pub fn open(
+    label: &str,
+    url: &str,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    base: &Path,
+) -> Result<Box<dyn Store>> {
+    #[cfg(feature = "aws")]
+    if url.starts_with("s3://") {
+        return Ok(Box::new(super::s3::S3Store::open(
+            label, url, endpoint, region,
+        )?));
+    }
+    #[cfg(not(feature = "aws"))]
+    if url.starts_with("s3://") {
+        let _ = (endpoint, region);
+        return Err(ArchiveError::Unsupported(format!(
+            "store {label}: s3:// stores need umbra built with `--features aws`"
+        )));
+    }
     if let Some((scheme, _)) = url.split_once("://")
         && scheme != "file"
     {
         return Err(ArchiveError::Unsupported(format!(
-            "store {label}: {scheme}:// stores are not implemented in this build \
-             (object_store backends are planned); use a local directory"
+            "store {label}: {scheme}:// stores are not implemented; use a local \
+             directory or s3://"
         )));
     }
     let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
@@ -226,7 +247,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s");
         std::fs::create_dir(&root).unwrap();
-        let store = open("s", root.to_str().unwrap(), dir.path()).unwrap();
+        let store = open("s", root.to_str().unwrap(), None, None, dir.path()).unwrap();
         let src = dir.path().join("src");
         std::fs::write(&src, b"one").unwrap();
         let name = "ab".repeat(32);
@@ -246,7 +267,7 @@ mod tests {
     #[test]
     fn vanished_root_is_not_recreated() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open("s", "gone", dir.path()).unwrap();
+        let store = open("s", "gone", None, None, dir.path()).unwrap();
         let src = dir.path().join("src");
         std::fs::write(&src, b"x").unwrap();
         assert!(store.put_if_absent(&"00".repeat(32), &src).is_err());
@@ -256,7 +277,7 @@ mod tests {
 
     #[test]
     fn object_store_urls_are_refused_honestly() {
-        let e = open("s", "s3://bucket/prefix", Path::new("."))
+        let e = open("s", "gs://bucket/prefix", None, None, Path::new("."))
             .err()
             .unwrap();
         assert!(e.to_string().contains("not implemented"), "{e}");
