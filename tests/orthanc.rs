@@ -225,12 +225,21 @@ fn orthanc_source_migrate_restore_and_push_back() {
     assert!(o.status.success(), "{}", stderr(&o));
     let source = format!("orthanc+{}", server.base);
 
-    let r = json(&um(&arc, &["migrate", "--source", &source, "--json"]));
-    assert_eq!(r["written"], 4);
+    // The first run lists everything and keeps the change cursor.
     let r = json(&um(&arc, &["migrate", "--source", &source, "--json"]));
     assert_eq!(
-        (r["written"].as_u64(), r["unchanged"].as_u64()),
-        (Some(0), Some(4))
+        (r["written"].as_u64(), r["full_scan"].as_bool()),
+        (Some(4), Some(true))
+    );
+    // Later runs follow /changes: nothing new, nothing asked for.
+    let r = json(&um(&arc, &["migrate", "--source", &source, "--json"]));
+    assert_eq!(
+        (
+            r["scanned"].as_u64(),
+            r["written"].as_u64(),
+            r["full_scan"].as_bool()
+        ),
+        (Some(0), Some(0), Some(false))
     );
     assert!(
         files_under(&arc.join("source-cache")).is_empty(),
@@ -241,7 +250,22 @@ fn orthanc_source_migrate_restore_and_push_back() {
     let us = repo_file("datasets/dicom/US1_UNCR.dcm");
     server.upload(&us);
     let r = json(&um(&arc, &["migrate", "--source", &source, "--json"]));
-    assert_eq!(r["written"], 1);
+    assert_eq!(
+        (r["scanned"].as_u64(), r["written"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let r = json(&um(
+        &arc,
+        &["migrate", "--source", &source, "--full-scan", "--json"],
+    ));
+    assert_eq!(
+        (
+            r["scanned"].as_u64(),
+            r["unchanged"].as_u64(),
+            r["gone_from_source"].as_u64()
+        ),
+        (Some(5), Some(5), Some(0))
+    );
     let mut all = seeds.clone();
     all.push(us);
 
@@ -253,6 +277,11 @@ fn orthanc_source_migrate_restore_and_push_back() {
     // The PACS loses everything; restore pushes it back byte for byte.
     server.delete_all();
     assert!(server.ids().is_empty());
+    let r = json(&um(
+        &arc,
+        &["migrate", "--source", &source, "--full-scan", "--json"],
+    ));
+    assert_eq!(r["gone_from_source"], 5, "deletions noticed, shares kept");
     let r = json(&um(&arc, &["restore", "--all", "--to", &source, "--json"]));
     assert_eq!(r["pushed"], 5);
     assert_eq!(server.file_hashes(), hashes_of(&all));

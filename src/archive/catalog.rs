@@ -275,6 +275,17 @@ impl Catalog {
         Ok(())
     }
 
+    /// Every source reference starting with `prefix`.
+    pub fn source_refs_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT source_ref FROM objects WHERE substr(source_ref, 1, ?2) = ?1")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| self.err(e))
+    }
+
     pub fn pending(&self) -> Result<Vec<ObjectRow>> {
         self.query(&format!(
             "SELECT {COLUMNS} FROM objects WHERE state = 'pending' ORDER BY id"

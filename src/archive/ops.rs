@@ -223,6 +223,9 @@ pub struct MigrateOptions {
     pub source: SourceSpec,
     pub filter: Filter,
     pub dry_run: bool,
+    /// Orthanc: list every instance instead of following `/changes` from
+    /// the stored cursor (the first run always does).
+    pub full_scan: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -244,6 +247,11 @@ pub struct MigrateReport {
     /// Pending versions whose source file disappeared before they were
     /// written: forgotten.
     pub vanished: u64,
+    /// Orthanc, full scans: archived instances no longer in the PACS (their
+    /// shares are kept).
+    pub gone_from_source: u64,
+    /// Orthanc: whether every instance was listed (else `/changes` only).
+    pub full_scan: bool,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
 }
@@ -351,11 +359,37 @@ impl Archive {
         today: i64,
         report: &mut MigrateReport,
     ) -> Result<()> {
-        for id in orthanc.instances()? {
+        let cursor_key = format!("orthanc_changes_cursor {}", orthanc.base());
+        let cursor = cat
+            .get_meta(&cursor_key)?
+            .and_then(|c| c.parse::<u64>().ok());
+        let (ids, new_cursor) = match cursor {
+            Some(c) if !opts.full_scan => orthanc.new_instances_since(c)?,
+            _ => {
+                // The cursor first: what changes during the listing is
+                // seen again next time.
+                let last = orthanc.last_change()?;
+                let ids = orthanc.instances()?;
+                report.full_scan = true;
+                let listed: std::collections::HashSet<String> =
+                    ids.iter().map(|id| format!("orthanc/{id}")).collect();
+                report.gone_from_source = cat
+                    .source_refs_with_prefix("orthanc/")?
+                    .iter()
+                    .filter(|r| !listed.contains(*r))
+                    .count() as u64;
+                (ids, last)
+            }
+        };
+        let failed_before = report.failed;
+        for id in ids {
             report.scanned += 1;
             let source_ref = format!("orthanc/{id}");
             let result = (|| -> Result<()> {
-                let (size, sig) = orthanc.signature(&id)?;
+                let Some((size, sig)) = orthanc.signature(&id)? else {
+                    // Deleted since it was announced.
+                    return Ok(());
+                };
                 if let Some(l) = cat.latest(&source_ref)?
                     && l.size == size
                     && l.change_sig == sig
@@ -381,6 +415,10 @@ impl Archive {
                 report.failed += 1;
                 report.failures.push(format!("{source_ref}: {e}"));
             }
+        }
+        // Only a clean scan moves the cursor: a failed instance is seen again.
+        if !opts.dry_run && report.failed == failed_before {
+            cat.set_meta(&cursor_key, &new_cursor.to_string())?;
         }
         Ok(())
     }

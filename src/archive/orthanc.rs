@@ -33,6 +33,10 @@ impl Orthanc {
         }
     }
 
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn err(&self, what: &str, e: impl std::fmt::Display) -> ArchiveError {
         ArchiveError::Failed(format!("Orthanc at {}: {what}: {e}", self.base))
     }
@@ -61,12 +65,54 @@ impl Orthanc {
         }
     }
 
-    /// The stored file's size and a change signature from its MD5.
-    pub fn signature(&self, id: &str) -> Result<(u64, i64)> {
+    /// The sequence number of the latest change (the cursor to keep).
+    pub fn last_change(&self) -> Result<u64> {
+        let v: serde_json::Value = serde_json::from_str(&self.get_text("/changes?last")?)
+            .map_err(|e| self.err("GET /changes?last", e))?;
+        v["Last"]
+            .as_u64()
+            .ok_or_else(|| self.err("GET /changes?last", "no Last"))
+    }
+
+    /// Instances added since change `since`, and the new cursor. Orthanc
+    /// does not log deletions: a full listing notices those.
+    pub fn new_instances_since(&self, since: u64) -> Result<(Vec<String>, u64)> {
+        let mut ids = Vec::new();
+        let mut cursor = since;
+        loop {
+            let path = format!("/changes?since={cursor}&limit={PAGE}");
+            let v: serde_json::Value = serde_json::from_str(&self.get_text(&path)?)
+                .map_err(|e| self.err(&format!("GET {path}"), e))?;
+            for c in v["Changes"].as_array().into_iter().flatten() {
+                if c["ChangeType"] == "NewInstance"
+                    && let Some(id) = c["ID"].as_str()
+                    && !ids.iter().any(|i| i == id)
+                {
+                    ids.push(id.to_string());
+                }
+            }
+            cursor = v["Last"].as_u64().unwrap_or(cursor);
+            if v["Done"].as_bool() != Some(false) {
+                return Ok((ids, cursor));
+            }
+        }
+    }
+
+    /// The stored file's size and a change signature from its MD5; `None`
+    /// when the instance is gone.
+    pub fn signature(&self, id: &str) -> Result<Option<(u64, i64)>> {
         check_id(id)?;
         let size_path = format!("/instances/{id}/attachments/dicom/size");
-        let size: u64 = self
-            .get_text(&size_path)?
+        let url = format!("{}{size_path}", self.base);
+        let size_text = match self.agent.get(&url).call() {
+            Ok(mut r) => r
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| self.err(&format!("GET {size_path}"), e))?,
+            Err(ureq::Error::StatusCode(404)) => return Ok(None),
+            Err(e) => return Err(self.err(&format!("GET {size_path}"), e)),
+        };
+        let size: u64 = size_text
             .trim()
             .parse()
             .map_err(|e| self.err(&format!("GET {size_path}"), e))?;
@@ -77,7 +123,7 @@ impl Orthanc {
             .filter_map(|h| u8::from_str_radix(h, 16).ok())
             .enumerate()
             .fold(0i64, |acc, (i, b)| acc | (b as i64) << (8 * i));
-        Ok((size, sig))
+        Ok(Some((size, sig)))
     }
 
     /// Downloads the instance's file, as stored, to `dest` (atomically).

@@ -73,6 +73,10 @@ pub struct MigrateArgs {
     /// Say what would be done; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Orthanc: list every instance (noticing deletions) instead of
+    /// following the change log from the last run.
+    #[arg(long)]
+    full_scan: bool,
     /// Print a JSON summary on stdout (for cron).
     #[arg(long)]
     json: bool,
@@ -195,6 +199,7 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
             modalities: a.modality.clone(),
         },
         dry_run: a.dry_run,
+        full_scan: a.full_scan,
     };
     let bar = if ui.quiet || a.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
