@@ -385,8 +385,45 @@ fn restore_by_patient_study_and_sop() {
     assert!(o.status.success(), "{}", stderr(&o));
     // MR_small and its truncated copy share a study (and a SOP UID).
     assert_eq!(all_files(&out).len(), 2);
+    // StudyDate range: the 2004 studies (CT_small, MR_small and its
+    // truncated copy, JPEG-LL), not rtplan (2003) nor undated files.
+    let out = f.root.join("by-date");
+    let o = f.restore(&out, &["--since", "20040101", "--until", "20041231"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(all_files(&out).len(), 4);
+    let out = f.root.join("by-patient-and-date");
+    let o = f.restore(&out, &["--patient", "4MR1", "--since", "20050101"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(all_files(&out).is_empty());
     let o = f.restore(&f.root.join("none"), &[]);
     assert!(!o.status.success());
+    let o = f.restore(&f.root.join("none"), &["--since", "2004"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn sampled_verify_rolls_over_the_archive() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    for _ in 0..3 {
+        let o = f.run(&["verify", "--sample", "34%", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["objects"], 4, "ceil(9 x 34%)");
+    }
+    let checked: i64 = f
+        .catalog()
+        .query_row(
+            "SELECT COUNT(*) FROM objects WHERE checked_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        checked, SMALL_FILES as i64,
+        "three samples cover everything"
+    );
+    assert!(!f.run(&["verify", "--sample", "0%"]).status.success());
 }
 
 #[test]

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS objects (
     state       TEXT NOT NULL CHECK (state IN ('pending', 'written', 'verified')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
+    checked_at  INTEGER,          -- last verify of its shares (Unix seconds)
     created_at  INTEGER NOT NULL, -- Unix seconds
     updated_at  INTEGER NOT NULL,
     UNIQUE (source_ref, version)
@@ -103,6 +104,9 @@ pub struct Selection {
     pub study_uid: Option<String>,
     pub sop_uid: Option<String>,
     pub patient_id: Option<String>,
+    /// StudyDate range, inclusive, YYYYMMDD (objects without one are left out).
+    pub date_from: Option<String>,
+    pub date_until: Option<String>,
 }
 
 pub struct Catalog {
@@ -308,11 +312,23 @@ impl Catalog {
                 "SELECT {COLUMNS} FROM objects o WHERE state IN ('written', 'verified') \
                  AND version = (SELECT MAX(version) FROM objects p WHERE p.source_ref = \
                  o.source_ref AND p.state IN ('written', 'verified')) \
-                 AND (?1 OR sop_uid = ?2 OR study_uid = ?3 OR patient_id = ?4) ORDER BY id"
+                 AND (?1 OR sop_uid = ?2 OR study_uid = ?3 OR patient_id = ?4) \
+                 AND (?5 IS NULL OR study_date >= ?5) AND (?6 IS NULL OR study_date <= ?6) \
+                 ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;
+        // A date range alone selects every object in it.
+        let any = sel.all
+            || (sel.sop_uid.is_none() && sel.study_uid.is_none() && sel.patient_id.is_none());
         stmt.query_map(
-            params![sel.all, sel.sop_uid, sel.study_uid, sel.patient_id],
+            params![
+                any,
+                sel.sop_uid,
+                sel.study_uid,
+                sel.patient_id,
+                sel.date_from,
+                sel.date_until
+            ],
             row,
         )
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -325,6 +341,36 @@ impl Catalog {
         self.query(&format!(
             "SELECT {COLUMNS} FROM objects WHERE state IN ('written', 'verified') ORDER BY id"
         ))
+    }
+
+    /// The `percent` of written versions checked least recently (never
+    /// checked first): successive sampled verifies roll over everything.
+    pub fn stored_sample(&self, percent: f64) -> Result<Vec<ObjectRow>> {
+        let total: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM objects WHERE state IN ('written', 'verified')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let take = ((total as f64 * percent / 100.0).ceil() as i64).clamp(0, total);
+        let mut rows = self.query(&format!(
+            "SELECT {COLUMNS} FROM objects WHERE state IN ('written', 'verified') \
+             ORDER BY checked_at IS NOT NULL, checked_at, id LIMIT {take}"
+        ))?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    pub fn set_checked(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE objects SET checked_at = ?2 WHERE id = ?1",
+                params![id, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     pub fn placements(&self, id: i64) -> Result<Vec<Placement>> {

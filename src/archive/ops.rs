@@ -1007,6 +1007,7 @@ impl Archive {
         &mut self,
         deep: bool,
         repair: bool,
+        sample_percent: Option<f64>,
         backend: &dyn Backend,
     ) -> Result<VerifyReport> {
         if repair {
@@ -1034,8 +1035,13 @@ impl Archive {
             })
             .at(&self.staging())?;
         let t = self.layout.threshold.t();
-        for row in cat.stored()? {
+        let rows = match sample_percent {
+            Some(p) => cat.stored_sample(p)?,
+            None => cat.stored()?,
+        };
+        for row in rows {
             report.objects += 1;
+            cat.set_checked(row.id)?;
             let placements = cat.placements(row.id)?;
             let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
             let states = self.check_shares(&row, &placements, tmp.path());
@@ -1114,6 +1120,7 @@ impl Archive {
             action,
             json!({
                 "deep": deep,
+                "sample_percent": sample_percent,
                 "objects": report.objects,
                 "stores": report.stores,
                 "rebuilt_ok": report.rebuilt_ok,

@@ -105,6 +105,12 @@ pub struct RestoreArgs {
     /// Objects of this Patient ID.
     #[arg(long, value_name = "ID")]
     patient: Option<String>,
+    /// Only objects whose StudyDate is on or after this day (YYYYMMDD).
+    #[arg(long, value_name = "YYYYMMDD", value_parser = parse_date)]
+    since: Option<String>,
+    /// Only objects whose StudyDate is on or before this day (YYYYMMDD).
+    #[arg(long, value_name = "YYYYMMDD", value_parser = parse_date)]
+    until: Option<String>,
     /// Disaster recovery: rebuild everything from the stores alone (with --all).
     #[arg(long)]
     without_catalog: bool,
@@ -119,6 +125,10 @@ pub struct VerifyArgs {
     /// Also rebuild every object and compare it with the catalog's BLAKE3.
     #[arg(long)]
     deep: bool,
+    /// Check only this share of the objects, those checked least recently
+    /// (e.g. 5%): nightly runs roll over the whole archive.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    sample: Option<f64>,
     #[arg(long)]
     json: bool,
 }
@@ -138,6 +148,27 @@ pub enum AuditCmd {
         #[command(flatten)]
         loc: Location,
     },
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a percentage such as 5%"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s:?}: between 0% (excluded) and 100%"))
+    }
+}
+
+fn parse_date(s: &str) -> Result<String, String> {
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?}: a date is YYYYMMDD"))
+    }
 }
 
 fn open(loc: &Location) -> anyhow::Result<Archive> {
@@ -259,8 +290,16 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     if a.without_catalog && !a.all {
         bail!("--without-catalog restores everything: give --all");
     }
-    if !a.all && a.study.is_none() && a.sop.is_none() && a.patient.is_none() {
-        bail!("say what to restore: --all, --study UID, --sop UID or --patient ID");
+    if !a.all
+        && a.study.is_none()
+        && a.sop.is_none()
+        && a.patient.is_none()
+        && a.since.is_none()
+        && a.until.is_none()
+    {
+        bail!(
+            "say what to restore: --all, --study UID, --sop UID, --patient ID or a date range (--since, --until)"
+        );
     }
     let push_to = match &a.to {
         Some(url) => match url.strip_prefix("orthanc+") {
@@ -284,6 +323,8 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
             study_uid: a.study.clone(),
             sop_uid: a.sop.clone(),
             patient_id: a.patient.clone(),
+            date_from: a.since.clone(),
+            date_until: a.until.clone(),
         },
         out: out.clone(),
         without_catalog: a.without_catalog,
@@ -322,11 +363,12 @@ fn verify_common(
     loc: &Location,
     deep: bool,
     repair: bool,
+    sample: Option<f64>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut archive = open(loc)?;
     let backend = ui.backend(0)?;
-    let report = archive.verify(deep, repair, backend.as_ref())?;
+    let report = archive.verify(deep, repair, sample, backend.as_ref())?;
     if json {
         print_json(&report)?;
     } else {
@@ -366,11 +408,11 @@ fn verify_common(
 }
 
 pub fn verify_cmd(ui: &Ui, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    verify_common(ui, &a.loc, a.deep, false, a.json)
+    verify_common(ui, &a.loc, a.deep, false, a.sample, a.json)
 }
 
 pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<ExitCode> {
-    verify_common(ui, &a.loc, false, true, a.json)
+    verify_common(ui, &a.loc, false, true, None, a.json)
 }
 
 pub fn audit_cmd(ui: &Ui, c: &AuditCmd) -> anyhow::Result<ExitCode> {
