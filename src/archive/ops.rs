@@ -40,8 +40,10 @@ use crate::split::{self, ShareWriter, SplitOptions, SplitSecrets};
 /// archive directory (hospital side).
 const ORTHANC_CACHE: &str = "source-cache";
 
-/// Temporary directories of verify and repair.
+/// Temporary directories of repair (removed by the lock's cleanup) and of
+/// a plain verify (left alone: it runs without the lock).
 const VERIFY_PREFIX: &str = ".umbra-verify-";
+const CHECK_PREFIX: &str = ".umbra-check-";
 
 /// Chooses the backend once the job size is known (the CLI honours
 /// `--backend` and `--cross-check` here).
@@ -554,10 +556,19 @@ impl Archive {
             put(first)?;
         }
         pause_point("put", k);
-        pairs
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .try_for_each(put)?;
+        // One thread per share: the puts wait on fsync or the network, not
+        // on the CPU, so they overlap beyond the core count.
+        let rest: Vec<_> = pairs.collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .into_iter()
+                .map(|pair| scope.spawn(move || put(pair)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a put thread panicked"))
+                .collect::<Result<Vec<()>>>()
+        })?;
         pause_point("written", k);
         cat.set_state(row.id, "written")
     }
@@ -1026,14 +1037,16 @@ impl Archive {
                 .collect(),
             ..Default::default()
         };
+        // Beside the stores, so that local shares are linked, not copied.
+        // Repair holds the lock, whose cleanup removes VERIFY_PREFIX
+        // leftovers; a plain verify may run beside a migrate, so its
+        // directory has a name that cleanup leaves alone.
+        let staging = self.staging();
+        std::fs::create_dir_all(&staging).at(&staging)?;
         let tmp_root = tempfile::Builder::new()
-            .prefix(VERIFY_PREFIX)
-            .tempdir_in(if repair {
-                self.staging()
-            } else {
-                std::env::temp_dir()
-            })
-            .at(&self.staging())?;
+            .prefix(if repair { VERIFY_PREFIX } else { CHECK_PREFIX })
+            .tempdir_in(&staging)
+            .at(&staging)?;
         let t = self.layout.threshold.t();
         let rows = match sample_percent {
             Some(p) => cat.stored_sample(p)?,

@@ -18,9 +18,12 @@ pub trait Store: Send + Sync {
     /// The name the configuration gives this store.
     fn label(&self) -> &str;
     /// Creates `name` holding the bytes of the file `src`, atomically.
-    /// `Ok(false)`: the name already existed and was left untouched.
+    /// `Ok(false)`: the name already existed and was left untouched. `src`
+    /// is a finished file that the caller will not change again: a store may
+    /// take it over (link it) instead of copying it.
     fn put_if_absent(&self, name: &str, src: &Path) -> io::Result<bool>;
-    /// Copies `name` to the file `dest`. `Ok(false)`: there is no such object.
+    /// Copies `name` to the file `dest` (a new name). `Ok(false)`: there is
+    /// no such object. Callers only read `dest`: a store may link it.
     fn get(&self, name: &str, dest: &Path) -> io::Result<bool>;
     /// Every object name in the store.
     fn list(&self) -> io::Result<Vec<String>>;
@@ -168,6 +171,19 @@ impl Store for LocalStore {
             })?;
             sync_dir(&self.root)?;
         }
+        // Same file system: flush the finished file and link it into place,
+        // no copy (a link never replaces an existing name either).
+        File::open(src)?.sync_all()?;
+        match std::fs::hard_link(src, &target) {
+            Ok(()) => {
+                sync_dir(dir)?;
+                return Ok(true);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+            Err(e) => return Err(e),
+        }
         let mut temp = tempfile::Builder::new()
             .prefix(PARTIAL_PREFIX)
             .suffix(PARTIAL_SUFFIX)
@@ -187,6 +203,12 @@ impl Store for LocalStore {
 
     fn get(&self, name: &str, dest: &Path) -> io::Result<bool> {
         let path = self.path(name)?;
+        // Same file system: a link, no copy (readers never write to it).
+        match std::fs::hard_link(&path, dest) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(_) => {}
+        }
         match std::fs::copy(&path, dest) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -252,8 +274,9 @@ mod tests {
         std::fs::write(&src, b"one").unwrap();
         let name = "ab".repeat(32);
         assert!(store.put_if_absent(&name, &src).unwrap());
-        std::fs::write(&src, b"two").unwrap();
-        assert!(!store.put_if_absent(&name, &src).unwrap());
+        let src2 = dir.path().join("src2");
+        std::fs::write(&src2, b"two").unwrap();
+        assert!(!store.put_if_absent(&name, &src2).unwrap());
         let out = dir.path().join("out");
         assert!(store.get(&name, &out).unwrap());
         assert_eq!(std::fs::read(&out).unwrap(), b"one");
