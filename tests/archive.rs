@@ -665,6 +665,8 @@ fn catalog_deleted_then_restore_without_catalog() {
     fs::write(f.src.join("notes/report.txt"), pseudo_random(1000, 5)).unwrap();
     f.migrate_ok();
     fs::remove_file(f.arc.join("catalog.sqlite")).unwrap();
+    // The site key is lost too: names come from the stores' listings.
+    fs::remove_file(f.arc.join("site.key")).unwrap();
     let _ = fs::remove_file(f.arc.join("catalog.sqlite-wal"));
     let _ = fs::remove_file(f.arc.join("catalog.sqlite-shm"));
 
@@ -679,6 +681,11 @@ fn catalog_deleted_then_restore_without_catalog() {
     let out = f.root.join("out");
     let o = f.restore(&out, &["--all", "--without-catalog"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not in the audit log"),
+        "{}",
+        stderr(&o)
+    );
     // Every source file, plus the old version of the changed one.
     let mut expected = contents(&f.src);
     *expected.entry(sha256_hex(&old_report)).or_default() += 1;

@@ -55,7 +55,9 @@ pub struct Archive {
     pub config: Config,
     pub layout: Layout,
     pub stores: Vec<Box<dyn Store>>,
-    site_key: SiteKey,
+    /// Missing only in a disaster: `restore --without-catalog` works
+    /// without it (it reads names from the stores, not from the key).
+    site_key: std::result::Result<SiteKey, String>,
     _lock: Option<File>,
 }
 
@@ -83,7 +85,7 @@ impl Archive {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let site_key = SiteKey::load(&dir.join(&config.site_key))?;
+        let site_key = SiteKey::load(&dir.join(&config.site_key)).map_err(|e| e.to_string());
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -138,11 +140,17 @@ impl Archive {
         Catalog::open(&self.dir.join(&self.config.catalog))
     }
 
-    pub fn audit(&self) -> AuditLog {
-        AuditLog::new(
+    fn site_key(&self) -> Result<&SiteKey> {
+        self.site_key
+            .as_ref()
+            .map_err(|e| ArchiveError::Failed(e.clone()))
+    }
+
+    pub fn audit(&self) -> Result<AuditLog> {
+        Ok(AuditLog::new(
             &self.dir.join(&self.config.audit_log),
-            self.site_key.audit_key(),
-        )
+            self.site_key()?.audit_key(),
+        ))
     }
 
     fn store(&self, name: &str) -> Result<&dyn Store> {
@@ -336,7 +344,7 @@ impl Archive {
             progress(k as u64 + 1, pending.len() as u64, bytes_done);
         }
         self.clean_cache(&cat, &opts.source)?;
-        self.audit().append(
+        self.audit()?.append(
             Some(&cat),
             "migrate",
             json!({
@@ -528,6 +536,7 @@ impl Archive {
         }
         let secrets = SplitSecrets::from_os()?;
         let content = decode_hex32(&row.blake3)?;
+        let site_key = self.site_key()?;
         let placements: Vec<Placement> = self
             .layout
             .placement
@@ -535,7 +544,7 @@ impl Archive {
             .map(|&(x, si)| Placement {
                 x,
                 store: self.layout.store_names[si].clone(),
-                name: self.site_key.object_name(&content, &secrets.split_id, x),
+                name: site_key.object_name(&content, &secrets.split_id, x),
             })
             .collect();
         cat.begin_split(row.id, &split::hex(&secrets.split_id), &placements)?;
@@ -795,19 +804,22 @@ impl Archive {
                 }
             }
         }
-        self.audit().append(
-            catalog.as_ref(),
-            "restore",
-            json!({
-                "without_catalog": opts.without_catalog,
-                "restored": report.restored,
-                "already_present": report.already_present,
-                "failed": report.failed,
-                "bytes": report.bytes,
-                "pushed": report.pushed,
-                "warnings": report.warnings.len(),
-            }),
-        )?;
+        let details = json!({
+            "without_catalog": opts.without_catalog,
+            "restored": report.restored,
+            "already_present": report.already_present,
+            "failed": report.failed,
+            "bytes": report.bytes,
+            "pushed": report.pushed,
+            "warnings": report.warnings.len(),
+        });
+        match self.audit() {
+            Ok(log) => log.append(catalog.as_ref(), "restore", details)?,
+            // Disaster recovery without the site key still restores.
+            Err(e) => report
+                .warnings
+                .push(format!("this restore is not in the audit log: {e}")),
+        }
         Ok(report)
     }
 
@@ -1128,7 +1140,7 @@ impl Archive {
             }
         }
         let action = if repair { "repair" } else { "verify" };
-        self.audit().append(
+        self.audit()?.append(
             Some(&cat),
             action,
             json!({
@@ -1196,6 +1208,6 @@ impl Archive {
     /// `umbra audit verify`.
     pub fn audit_verify(&self) -> Result<u64> {
         let cat = self.catalog().ok();
-        self.audit().verify(cat.as_ref())
+        self.audit()?.verify(cat.as_ref())
     }
 }
