@@ -587,6 +587,11 @@ fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
     fs::write(&c, bd).unwrap();
     fs::write(&d, bc).unwrap();
 
+    // Object 5, share 1: forged, a payload byte changed and every hash
+    // recomputed, so that only the integrity tag can tell.
+    let e = find(5, 1);
+    forge(&e);
+
     let o = f.run(&["verify"]);
     assert!(!o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
@@ -599,16 +604,53 @@ fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
     assert!(out.contains("store store-3: object #4 share x=3"), "{out}");
     assert!(out.contains("another object"), "{out}");
 
+    assert!(
+        !out.contains("object #5"),
+        "the forged share passes its own hashes: {out}"
+    );
+
     let restored = f.root.join("out");
     let o = f.restore(&restored, &["--all"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("object #2 share x=2"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("object #5: the first 3 shares did not combine"),
+        "{}",
+        stderr(&o)
+    );
     assert_restored_identical(&f.src, &restored);
 
     let o = f.run(&["archive-repair"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = f.run(&["verify", "--deep"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// Changes one payload byte of a share and recomputes its segment table and
+/// header hash: a share that is wrong although its own hashes hold.
+fn forge(path: &Path) {
+    use umbra::share_file::{self, HASH_LEN};
+    let bytes = fs::read(path).unwrap();
+    let parsed = share_file::parse(&bytes).unwrap();
+    let header = parsed.header.clone();
+    let mut payload = parsed.payload.to_vec();
+    let last = payload.len() - 1;
+    payload[last] ^= 0x5a;
+    let mut table = Vec::with_capacity(header.segment_count() as usize * HASH_LEN);
+    for k in 0..header.segment_count() {
+        let (a, b) = header.segment_range(k);
+        table.extend_from_slice(&share_file::segment_hash(&payload[a as usize..b as usize]));
+    }
+    let mut out = header.encode(&table).to_vec();
+    out.extend_from_slice(&table);
+    out.extend_from_slice(&payload);
+    fs::write(path, out).unwrap();
+    assert!(
+        share_file::parse(&fs::read(path).unwrap())
+            .unwrap()
+            .corrupt_segments()
+            .is_empty()
+    );
 }
 
 #[test]

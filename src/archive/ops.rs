@@ -832,19 +832,31 @@ impl Archive {
         backend: &dyn Backend,
         report: &mut RestoreReport,
     ) -> Result<()> {
-        let mut good = Vec::new();
-        for (p, state) in self.check_shares(row, placements, tmp) {
-            match state {
-                ShareState::Good(path) => good.push(path),
-                ShareState::Missing => report
-                    .warnings
-                    .push(format!("{}: missing, skipped", describe(row, &p))),
-                ShareState::Corrupt(why) | ShareState::Unreachable(why) => report
-                    .warnings
-                    .push(format!("{}: {why}; skipped", describe(row, &p))),
-            }
-        }
+        // t shares first, in waves: more only to replace bad ones, or if
+        // the first t do not combine to the tagged object.
         let t = self.layout.threshold.t();
+        let mut good = Vec::new();
+        let mut next = 0;
+        let fetch =
+            |upto: usize, next: &mut usize, good: &mut Vec<PathBuf>, report: &mut RestoreReport| {
+                while good.len() < upto && *next < placements.len() {
+                    let wave =
+                        &placements[*next..(*next + upto - good.len()).min(placements.len())];
+                    *next += wave.len();
+                    for (p, state) in self.check_shares(row, wave, tmp) {
+                        match state {
+                            ShareState::Good(path) => good.push(path),
+                            ShareState::Missing => report
+                                .warnings
+                                .push(format!("{}: missing, skipped", describe(row, &p))),
+                            ShareState::Corrupt(why) | ShareState::Unreachable(why) => report
+                                .warnings
+                                .push(format!("{}: {why}; skipped", describe(row, &p))),
+                        }
+                    }
+                }
+            };
+        fetch(t, &mut next, &mut good, report);
         if good.len() < t {
             return Err(ArchiveError::Failed(format!(
                 "only {} good share(s) reachable, {t} needed",
@@ -852,16 +864,32 @@ impl Archive {
             )));
         }
         let combined = tmp.join("combined");
-        let r = combine::combine_files(
-            backend,
-            &good,
-            &CombineTarget::File(combined.clone()),
-            &CombineOptions {
-                sync: true,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )?;
+        let combine = |good: &[PathBuf]| {
+            combine::combine_files(
+                backend,
+                good,
+                &CombineTarget::File(combined.clone()),
+                &CombineOptions {
+                    sync: true,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+        };
+        let r = match combine(&good) {
+            Ok(r) => r,
+            // A share with intact hashes but wrong content: bring in the
+            // spares, and combine finds t that agree.
+            Err(e) if next < placements.len() => {
+                report.warnings.push(format!(
+                    "object #{}: the first {t} shares did not combine ({e}); fetching the others",
+                    row.id
+                ));
+                fetch(placements.len(), &mut next, &mut good, report);
+                combine(&good)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         report.warnings.extend(r.warnings.iter().map(|w| {
             format!(
                 "object #{}: {}",
