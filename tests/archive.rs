@@ -620,8 +620,19 @@ fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
     );
     assert_restored_identical(&f.src, &restored);
 
-    let o = f.run(&["archive-repair"]);
+    // Only --deep finds the forged share: it regenerates every share from
+    // t that rebuild the object and compares.
+    let o = f.run(&["verify", "--deep"]);
+    assert!(!o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("store store-1: object #5 share x=1") && out.contains("found by --deep"),
+        "{out}"
+    );
+    let o = f.run(&["archive-repair", "--deep", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["repaired"], 5, "flipped, truncated, two swapped, forged");
     let o = f.run(&["verify", "--deep"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

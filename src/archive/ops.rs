@@ -735,6 +735,26 @@ pub struct RestoreOptions {
     pub push_to: Option<String>,
 }
 
+/// k-combinations of 0..n in lexicographic order.
+fn combinations(n: usize, k: usize) -> impl Iterator<Item = Vec<usize>> {
+    let mut next = (k <= n).then(|| (0..k).collect::<Vec<usize>>());
+    std::iter::from_fn(move || {
+        let current = next.take()?;
+        let mut c = current.clone();
+        for i in (0..k).rev() {
+            if c[i] < n - k + i {
+                c[i] += 1;
+                for j in i + 1..k {
+                    c[j] = c[j - 1] + 1;
+                }
+                next = Some(c);
+                break;
+            }
+        }
+        Some(current)
+    })
+}
+
 /// Moves a combined file to `out/rel`; an identical file there already is
 /// kept, a different one keeps its place and this one gets a hash suffix.
 fn place(combined: &Path, out: &Path, rel: &Path, hash: &blake3::Hash) -> Result<Option<PathBuf>> {
@@ -1109,7 +1129,7 @@ impl Archive {
                 match state {
                     ShareState::Good(path) => {
                         h.present += 1;
-                        good.push(path);
+                        good.push((p, path));
                     }
                     ShareState::Missing => {
                         h.missing += 1;
@@ -1139,11 +1159,25 @@ impl Archive {
                 ));
                 continue;
             }
+            let mut repair_from: Vec<PathBuf> = good.iter().map(|g| g.1.clone()).collect();
             if deep {
                 match self.deep_check(&row, &good, tmp.path(), backend) {
-                    Ok(()) => {
+                    Ok((proven, forged)) => {
                         report.rebuilt_ok += 1;
-                        cat.set_state(row.id, "verified")?;
+                        if forged.is_empty() {
+                            cat.set_state(row.id, "verified")?;
+                        }
+                        for (p, msg) in forged {
+                            let h = report
+                                .stores
+                                .iter_mut()
+                                .find(|h| h.store == p.store)
+                                .expect("configured store");
+                            h.present -= 1;
+                            h.corrupt += 1;
+                            bad.push((p, msg));
+                        }
+                        repair_from = proven;
                     }
                     Err(e) => {
                         report.at_risk += 1;
@@ -1158,7 +1192,7 @@ impl Archive {
                     report.problems.push(msg);
                     continue;
                 }
-                match self.repair_share(&p, &good, tmp.path(), backend) {
+                match self.repair_share(&p, &repair_from, tmp.path(), backend) {
                     Ok(()) => {
                         report.repaired += 1;
                         report.repaired_shares.push(msg);
@@ -1185,29 +1219,66 @@ impl Archive {
         Ok(report)
     }
 
+    /// Finds t shares that rebuild the object with its tag and the
+    /// catalog's BLAKE3, then regenerates every other share from them and
+    /// compares: a share whose own hashes hold but whose content is not
+    /// this object's (rewritten, forged) is returned with why. Returns the
+    /// proven t shares too.
+    #[allow(clippy::type_complexity)]
     fn deep_check(
         &self,
         row: &ObjectRow,
-        good: &[PathBuf],
+        good: &[(Placement, PathBuf)],
         tmp: &Path,
         backend: &dyn Backend,
-    ) -> Result<()> {
+    ) -> Result<(Vec<PathBuf>, Vec<(Placement, String)>)> {
+        let t = self.layout.threshold.t();
         let combined = tmp.join("combined");
-        combine::combine_files(
-            backend,
-            good,
-            &CombineTarget::File(combined.clone()),
-            &CombineOptions::default(),
-            &mut |_| {},
-        )?;
-        let hash = hash_file(&combined)?;
-        std::fs::remove_file(&combined).at(&combined)?;
-        if hash.to_hex().as_str() != row.blake3 {
-            return Err(ArchiveError::Failed(
-                "rebuilt object differs from the catalog's BLAKE3".into(),
-            ));
+        let mut proven = None;
+        for combo in combinations(good.len(), t).take(256) {
+            let paths: Vec<PathBuf> = combo.iter().map(|&i| good[i].1.clone()).collect();
+            let _ = std::fs::remove_file(&combined);
+            let ok = combine::combine_files(
+                backend,
+                &paths,
+                &CombineTarget::File(combined.clone()),
+                &CombineOptions::default(),
+                &mut |_| {},
+            )
+            .is_ok()
+                && hash_file(&combined)?.to_hex().as_str() == row.blake3;
+            if ok {
+                proven = Some((combo, paths));
+                break;
+            }
         }
-        Ok(())
+        let _ = std::fs::remove_file(&combined);
+        let (combo, proven) = proven.ok_or_else(|| {
+            ArchiveError::Failed(format!(
+                "no {t} of the {} intact shares rebuild the object the catalog recorded",
+                good.len()
+            ))
+        })?;
+        let mut forged = Vec::new();
+        for (i, (p, path)) in good.iter().enumerate() {
+            if combo.contains(&i) {
+                continue;
+            }
+            let expected = tmp.join(format!("expected.x{:03}", p.x));
+            combine::repair_share(backend, &proven, p.x, &expected, &CombineOptions::default())?;
+            if hash_file(&expected)? != hash_file(path)? {
+                forged.push((
+                    p.clone(),
+                    format!(
+                        "{}: corrupt: its own hashes hold, but it is not this object's share \
+                         (rewritten or forged; found by --deep)",
+                        describe(row, p)
+                    ),
+                ));
+            }
+            std::fs::remove_file(&expected).at(&expected)?;
+        }
+        Ok((proven, forged))
     }
 
     /// Rebuilds share `p.x` from the good ones (Lagrange at the lost x, no

@@ -137,6 +137,10 @@ pub struct VerifyArgs {
 pub struct ArchiveRepairArgs {
     #[command(flatten)]
     loc: Location,
+    /// Also find shares whose own hashes hold but whose content is wrong
+    /// (rebuilds every object and regenerates every share to compare).
+    #[arg(long)]
+    deep: bool,
     #[arg(long)]
     json: bool,
 }
@@ -412,7 +416,7 @@ pub fn verify_cmd(ui: &Ui, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<ExitCode> {
-    verify_common(ui, &a.loc, false, true, None, a.json)
+    verify_common(ui, &a.loc, a.deep, true, None, a.json)
 }
 
 pub fn audit_cmd(ui: &Ui, c: &AuditCmd) -> anyhow::Result<ExitCode> {
