@@ -1,6 +1,8 @@
 //! Argument parsing and the commands. Errors are anyhow here; the library's
 //! typed errors already name the file or share at fault.
 
+mod archive;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -92,6 +94,22 @@ enum Command {
     Stats(StatsArgs),
     /// Run the paper's experiment on the bundled images and write REPORT.md.
     Reproduce(ReproduceArgs),
+    /// Create an archive: umbra.toml, empty catalog, site key, local stores.
+    Init(archive::InitArgs),
+    /// Archive configuration.
+    #[command(subcommand)]
+    Config(archive::ConfigCmd),
+    /// Protect a source's new and changed objects: split each into the stores.
+    Migrate(archive::MigrateArgs),
+    /// Rebuild archived objects from any t reachable stores.
+    Restore(archive::RestoreArgs),
+    /// Check every share in every store (--deep: rebuild every object).
+    Verify(archive::VerifyArgs),
+    /// Rebuild the archive's missing or corrupt shares from t good ones.
+    ArchiveRepair(archive::ArchiveRepairArgs),
+    /// The archive's hash-chained audit log.
+    #[command(subcommand)]
+    Audit(archive::AuditCmd),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -355,6 +373,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Shadows(a) => shadows_cmd(&ui, a),
         Command::Stats(a) => stats_cmd(&ui, a),
         Command::Reproduce(a) => reproduce_cmd(&ui, a),
+        Command::Init(a) => archive::init_cmd(&ui, a),
+        Command::Config(c) => archive::config_cmd(c),
+        Command::Migrate(a) => archive::migrate_cmd(&ui, a),
+        Command::Restore(a) => archive::restore_cmd(&ui, a),
+        Command::Verify(a) => archive::verify_cmd(&ui, a),
+        Command::ArchiveRepair(a) => archive::archive_repair_cmd(&ui, a),
+        Command::Audit(c) => archive::audit_cmd(&ui, c),
     }
 }
 

@@ -9,8 +9,10 @@
 //! - [`gpu`]: the same operations as WGSL compute shaders through wgpu;
 //! - [`share_file`], [`envelope`]: the share file format and what travels inside the secret;
 //! - [`split`], [`combine`], [`gfshare`]: streaming file operations;
+//! - [`archive`]: the archive pipeline (stores, catalog, sources, migrate, restore, verify, repair, audit);
 //! - [`bench`]: the throughput benchmark behind `umbra bench`.
 
+pub mod archive;
 pub mod bench;
 pub mod buffer;
 pub mod combine;

@@ -1,0 +1,226 @@
+//! The audit log: append-only JSON lines, each carrying a MAC that chains it
+//! to the line before, so that an edited, reordered or removed line breaks
+//! the chain. The MAC key is derived from the site key, so nobody without it
+//! can forge a fresh chain. Truncation at a line boundary keeps a valid
+//! chain, so the catalog also records the last sequence number and MAC (the
+//! head); a log that ends before the head is reported as truncated.
+//!
+//! Line format: `{"mac":"<64 hex>","entry":{...}}`; the MAC is keyed BLAKE3
+//! over the previous line's MAC (hex, or 64 zeros for the first) and the exact
+//! bytes of the entry. Entries hold actions and counts, never patient data.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::catalog::Catalog;
+use super::{ArchiveError, At, Result, now_secs};
+
+const HEAD_KEY: &str = "audit_head";
+const ZERO_MAC: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const LINE_START: &str = "{\"mac\":\"";
+const ENTRY_KEY: &str = "\",\"entry\":";
+
+pub struct AuditLog {
+    path: PathBuf,
+    key: [u8; 32],
+}
+
+/// One checked line.
+struct Line {
+    seq: u64,
+    mac: String,
+}
+
+fn mac(key: &[u8; 32], prev: &str, entry: &str) -> String {
+    let mut h = blake3::Hasher::new_keyed(key);
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(entry.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+impl AuditLog {
+    pub fn new(path: &Path, key: [u8; 32]) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            key,
+        }
+    }
+
+    fn bad(&self, line: usize, reason: impl Into<String>) -> ArchiveError {
+        ArchiveError::Failed(format!(
+            "audit log {} line {line}: {}",
+            self.path.display(),
+            reason.into()
+        ))
+    }
+
+    /// Checks every line of the chain; returns the lines in order.
+    fn read_chain(&self) -> Result<Vec<Line>> {
+        let text = match std::fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).at(&self.path),
+        };
+        let text = String::from_utf8(text).map_err(|_| self.bad(0, "not UTF-8"))?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            let n = text.lines().count();
+            return Err(self.bad(n, "the last line is cut short (truncated)"));
+        }
+        let mut out: Vec<Line> = Vec::new();
+        let mut prev = ZERO_MAC.to_string();
+        for (i, line) in text.lines().enumerate() {
+            let no = i + 1;
+            let rest = line
+                .strip_prefix(LINE_START)
+                .ok_or_else(|| self.bad(no, "not an audit line"))?;
+            if rest.len() < 64 + ENTRY_KEY.len() || !rest.is_char_boundary(64) {
+                return Err(self.bad(no, "not an audit line"));
+            }
+            let (stored, rest) = rest.split_at(64);
+            let entry = rest
+                .strip_prefix(ENTRY_KEY)
+                .and_then(|r| r.strip_suffix('}'))
+                .ok_or_else(|| self.bad(no, "not an audit line"))?;
+            let expected = mac(&self.key, &prev, entry);
+            if !constant_time_eq(stored.as_bytes(), expected.as_bytes()) {
+                return Err(self.bad(
+                    no,
+                    "MAC mismatch: this line or the one before was edited, removed or reordered",
+                ));
+            }
+            let v: Value =
+                serde_json::from_str(entry).map_err(|e| self.bad(no, format!("bad JSON: {e}")))?;
+            let seq = v["seq"].as_u64().ok_or_else(|| self.bad(no, "no seq"))?;
+            if seq != no as u64 {
+                return Err(self.bad(no, format!("sequence number {seq}, expected {no}")));
+            }
+            prev = stored.to_string();
+            out.push(Line {
+                seq,
+                mac: prev.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Appends one entry and records the new head in the catalog. The log
+    /// stays locked from reading its last line to writing the new one, so
+    /// concurrent commands (a restore during a migrate) never fork the chain.
+    pub fn append(&self, catalog: Option<&Catalog>, action: &str, details: Value) -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .at(&self.path)?;
+        f.lock().at(&self.path)?;
+        let chain = self.read_chain()?;
+        let (seq, prev) = chain
+            .last()
+            .map_or((1, ZERO_MAC.to_string()), |l| (l.seq + 1, l.mac.clone()));
+        let entry = json!({
+            "seq": seq,
+            "time": now_secs(),
+            "action": action,
+            "details": details,
+            "prev": prev,
+        })
+        .to_string();
+        let m = mac(&self.key, &prev, &entry);
+        let line = format!("{LINE_START}{m}{ENTRY_KEY}{entry}}}\n");
+        f.write_all(line.as_bytes()).at(&self.path)?;
+        f.sync_all().at(&self.path)?;
+        if let Some(c) = catalog {
+            c.set_meta(HEAD_KEY, &format!("{seq} {m}"))?;
+        }
+        f.unlock().at(&self.path)
+    }
+
+    /// Checks the chain, and against the catalog's head when there is one.
+    /// Returns the number of lines.
+    pub fn verify(&self, catalog: Option<&Catalog>) -> Result<u64> {
+        let chain = self.read_chain()?;
+        if let Some(c) = catalog
+            && let Some(head) = c.get_meta(HEAD_KEY)?
+        {
+            let (seq, m) = head
+                .split_once(' ')
+                .and_then(|(s, m)| Some((s.parse::<u64>().ok()?, m)))
+                .ok_or_else(|| {
+                    ArchiveError::Failed("the catalog's audit head is malformed".into())
+                })?;
+            match chain.get(seq as usize - 1) {
+                Some(l) if l.mac == m => {}
+                Some(_) => {
+                    return Err(self.bad(
+                        seq as usize,
+                        "differs from the head recorded in the catalog (the log was rewritten)",
+                    ));
+                }
+                None => {
+                    return Err(ArchiveError::Failed(format!(
+                        "audit log {}: truncated: it has {} line(s), the catalog records {seq}",
+                        self.path.display(),
+                        chain.len()
+                    )));
+                }
+            }
+        }
+        Ok(chain.len() as u64)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_detects_edits_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let cat = Catalog::create(&dir.path().join("c.sqlite")).unwrap();
+        let log = AuditLog::new(&path, [7; 32]);
+        for i in 0..3 {
+            log.append(Some(&cat), "migrate", json!({ "written": i }))
+                .unwrap();
+        }
+        assert_eq!(log.verify(Some(&cat)).unwrap(), 3);
+        let text = std::fs::read_to_string(&path).unwrap();
+
+        std::fs::write(&path, text.replace("\"written\":1", "\"written\":9")).unwrap();
+        assert!(
+            log.verify(Some(&cat))
+                .unwrap_err()
+                .to_string()
+                .contains("line 2")
+        );
+
+        let two: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, &two).unwrap();
+        assert!(log.verify(None).is_ok());
+        assert!(
+            log.verify(Some(&cat))
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
+
+        std::fs::write(&path, &text[..text.len() - 5]).unwrap();
+        assert!(
+            log.verify(None)
+                .unwrap_err()
+                .to_string()
+                .contains("cut short")
+        );
+
+        let other = AuditLog::new(&path, [8; 32]);
+        std::fs::write(&path, &text).unwrap();
+        assert!(other.verify(None).is_err());
+    }
+}

@@ -1,0 +1,477 @@
+//! The catalog: SQLite on the hospital side, one row per object version and
+//! one per placed share. It holds what must never reach a store (UIDs,
+//! patient ID, source paths); the stores hold only keyed names.
+//!
+//! States: `pending` (recorded, shares not all written: the next run redoes
+//! it), `written` (every share was put), `verified` (a deep verify rebuilt
+//! it and matched its BLAKE3).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{ArchiveError, Result, now_secs};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS objects (
+    id          INTEGER PRIMARY KEY,
+    source_ref  TEXT NOT NULL,    -- path relative to the source root
+    version     INTEGER NOT NULL, -- 1, 2, ... per source_ref
+    size        INTEGER NOT NULL,
+    blake3      TEXT NOT NULL,    -- hex BLAKE3 of the object's bytes
+    change_sig  INTEGER NOT NULL, -- change signature: a file's mtime in ns; an Orthanc
+                                  -- instance's MD5, first 8 bytes (little-endian)
+    kind        TEXT NOT NULL CHECK (kind IN ('dicom', 'unparsed-dicom', 'file')),
+    sop_uid     TEXT,
+    study_uid   TEXT,
+    series_uid  TEXT,
+    study_date  TEXT,             -- DICOM DA, YYYYMMDD
+    modality    TEXT,
+    patient_id  TEXT,
+    split_id    TEXT,             -- hex; set before any share is written
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'written', 'verified')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    checked_at  INTEGER,          -- last verify of its shares (Unix seconds)
+    created_at  INTEGER NOT NULL, -- Unix seconds
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (source_ref, version)
+);
+CREATE INDEX IF NOT EXISTS objects_state ON objects (state);
+CREATE INDEX IF NOT EXISTS objects_study ON objects (study_uid);
+CREATE INDEX IF NOT EXISTS objects_sop ON objects (sop_uid);
+CREATE INDEX IF NOT EXISTS objects_patient ON objects (patient_id);
+CREATE TABLE IF NOT EXISTS placements (
+    object_id   INTEGER NOT NULL REFERENCES objects (id),
+    x           INTEGER NOT NULL, -- share number
+    store       TEXT NOT NULL,    -- store name from umbra.toml
+    name        TEXT NOT NULL,    -- keyed object name in that store
+    PRIMARY KEY (object_id, x)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+);
+";
+
+/// DICOM identity of an object, when its header could be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub sop_uid: Option<String>,
+    pub study_uid: Option<String>,
+    pub series_uid: Option<String>,
+    pub study_date: Option<String>,
+    pub modality: Option<String>,
+    pub patient_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectRow {
+    pub id: i64,
+    pub source_ref: String,
+    pub version: i64,
+    pub size: u64,
+    pub blake3: String,
+    pub change_sig: i64,
+    pub kind: String,
+    pub ids: Identity,
+    pub split_id: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub x: u8,
+    pub store: String,
+    pub name: String,
+}
+
+/// A new version to record.
+pub struct NewObject<'a> {
+    pub source_ref: &'a str,
+    pub size: u64,
+    pub blake3: &'a str,
+    pub change_sig: i64,
+    pub kind: &'a str,
+    pub ids: &'a Identity,
+}
+
+/// Which objects to restore or verify.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub all: bool,
+    pub study_uid: Option<String>,
+    pub sop_uid: Option<String>,
+    pub patient_id: Option<String>,
+    /// StudyDate range, inclusive, YYYYMMDD (objects without one are left out).
+    pub date_from: Option<String>,
+    pub date_until: Option<String>,
+}
+
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const COLUMNS: &str = "id, source_ref, version, size, blake3, change_sig, kind, sop_uid, study_uid, \
+                       series_uid, study_date, modality, patient_id, split_id, state, attempts";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        id: r.get(0)?,
+        source_ref: r.get(1)?,
+        version: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        blake3: r.get(4)?,
+        change_sig: r.get(5)?,
+        kind: r.get(6)?,
+        ids: Identity {
+            sop_uid: r.get(7)?,
+            study_uid: r.get(8)?,
+            series_uid: r.get(9)?,
+            study_date: r.get(10)?,
+            modality: r.get(11)?,
+            patient_id: r.get(12)?,
+        },
+        split_id: r.get(13)?,
+        state: r.get(14)?,
+        attempts: r.get(15)?,
+    })
+}
+
+impl Catalog {
+    fn err(&self, error: rusqlite::Error) -> ArchiveError {
+        ArchiveError::Catalog {
+            path: self.path.clone(),
+            error,
+        }
+    }
+
+    /// Creates an empty catalog; refuses an existing file.
+    pub fn create(path: &Path) -> Result<Self> {
+        if path.exists() {
+            return Err(ArchiveError::Config {
+                path: path.to_path_buf(),
+                reason: "a catalog already exists here".into(),
+            });
+        }
+        Self::open_inner(path)
+    }
+
+    /// Opens an existing catalog. A missing one is an error: migrating into
+    /// a fresh catalog would write every object a second time.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(ArchiveError::Config {
+                path: path.to_path_buf(),
+                reason: "the catalog is missing; `umbra restore --without-catalog --all` \
+                         rebuilds the objects from the stores alone"
+                    .into(),
+            });
+        }
+        Self::open_inner(path)
+    }
+
+    fn open_inner(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|error| ArchiveError::Catalog {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let c = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        c.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| c.err(e))?;
+        c.conn.execute_batch(SCHEMA).map_err(|e| c.err(e))?;
+        Ok(c)
+    }
+
+    pub fn latest(&self, source_ref: &str) -> Result<Option<ObjectRow>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM objects WHERE source_ref = ?1 \
+                     ORDER BY version DESC LIMIT 1"
+                ),
+                params![source_ref],
+                row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records the source's new modification time of an unchanged version.
+    pub fn touch(&self, id: i64, change_sig: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE objects SET change_sig = ?2 WHERE id = ?1",
+                params![id, change_sig],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn insert(&self, o: &NewObject<'_>) -> Result<i64> {
+        let now = now_secs();
+        let version: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM objects WHERE source_ref = ?1",
+                params![o.source_ref],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT INTO objects (source_ref, version, size, blake3, change_sig, kind, sop_uid, \
+                 study_uid, series_uid, study_date, modality, patient_id, state, created_at, \
+                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+                 'pending', ?13, ?13)",
+                params![
+                    o.source_ref,
+                    version,
+                    o.size as i64,
+                    o.blake3,
+                    o.change_sig,
+                    o.kind,
+                    o.ids.sop_uid,
+                    o.ids.study_uid,
+                    o.ids.series_uid,
+                    o.ids.study_date,
+                    o.ids.modality,
+                    o.ids.patient_id,
+                    now
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// A pending version whose source changed before it was written
+    /// becomes the new content (no shares of it were ever complete).
+    pub fn update_pending(&self, id: i64, o: &NewObject<'_>) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE objects SET size = ?2, blake3 = ?3, change_sig = ?4, kind = ?5, sop_uid = ?6, \
+                 study_uid = ?7, series_uid = ?8, study_date = ?9, modality = ?10, \
+                 patient_id = ?11, updated_at = ?12 WHERE id = ?1 AND state = 'pending'",
+                params![
+                    id,
+                    o.size as i64,
+                    o.blake3,
+                    o.change_sig,
+                    o.kind,
+                    o.ids.sop_uid,
+                    o.ids.study_uid,
+                    o.ids.series_uid,
+                    o.ids.study_date,
+                    o.ids.modality,
+                    o.ids.patient_id,
+                    now_secs()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every source reference starting with `prefix`.
+    pub fn source_refs_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT source_ref FROM objects WHERE substr(source_ref, 1, ?2) = ?1")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn pending(&self) -> Result<Vec<ObjectRow>> {
+        self.query(&format!(
+            "SELECT {COLUMNS} FROM objects WHERE state = 'pending' ORDER BY id"
+        ))
+    }
+
+    fn query(&self, sql: &str) -> Result<Vec<ObjectRow>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        stmt.query_map([], row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Objects whose shares were all written, latest version of each source
+    /// reference only, filtered by `sel`.
+    pub fn select(&self, sel: &Selection) -> Result<Vec<ObjectRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM objects o WHERE state IN ('written', 'verified') \
+                 AND version = (SELECT MAX(version) FROM objects p WHERE p.source_ref = \
+                 o.source_ref AND p.state IN ('written', 'verified')) \
+                 AND (?1 OR sop_uid = ?2 OR study_uid = ?3 OR patient_id = ?4) \
+                 AND (?5 IS NULL OR study_date >= ?5) AND (?6 IS NULL OR study_date <= ?6) \
+                 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        // A date range alone selects every object in it.
+        let any = sel.all
+            || (sel.sop_uid.is_none() && sel.study_uid.is_none() && sel.patient_id.is_none());
+        stmt.query_map(
+            params![
+                any,
+                sel.sop_uid,
+                sel.study_uid,
+                sel.patient_id,
+                sel.date_from,
+                sel.date_until
+            ],
+            row,
+        )
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Every version whose shares were all written (verify and repair look
+    /// after old versions too).
+    pub fn stored(&self) -> Result<Vec<ObjectRow>> {
+        self.query(&format!(
+            "SELECT {COLUMNS} FROM objects WHERE state IN ('written', 'verified') ORDER BY id"
+        ))
+    }
+
+    /// The `percent` of written versions checked least recently (never
+    /// checked first): successive sampled verifies roll over everything.
+    pub fn stored_sample(&self, percent: f64) -> Result<Vec<ObjectRow>> {
+        let total: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM objects WHERE state IN ('written', 'verified')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let take = ((total as f64 * percent / 100.0).ceil() as i64).clamp(0, total);
+        let mut rows = self.query(&format!(
+            "SELECT {COLUMNS} FROM objects WHERE state IN ('written', 'verified') \
+             ORDER BY checked_at IS NOT NULL, checked_at, id LIMIT {take}"
+        ))?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    pub fn set_checked(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE objects SET checked_at = ?2 WHERE id = ?1",
+                params![id, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn placements(&self, id: i64) -> Result<Vec<Placement>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT x, store, name FROM placements WHERE object_id = ?1 ORDER BY x")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![id], |r| {
+            Ok(Placement {
+                x: r.get::<_, i64>(0)? as u8,
+                store: r.get(1)?,
+                name: r.get(2)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Records a new split of a pending object, replacing the placements of
+    /// an earlier attempt, in one transaction: before any share is written.
+    pub fn begin_split(&mut self, id: i64, split_id: &str, placements: &[Placement]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |error| ArchiveError::Catalog {
+            path: path.clone(),
+            error,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+            .map_err(err)?;
+        tx.execute(
+            "UPDATE objects SET split_id = ?2, attempts = attempts + 1, updated_at = ?3 \
+             WHERE id = ?1",
+            params![id, split_id, now_secs()],
+        )
+        .map_err(err)?;
+        for p in placements {
+            tx.execute(
+                "INSERT INTO placements (object_id, x, store, name) VALUES (?1, ?2, ?3, ?4)",
+                params![id, p.x as i64, p.store, p.name],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Removes a pending version that will never be written (its source is
+    /// gone); the caller has deleted its leftover shares.
+    pub fn forget_pending(&mut self, id: i64) -> Result<()> {
+        let path = self.path.clone();
+        let err = |error| ArchiveError::Catalog {
+            path: path.clone(),
+            error,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+            .map_err(err)?;
+        tx.execute(
+            "DELETE FROM objects WHERE id = ?1 AND state = 'pending'",
+            params![id],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    pub fn set_state(&self, id: i64, state: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE objects SET state = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
+                params![id, state, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn set_error(&self, id: i64, error: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE objects SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, error, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}

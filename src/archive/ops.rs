@@ -1,0 +1,1312 @@
+//! The archive operations: init, migrate, restore, verify, repair.
+//!
+//! Crash safety of `migrate`, step by step for one object version:
+//! 1. the version is recorded `pending` (with its BLAKE3) in the catalog;
+//! 2. shares of an earlier attempt, named in the catalog, are deleted;
+//! 3. a fresh split id and the n store names are committed to the catalog;
+//! 4. the shares are computed into a staging directory (no plaintext there);
+//! 5. each share is put create-only and atomically into its store;
+//! 6. the version is marked `written`.
+//!
+//! A run killed anywhere leaves at most a `pending` version whose shares are
+//! all named in the catalog: the next run deletes them and starts the object
+//! again (step 2), so nothing is lost and nothing is left twice. Names come
+//! from a fresh random split id per attempt, so a share of one attempt is
+//! never mistaken for another's.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use super::audit::AuditLog;
+use super::catalog::{Catalog, Identity, NewObject, ObjectRow, Placement, Selection};
+use super::config::{self, Config, Layout, SiteKey};
+use super::orthanc::Orthanc;
+use super::source::{self, Filter, SourceFile, SourceSpec};
+use super::store::{self, Store};
+use super::{ArchiveError, At, Result, now_secs};
+use crate::combine::{self, CombineOptions, CombineTarget, ShareSource};
+use crate::engine::{Backend, SplitPlan};
+use crate::envelope::{self, ObjectMeta};
+use crate::share_file::{HASH_LEN, ShareHeader};
+use crate::split::{self, ShareWriter, SplitOptions, SplitSecrets};
+
+/// Where Orthanc downloads wait for their shares to be written, below the
+/// archive directory (hospital side).
+const ORTHANC_CACHE: &str = "source-cache";
+
+/// Temporary directories of repair (removed by the lock's cleanup) and of
+/// a plain verify (left alone: it runs without the lock).
+const VERIFY_PREFIX: &str = ".umbra-verify-";
+const CHECK_PREFIX: &str = ".umbra-check-";
+
+/// Chooses the backend once the job size is known (the CLI honours
+/// `--backend` and `--cross-check` here).
+pub type BackendFactory<'a> = &'a mut dyn FnMut(u64) -> Result<Box<dyn Backend>, String>;
+
+/// An opened archive directory.
+pub struct Archive {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub layout: Layout,
+    pub stores: Vec<Box<dyn Store>>,
+    /// Missing only in a disaster: `restore --without-catalog` works
+    /// without it (it reads names from the stores, not from the key).
+    site_key: std::result::Result<SiteKey, String>,
+    _lock: Option<File>,
+}
+
+/// Creates a new archive in `dir` (config, empty catalog, site key, stores).
+pub fn init(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Archive> {
+    let config = config::write_new(dir, t, n, stores)?;
+    Catalog::create(&dir.join(&config.catalog))?;
+    Archive::open(dir)
+}
+
+impl Archive {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let config = Config::load(dir)?;
+        let layout = config.layout(&dir.join(config::CONFIG_FILE))?;
+        let stores = config
+            .stores
+            .iter()
+            .map(|s| {
+                store::open(
+                    &s.name,
+                    &s.url,
+                    s.endpoint.as_deref(),
+                    s.region.as_deref(),
+                    dir,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let site_key = SiteKey::load(&dir.join(&config.site_key)).map_err(|e| e.to_string());
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            layout,
+            stores,
+            site_key,
+            _lock: None,
+        })
+    }
+
+    /// Takes the archive's exclusive lock (one writer at a time), then
+    /// removes what a killed writer left: staging files and store partials.
+    fn lock(&mut self) -> Result<()> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(ArchiveError::Locked { path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
+        }
+        self._lock = Some(f);
+        // Only what this code creates there (tempfile's `.tmp*` directories),
+        // whatever the configuration names as staging.
+        let staging = self.staging();
+        std::fs::create_dir_all(&staging).at(&staging)?;
+        for entry in std::fs::read_dir(&staging).at(&staging)? {
+            let entry = entry.at(&staging)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with(".tmp") || name.starts_with(VERIFY_PREFIX))
+                && entry.file_type().at(&entry.path())?.is_dir()
+            {
+                std::fs::remove_dir_all(entry.path()).at(&entry.path())?;
+            }
+        }
+        for s in &self.stores {
+            // A store that cannot be listed now fails later, per object.
+            let _ = s.clean_partials();
+        }
+        Ok(())
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.dir.join(&self.config.staging)
+    }
+
+    pub fn catalog(&self) -> Result<Catalog> {
+        Catalog::open(&self.dir.join(&self.config.catalog))
+    }
+
+    fn site_key(&self) -> Result<&SiteKey> {
+        self.site_key
+            .as_ref()
+            .map_err(|e| ArchiveError::Failed(e.clone()))
+    }
+
+    pub fn audit(&self) -> Result<AuditLog> {
+        Ok(AuditLog::new(
+            &self.dir.join(&self.config.audit_log),
+            self.site_key()?.audit_key(),
+        ))
+    }
+
+    fn store(&self, name: &str) -> Result<&dyn Store> {
+        self.stores
+            .iter()
+            .find(|s| s.label() == name)
+            .map(|s| s.as_ref())
+            .ok_or_else(|| {
+                ArchiveError::Failed(format!(
+                    "the catalog names store {name:?}, which umbra.toml does not configure"
+                ))
+            })
+    }
+
+    fn plan(&self) -> Result<SplitPlan> {
+        let xs: Vec<u8> = self.layout.placement.iter().map(|p| p.0).collect();
+        SplitPlan::new(self.layout.threshold, xs).map_err(|e| ArchiveError::Core(e.into()))
+    }
+}
+
+fn store_err(store: &str, object: &str) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    let store = store.to_string();
+    let object = object.to_string();
+    move |error| ArchiveError::Store {
+        store,
+        object,
+        error,
+    }
+}
+
+fn hash_file(path: &Path) -> Result<blake3::Hash> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(File::open(path).at(path)?).at(path)?;
+    Ok(h.finalize())
+}
+
+fn decode_hex32(s: &str) -> Result<[u8; 32]> {
+    blake3::Hash::from_hex(s)
+        .map(|h| *h.as_bytes())
+        .map_err(|_| ArchiveError::Failed(format!("catalog holds a malformed hash {s:?}")))
+}
+
+/// Test hook (documented in tests/archive.rs): with UMBRA_TEST_PAUSE_AT set
+/// to `POINT:K`, the K-th object of a migrate run stops at POINT (`split`,
+/// `put` or `written`), creates the file named by UMBRA_TEST_PAUSE_FILE and
+/// waits until that file is removed. Tests kill the process there, or
+/// change the stores and let it go on.
+fn pause_point(point: &str, k: usize) {
+    let Ok(at) = std::env::var("UMBRA_TEST_PAUSE_AT") else {
+        return;
+    };
+    let Ok(file) = std::env::var("UMBRA_TEST_PAUSE_FILE") else {
+        return;
+    };
+    if at != format!("{point}:{k}") {
+        return;
+    }
+    let _ = std::fs::write(&file, point);
+    while Path::new(&file).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    pub source: SourceSpec,
+    pub filter: Filter,
+    pub dry_run: bool,
+    /// Orthanc: list every instance instead of following `/changes` from
+    /// the stored cursor (the first run always does).
+    pub full_scan: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MigrateReport {
+    pub dry_run: bool,
+    /// Files found under the source.
+    pub scanned: u64,
+    /// Files whose latest version is already recorded.
+    pub unchanged: u64,
+    /// Files the selection (--older-than, --modality) left out.
+    pub not_selected: u64,
+    /// New objects or new versions of changed ones recorded in this run.
+    pub new_versions: u64,
+    /// Versions whose n shares were written in this run.
+    pub written: u64,
+    pub bytes_written: u64,
+    /// Versions that failed (they stay pending and are retried next run).
+    pub failed: u64,
+    /// Pending versions whose source file disappeared before they were
+    /// written: forgotten.
+    pub vanished: u64,
+    /// Orthanc, full scans: archived instances no longer in the PACS (their
+    /// shares are kept).
+    pub gone_from_source: u64,
+    /// Orthanc: whether every instance was listed (else `/changes` only).
+    pub full_scan: bool,
+    pub warnings: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// Progress of a run: objects done of total, source bytes done.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, u64);
+
+impl Archive {
+    /// Records new and changed objects of the source, then writes the shares
+    /// of every pending version. A failing object is recorded and left
+    /// pending; it never stops the run.
+    pub fn migrate(
+        &mut self,
+        opts: &MigrateOptions,
+        make_backend: BackendFactory<'_>,
+        progress: Progress<'_>,
+    ) -> Result<MigrateReport> {
+        self.lock()?;
+        let mut cat = self.catalog()?;
+        let mut report = MigrateReport {
+            dry_run: opts.dry_run,
+            ..Default::default()
+        };
+        let today = now_secs().div_euclid(86_400);
+        let source_root = match &opts.source {
+            SourceSpec::Dir(d) => {
+                for f in source::walk(d)? {
+                    report.scanned += 1;
+                    if let Err(e) =
+                        self.scan_one(&cat, &f, &opts.filter, today, opts.dry_run, &mut report)
+                    {
+                        report.failed += 1;
+                        report.failures.push(format!("{}: {e}", f.source_ref));
+                    }
+                }
+                d.clone()
+            }
+            SourceSpec::Orthanc(url) => {
+                let cache = self.dir.join(ORTHANC_CACHE);
+                self.scan_orthanc(&cat, &Orthanc::new(url), &cache, opts, today, &mut report)?;
+                cache
+            }
+        };
+        let pending = cat.pending()?;
+        if opts.dry_run {
+            self.clean_cache(&cat, &opts.source)?;
+            return Ok(report);
+        }
+        let total_bytes: u64 = pending.iter().map(|r| r.size).sum();
+        let backend = if pending.is_empty() {
+            None
+        } else {
+            Some(make_backend(total_bytes).map_err(ArchiveError::Failed)?)
+        };
+        let mut bytes_done = 0;
+        for (k, row) in pending.iter().enumerate() {
+            let backend = backend.as_deref().expect("made when something is pending");
+            if !source_root.join(&row.source_ref).exists() {
+                // Deleted from the source before it was ever written.
+                self.forget(&mut cat, row)?;
+                report.vanished += 1;
+                continue;
+            }
+            match self.write_object(&mut cat, backend, &source_root, row, k + 1) {
+                Ok(()) => {
+                    report.written += 1;
+                    report.bytes_written += row.size;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    cat.set_error(row.id, &msg)?;
+                    report.failed += 1;
+                    report.failures.push(format!(
+                        "{} (version {}): {msg}",
+                        row.source_ref, row.version
+                    ));
+                }
+            }
+            bytes_done += row.size;
+            progress(k as u64 + 1, pending.len() as u64, bytes_done);
+        }
+        self.clean_cache(&cat, &opts.source)?;
+        self.audit()?.append(
+            Some(&cat),
+            "migrate",
+            json!({
+                "scanned": report.scanned,
+                "new_versions": report.new_versions,
+                "written": report.written,
+                "bytes_written": report.bytes_written,
+                "failed": report.failed,
+            }),
+        )?;
+        Ok(report)
+    }
+
+    /// Lists every Orthanc instance; downloads the new and changed ones
+    /// into `cache` and records them like files.
+    fn scan_orthanc(
+        &self,
+        cat: &Catalog,
+        orthanc: &Orthanc,
+        cache: &Path,
+        opts: &MigrateOptions,
+        today: i64,
+        report: &mut MigrateReport,
+    ) -> Result<()> {
+        let cursor_key = format!("orthanc_changes_cursor {}", orthanc.base());
+        let cursor = cat
+            .get_meta(&cursor_key)?
+            .and_then(|c| c.parse::<u64>().ok());
+        let (ids, new_cursor) = match cursor {
+            Some(c) if !opts.full_scan => orthanc.new_instances_since(c)?,
+            _ => {
+                // The cursor first: what changes during the listing is
+                // seen again next time.
+                let last = orthanc.last_change()?;
+                let ids = orthanc.instances()?;
+                report.full_scan = true;
+                let listed: std::collections::HashSet<String> =
+                    ids.iter().map(|id| format!("orthanc/{id}")).collect();
+                report.gone_from_source = cat
+                    .source_refs_with_prefix("orthanc/")?
+                    .iter()
+                    .filter(|r| !listed.contains(*r))
+                    .count() as u64;
+                (ids, last)
+            }
+        };
+        let failed_before = report.failed;
+        for id in ids {
+            report.scanned += 1;
+            let source_ref = format!("orthanc/{id}");
+            let result = (|| -> Result<()> {
+                let Some((size, sig)) = orthanc.signature(&id)? else {
+                    // Deleted since it was announced.
+                    return Ok(());
+                };
+                if let Some(l) = cat.latest(&source_ref)?
+                    && l.size == size
+                    && l.change_sig == sig
+                {
+                    report.unchanged += 1;
+                    return Ok(());
+                }
+                let path = cache.join(&source_ref);
+                // A pending version's download survives until it is written.
+                if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(size) {
+                    orthanc.download(&id, &path)?;
+                }
+                let f = SourceFile {
+                    size: std::fs::metadata(&path).at(&path)?.len(),
+                    path,
+                    source_ref: source_ref.clone(),
+                    change_sig: sig,
+                    time_ns: now_secs() * 1_000_000_000,
+                };
+                self.scan_one(cat, &f, &opts.filter, today, opts.dry_run, report)
+            })();
+            if let Err(e) = result {
+                report.failed += 1;
+                report.failures.push(format!("{source_ref}: {e}"));
+            }
+        }
+        // Only a clean scan moves the cursor: a failed instance is seen again.
+        if !opts.dry_run && report.failed == failed_before {
+            cat.set_meta(&cursor_key, &new_cursor.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Downloads are kept only while their version is pending.
+    fn clean_cache(&self, cat: &Catalog, spec: &SourceSpec) -> Result<()> {
+        if !matches!(spec, SourceSpec::Orthanc(_)) {
+            return Ok(());
+        }
+        let cache = self.dir.join(ORTHANC_CACHE);
+        let pending: std::collections::HashSet<String> =
+            cat.pending()?.into_iter().map(|r| r.source_ref).collect();
+        let Ok(files) = source::walk(&cache) else {
+            return Ok(());
+        };
+        for f in files {
+            if !pending.contains(&f.source_ref) {
+                std::fs::remove_file(&f.path).at(&f.path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_one(
+        &self,
+        cat: &Catalog,
+        f: &source::SourceFile,
+        filter: &Filter,
+        today: i64,
+        dry_run: bool,
+        report: &mut MigrateReport,
+    ) -> Result<()> {
+        let latest = cat.latest(&f.source_ref)?;
+        if let Some(l) = &latest
+            && l.size == f.size
+            && l.change_sig == f.change_sig
+        {
+            report.unchanged += 1;
+            return Ok(());
+        }
+        let ident = source::identify(&f.path)?;
+        if !filter.accepts(&ident.ids, f.time_ns, today) {
+            report.not_selected += 1;
+            return Ok(());
+        }
+        let hash = hash_file(&f.path)?.to_hex().to_string();
+        if let Some(l) = &latest
+            && l.blake3 == hash
+            && l.size == f.size
+        {
+            if !dry_run {
+                cat.touch(l.id, f.change_sig)?;
+            }
+            report.unchanged += 1;
+            return Ok(());
+        }
+        if let Some(w) = ident.warning {
+            report.warnings.push(w);
+        }
+        report.new_versions += 1;
+        if dry_run {
+            return Ok(());
+        }
+        let new = NewObject {
+            source_ref: &f.source_ref,
+            size: f.size,
+            blake3: &hash,
+            change_sig: f.change_sig,
+            kind: ident.kind,
+            ids: &ident.ids,
+        };
+        match latest {
+            // Not yet written: it becomes this content instead.
+            Some(l) if l.state == "pending" => cat.update_pending(l.id, &new),
+            _ => cat.insert(&new).map(|_| ()),
+        }
+    }
+
+    /// Deletes the shares an unfinished attempt may have left, then the
+    /// pending version itself.
+    fn forget(&self, cat: &mut Catalog, row: &ObjectRow) -> Result<()> {
+        for p in cat.placements(row.id)? {
+            self.store(&p.store)?
+                .delete(&p.name)
+                .map_err(store_err(&p.store, &p.name))?;
+        }
+        cat.forget_pending(row.id)
+    }
+
+    fn write_object(
+        &self,
+        cat: &mut Catalog,
+        backend: &dyn Backend,
+        source_root: &Path,
+        row: &ObjectRow,
+        k: usize,
+    ) -> Result<()> {
+        // Shares of an earlier, unfinished attempt.
+        if row.split_id.is_some() {
+            for p in cat.placements(row.id)? {
+                self.store(&p.store)?
+                    .delete(&p.name)
+                    .map_err(store_err(&p.store, &p.name))?;
+            }
+        }
+        let secrets = SplitSecrets::from_os()?;
+        let content = decode_hex32(&row.blake3)?;
+        let site_key = self.site_key()?;
+        let placements: Vec<Placement> = self
+            .layout
+            .placement
+            .iter()
+            .map(|&(x, si)| Placement {
+                x,
+                store: self.layout.store_names[si].clone(),
+                name: site_key.object_name(&content, &secrets.split_id, x),
+            })
+            .collect();
+        cat.begin_split(row.id, &split::hex(&secrets.split_id), &placements)?;
+        pause_point("split", k);
+
+        let path = source_root.join(&row.source_ref);
+        let stage = tempfile::tempdir_in(self.staging()).at(&self.staging())?;
+        let staged = self.split_object(backend, &path, row, &secrets, stage.path())?;
+
+        let put = |(p, file): (&Placement, &PathBuf)| -> Result<()> {
+            self.store(&p.store)?
+                .put_if_absent(&p.name, file)
+                .map_err(store_err(&p.store, &p.name))?;
+            Ok(())
+        };
+        let mut pairs = placements.iter().zip(staged.iter());
+        if let Some(first) = pairs.next() {
+            put(first)?;
+        }
+        pause_point("put", k);
+        // One thread per share: the puts wait on fsync or the network, not
+        // on the CPU, so they overlap beyond the core count.
+        let rest: Vec<_> = pairs.collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .into_iter()
+                .map(|pair| scope.spawn(move || put(pair)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a put thread panicked"))
+                .collect::<Result<Vec<()>>>()
+        })?;
+        pause_point("written", k);
+        cat.set_state(row.id, "written")
+    }
+
+    /// Splits the source file into n share files in `stage`; checks that
+    /// what was read is the version the catalog recorded.
+    fn split_object(
+        &self,
+        backend: &dyn Backend,
+        path: &Path,
+        row: &ObjectRow,
+        secrets: &SplitSecrets,
+        stage: &Path,
+    ) -> Result<Vec<PathBuf>> {
+        let mut file = File::open(path).at(path)?;
+        let len = file.metadata().at(path)?.len();
+        let changed = |detail: String| crate::Error::InputChanged {
+            path: path.to_path_buf(),
+            detail,
+        };
+        if len != row.size {
+            return Err(changed(format!("{} bytes recorded, {len} now", row.size)).into());
+        }
+        let mut head = [0u8; 132];
+        let n = file.read(&mut head).at(path)?;
+        drop(file);
+        let meta = ObjectMeta {
+            name: row.source_ref.clone(),
+            content_type: envelope::sniff_content_type(&head[..n]).to_string(),
+            content_len: row.size,
+        };
+        let prefix =
+            meta.encode_prefix(&secrets.check_key)
+                .map_err(|error| crate::Error::Envelope {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+        let opts = SplitOptions::new(self.plan()?);
+        let mut files = Vec::new();
+        let mut writers = Vec::new();
+        for &(x, _) in &self.layout.placement {
+            let p = stage.join(format!("share-{x:03}"));
+            let f = File::create(&p).at(&p)?;
+            let header = ShareHeader {
+                threshold: self.layout.threshold,
+                x,
+                segment_size: opts.segment_size,
+                payload_len: meta.stream_len(),
+                split_id: secrets.split_id,
+                tag: [0; HASH_LEN],
+            };
+            writers.push(ShareWriter::new(f, header).at(&p)?);
+            files.push(p);
+        }
+        let mut reader = Hashing {
+            inner: File::open(path).at(path)?,
+            hasher: blake3::Hasher::new(),
+        };
+        let tag = split::split_stream(
+            backend,
+            &opts,
+            secrets,
+            &prefix,
+            &mut reader,
+            row.size,
+            &mut writers,
+            &mut |_| {},
+        )
+        .map_err(|e| e.into_error(path, stage))?;
+        if reader.hasher.finalize().to_hex().as_str() != row.blake3 {
+            return Err(
+                changed("its BLAKE3 differs from the one recorded at the scan".into()).into(),
+            );
+        }
+        for (w, p) in writers.into_iter().zip(&files) {
+            w.finish(tag).at(p)?;
+        }
+        Ok(files)
+    }
+}
+
+/// The state of one share in its store.
+#[derive(Debug)]
+enum ShareState {
+    Good(PathBuf),
+    Missing,
+    Corrupt(String),
+    Unreachable(String),
+}
+
+fn describe(row: &ObjectRow, p: &Placement) -> String {
+    format!(
+        "store {}: object #{} share x={} ({})",
+        p.store, row.id, p.x, p.name
+    )
+}
+
+impl Archive {
+    /// Fetches every share of `row` into `tmp` and checks each one's own
+    /// hashes, split id and x, without reconstructing.
+    fn check_shares(
+        &self,
+        row: &ObjectRow,
+        placements: &[Placement],
+        tmp: &Path,
+    ) -> Vec<(Placement, ShareState)> {
+        placements
+            .par_iter()
+            .map(|p| {
+                let dest = tmp.join(format!("{}.x{:03}", p.store, p.x));
+                let state = match self.store(&p.store).map(|s| s.get(&p.name, &dest)) {
+                    Err(e) => ShareState::Unreachable(e.to_string()),
+                    Ok(Err(e)) => ShareState::Unreachable(e.to_string()),
+                    Ok(Ok(false)) => ShareState::Missing,
+                    Ok(Ok(true)) => match combine::inspect_share(&dest) {
+                        Err(e) => ShareState::Corrupt(e.to_string()),
+                        Ok(r) if !r.intact() => ShareState::Corrupt(format!(
+                            "segments {:?} fail their BLAKE3",
+                            r.corrupt_segments
+                        )),
+                        Ok(r) if Some(&r.split_id) != row.split_id.as_ref() || r.x != p.x => {
+                            ShareState::Corrupt(
+                                "intact, but a share of another object (swapped or misplaced)"
+                                    .into(),
+                            )
+                        }
+                        Ok(_) => ShareState::Good(dest),
+                    },
+                };
+                (p.clone(), state)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    pub restored: u64,
+    pub already_present: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub files: Vec<PathBuf>,
+    /// Files stored into Orthanc (with --to).
+    pub pushed: u64,
+    pub warnings: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub selection: Selection,
+    pub out: PathBuf,
+    pub without_catalog: bool,
+    /// Also push every restored file into this Orthanc (`http://HOST:PORT`).
+    pub push_to: Option<String>,
+}
+
+/// k-combinations of 0..n in lexicographic order.
+fn combinations(n: usize, k: usize) -> impl Iterator<Item = Vec<usize>> {
+    let mut next = (k <= n).then(|| (0..k).collect::<Vec<usize>>());
+    std::iter::from_fn(move || {
+        let current = next.take()?;
+        let mut c = current.clone();
+        for i in (0..k).rev() {
+            if c[i] < n - k + i {
+                c[i] += 1;
+                for j in i + 1..k {
+                    c[j] = c[j - 1] + 1;
+                }
+                next = Some(c);
+                break;
+            }
+        }
+        Some(current)
+    })
+}
+
+/// Moves a combined file to `out/rel`; an identical file there already is
+/// kept, a different one keeps its place and this one gets a hash suffix.
+fn place(combined: &Path, out: &Path, rel: &Path, hash: &blake3::Hash) -> Result<Option<PathBuf>> {
+    let mut target = out.join(rel);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).at(parent)?;
+    }
+    if target.exists() {
+        if hash_file(&target)? == *hash {
+            return Ok(None);
+        }
+        // SOP.dcm -> SOP.HASH.dcm: one UID can come with different bytes.
+        let stem = target
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ext = target
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        target.set_file_name(format!("{stem}.{}{ext}", &hash.to_hex()[..16]));
+        if target.exists() {
+            return Ok(None);
+        }
+    }
+    // Link, then unlink: never replaces a file that appeared meanwhile.
+    std::fs::hard_link(combined, &target).at(&target)?;
+    std::fs::remove_file(combined).at(combined)?;
+    Ok(Some(target))
+}
+
+impl Archive {
+    pub fn restore(&self, opts: &RestoreOptions, backend: &dyn Backend) -> Result<RestoreReport> {
+        std::fs::create_dir_all(&opts.out).at(&opts.out)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".umbra-restore-")
+            .tempdir_in(&opts.out)
+            .at(&opts.out)?;
+        let mut report = RestoreReport::default();
+        let catalog = if opts.without_catalog {
+            self.restore_from_stores(tmp.path(), opts, backend, &mut report)?;
+            None
+        } else {
+            let cat = self.catalog()?;
+            for row in cat.select(&opts.selection)? {
+                let placements = cat.placements(row.id)?;
+                let dir = tempfile::tempdir_in(tmp.path()).at(tmp.path())?;
+                match self.restore_one(&row, &placements, dir.path(), opts, backend, &mut report) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        report.failed += 1;
+                        report.failures.push(format!("object #{}: {e}", row.id));
+                    }
+                }
+            }
+            Some(cat)
+        };
+        if let Some(url) = &opts.push_to {
+            let orthanc = Orthanc::new(url);
+            for f in &report.files {
+                match orthanc.upload(f) {
+                    Ok(_) => report.pushed += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        report.failures.push(e.to_string());
+                    }
+                }
+            }
+        }
+        let details = json!({
+            "without_catalog": opts.without_catalog,
+            "restored": report.restored,
+            "already_present": report.already_present,
+            "failed": report.failed,
+            "bytes": report.bytes,
+            "pushed": report.pushed,
+            "warnings": report.warnings.len(),
+        });
+        match self.audit() {
+            Ok(log) => log.append(catalog.as_ref(), "restore", details)?,
+            // Disaster recovery without the site key still restores.
+            Err(e) => report
+                .warnings
+                .push(format!("this restore is not in the audit log: {e}")),
+        }
+        Ok(report)
+    }
+
+    fn restore_one(
+        &self,
+        row: &ObjectRow,
+        placements: &[Placement],
+        tmp: &Path,
+        opts: &RestoreOptions,
+        backend: &dyn Backend,
+        report: &mut RestoreReport,
+    ) -> Result<()> {
+        // t shares first, in waves: more only to replace bad ones, or if
+        // the first t do not combine to the tagged object.
+        let t = self.layout.threshold.t();
+        let mut good = Vec::new();
+        let mut next = 0;
+        let fetch =
+            |upto: usize, next: &mut usize, good: &mut Vec<PathBuf>, report: &mut RestoreReport| {
+                while good.len() < upto && *next < placements.len() {
+                    let wave =
+                        &placements[*next..(*next + upto - good.len()).min(placements.len())];
+                    *next += wave.len();
+                    for (p, state) in self.check_shares(row, wave, tmp) {
+                        match state {
+                            ShareState::Good(path) => good.push(path),
+                            ShareState::Missing => report
+                                .warnings
+                                .push(format!("{}: missing, skipped", describe(row, &p))),
+                            ShareState::Corrupt(why) | ShareState::Unreachable(why) => report
+                                .warnings
+                                .push(format!("{}: {why}; skipped", describe(row, &p))),
+                        }
+                    }
+                }
+            };
+        fetch(t, &mut next, &mut good, report);
+        if good.len() < t {
+            return Err(ArchiveError::Failed(format!(
+                "only {} good share(s) reachable, {t} needed",
+                good.len()
+            )));
+        }
+        let combined = tmp.join("combined");
+        let combine = |good: &[PathBuf]| {
+            combine::combine_files(
+                backend,
+                good,
+                &CombineTarget::File(combined.clone()),
+                &CombineOptions {
+                    sync: true,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+        };
+        let r = match combine(&good) {
+            Ok(r) => r,
+            // A share with intact hashes but wrong content: bring in the
+            // spares, and combine finds t that agree.
+            Err(e) if next < placements.len() => {
+                report.warnings.push(format!(
+                    "object #{}: the first {t} shares did not combine ({e}); fetching the others",
+                    row.id
+                ));
+                fetch(placements.len(), &mut next, &mut good, report);
+                combine(&good)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        report.warnings.extend(r.warnings.iter().map(|w| {
+            format!(
+                "object #{}: {}",
+                row.id,
+                w.replace(&format!("{}/", tmp.display()), "")
+            )
+        }));
+        let hash = hash_file(&combined)?;
+        if hash.to_hex().as_str() != row.blake3 {
+            return Err(ArchiveError::Failed(
+                "the rebuilt object passes its tag but not the catalog's BLAKE3".into(),
+            ));
+        }
+        let rel = source::restore_path(&row.ids, &row.source_ref);
+        match place(&combined, &opts.out, &rel, &hash)? {
+            Some(p) => {
+                report.restored += 1;
+                report.bytes += row.size;
+                report.files.push(p);
+            }
+            None => report.already_present += 1,
+        }
+        Ok(())
+    }
+
+    /// Disaster recovery: lists every store, groups the shares by split id
+    /// (from their headers) and rebuilds every split with t good shares; the
+    /// object's name travels inside the shares, its layout comes from its
+    /// own DICOM header.
+    fn restore_from_stores(
+        &self,
+        tmp: &Path,
+        opts: &RestoreOptions,
+        backend: &dyn Backend,
+        report: &mut RestoreReport,
+    ) -> Result<()> {
+        let fetched = tmp.join("fetched");
+        std::fs::create_dir_all(&fetched).at(&fetched)?;
+        let mut groups: BTreeMap<[u8; 16], Vec<PathBuf>> = BTreeMap::new();
+        for s in &self.stores {
+            let names = match s.list() {
+                Ok(n) => n,
+                Err(e) => {
+                    report
+                        .warnings
+                        .push(format!("store {}: cannot list ({e}); skipped", s.label()));
+                    continue;
+                }
+            };
+            for name in names {
+                let dest = fetched.join(format!("{}.{name}", s.label()));
+                match s.get(&name, &dest) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        report
+                            .warnings
+                            .push(format!("store {}: object {name}: {e}; skipped", s.label()));
+                        continue;
+                    }
+                }
+                match ShareSource::open(&dest) {
+                    Ok(src) => groups.entry(src.header.split_id).or_default().push(dest),
+                    Err(e) => {
+                        report
+                            .warnings
+                            .push(format!("store {}: object {name}: {e}; skipped", s.label()));
+                    }
+                }
+            }
+        }
+        let t = self.layout.threshold.t();
+        for (split_id, paths) in groups {
+            let id = split::hex(&split_id);
+            if paths.len() < t {
+                report.warnings.push(format!(
+                    "split {id}: only {} share(s) found, {t} needed; skipped (an unfinished \
+                     migration leaves such leftovers)",
+                    paths.len()
+                ));
+                continue;
+            }
+            let combined = tmp.join(format!("combined-{id}"));
+            let result = combine::combine_files(
+                backend,
+                &paths,
+                &CombineTarget::File(combined.clone()),
+                &CombineOptions {
+                    sync: true,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            );
+            let r = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    report.failed += 1;
+                    report.failures.push(format!("split {id}: {e}"));
+                    continue;
+                }
+            };
+            let prefix = format!("{}/", fetched.display());
+            report.warnings.extend(
+                r.warnings
+                    .iter()
+                    .map(|w| format!("split {id}: {}", w.replace(&prefix, ""))),
+            );
+            let ids = if source::looks_like_dicom(&combined)? {
+                source::read_identity(&combined).unwrap_or_default()
+            } else {
+                Identity::default()
+            };
+            let rel = source::restore_path(&ids, &r.meta.name);
+            let hash = hash_file(&combined)?;
+            match place(&combined, &opts.out, &rel, &hash)? {
+                Some(p) => {
+                    report.restored += 1;
+                    report.bytes += r.meta.content_len;
+                    report.files.push(p);
+                }
+                None => report.already_present += 1,
+            }
+            for p in &paths {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreHealth {
+    pub store: String,
+    pub present: u64,
+    pub missing: u64,
+    pub corrupt: u64,
+    pub unreachable: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub objects: u64,
+    pub stores: Vec<StoreHealth>,
+    /// With --deep: rebuilt and matched the catalog's BLAKE3.
+    pub rebuilt_ok: u64,
+    /// Objects with fewer than t good shares, or failing the deep check.
+    pub at_risk: u64,
+    /// With repair: shares written anew, and what was wrong with them.
+    pub repaired: u64,
+    pub repaired_shares: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Archive {
+    /// Checks every share of every written version in every store (own
+    /// hashes, split id, x); `deep` also rebuilds each object and compares
+    /// it with the catalog; `repair` rewrites missing and corrupt shares
+    /// from t good ones.
+    pub fn verify(
+        &mut self,
+        deep: bool,
+        repair: bool,
+        sample_percent: Option<f64>,
+        backend: &dyn Backend,
+    ) -> Result<VerifyReport> {
+        if repair {
+            self.lock()?;
+        }
+        let cat = self.catalog()?;
+        let mut report = VerifyReport {
+            stores: self
+                .layout
+                .store_names
+                .iter()
+                .map(|s| StoreHealth {
+                    store: s.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        // Beside the stores, so that local shares are linked, not copied.
+        // Repair holds the lock, whose cleanup removes VERIFY_PREFIX
+        // leftovers; a plain verify may run beside a migrate, so its
+        // directory has a name that cleanup leaves alone.
+        let staging = self.staging();
+        std::fs::create_dir_all(&staging).at(&staging)?;
+        let tmp_root = tempfile::Builder::new()
+            .prefix(if repair { VERIFY_PREFIX } else { CHECK_PREFIX })
+            .tempdir_in(&staging)
+            .at(&staging)?;
+        let t = self.layout.threshold.t();
+        let rows = match sample_percent {
+            Some(p) => cat.stored_sample(p)?,
+            None => cat.stored()?,
+        };
+        for row in rows {
+            report.objects += 1;
+            cat.set_checked(row.id)?;
+            let placements = cat.placements(row.id)?;
+            let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
+            let states = self.check_shares(&row, &placements, tmp.path());
+            let mut good = Vec::new();
+            let mut bad: Vec<(Placement, String)> = Vec::new();
+            for (p, state) in states {
+                let h = report
+                    .stores
+                    .iter_mut()
+                    .find(|h| h.store == p.store)
+                    .expect("configured store");
+                match state {
+                    ShareState::Good(path) => {
+                        h.present += 1;
+                        good.push((p, path));
+                    }
+                    ShareState::Missing => {
+                        h.missing += 1;
+                        let msg = format!("{}: missing", describe(&row, &p));
+                        bad.push((p, msg));
+                    }
+                    ShareState::Corrupt(why) => {
+                        h.corrupt += 1;
+                        let msg = format!("{}: corrupt: {why}", describe(&row, &p));
+                        bad.push((p, msg));
+                    }
+                    ShareState::Unreachable(why) => {
+                        h.unreachable += 1;
+                        report
+                            .problems
+                            .push(format!("{}: unreachable: {why}", describe(&row, &p)));
+                    }
+                }
+            }
+            if good.len() < t {
+                report.at_risk += 1;
+                report.problems.extend(bad.into_iter().map(|b| b.1));
+                report.problems.push(format!(
+                    "object #{}: only {} good share(s), {t} needed: it cannot be rebuilt",
+                    row.id,
+                    good.len()
+                ));
+                continue;
+            }
+            let mut repair_from: Vec<PathBuf> = good.iter().map(|g| g.1.clone()).collect();
+            if deep {
+                match self.deep_check(&row, &good, tmp.path(), backend) {
+                    Ok((proven, forged)) => {
+                        report.rebuilt_ok += 1;
+                        if forged.is_empty() {
+                            cat.set_state(row.id, "verified")?;
+                        }
+                        for (p, msg) in forged {
+                            let h = report
+                                .stores
+                                .iter_mut()
+                                .find(|h| h.store == p.store)
+                                .expect("configured store");
+                            h.present -= 1;
+                            h.corrupt += 1;
+                            bad.push((p, msg));
+                        }
+                        repair_from = proven;
+                    }
+                    Err(e) => {
+                        report.at_risk += 1;
+                        report
+                            .problems
+                            .push(format!("object #{}: deep check: {e}", row.id));
+                    }
+                }
+            }
+            for (p, msg) in bad {
+                if !repair {
+                    report.problems.push(msg);
+                    continue;
+                }
+                match self.repair_share(&p, &repair_from, tmp.path(), backend) {
+                    Ok(()) => {
+                        report.repaired += 1;
+                        report.repaired_shares.push(msg);
+                    }
+                    Err(e) => report.problems.push(format!("{msg}; repair failed: {e}")),
+                }
+            }
+        }
+        let action = if repair { "repair" } else { "verify" };
+        self.audit()?.append(
+            Some(&cat),
+            action,
+            json!({
+                "deep": deep,
+                "sample_percent": sample_percent,
+                "objects": report.objects,
+                "stores": report.stores,
+                "rebuilt_ok": report.rebuilt_ok,
+                "at_risk": report.at_risk,
+                "repaired": report.repaired_shares,
+                "problems": report.problems,
+            }),
+        )?;
+        Ok(report)
+    }
+
+    /// Finds t shares that rebuild the object with its tag and the
+    /// catalog's BLAKE3, then regenerates every other share from them and
+    /// compares: a share whose own hashes hold but whose content is not
+    /// this object's (rewritten, forged) is returned with why. Returns the
+    /// proven t shares too.
+    #[allow(clippy::type_complexity)]
+    fn deep_check(
+        &self,
+        row: &ObjectRow,
+        good: &[(Placement, PathBuf)],
+        tmp: &Path,
+        backend: &dyn Backend,
+    ) -> Result<(Vec<PathBuf>, Vec<(Placement, String)>)> {
+        let t = self.layout.threshold.t();
+        let combined = tmp.join("combined");
+        let mut proven = None;
+        for combo in combinations(good.len(), t).take(256) {
+            let paths: Vec<PathBuf> = combo.iter().map(|&i| good[i].1.clone()).collect();
+            let _ = std::fs::remove_file(&combined);
+            let ok = combine::combine_files(
+                backend,
+                &paths,
+                &CombineTarget::File(combined.clone()),
+                &CombineOptions::default(),
+                &mut |_| {},
+            )
+            .is_ok()
+                && hash_file(&combined)?.to_hex().as_str() == row.blake3;
+            if ok {
+                proven = Some((combo, paths));
+                break;
+            }
+        }
+        let _ = std::fs::remove_file(&combined);
+        let (combo, proven) = proven.ok_or_else(|| {
+            ArchiveError::Failed(format!(
+                "no {t} of the {} intact shares rebuild the object the catalog recorded",
+                good.len()
+            ))
+        })?;
+        let mut forged = Vec::new();
+        for (i, (p, path)) in good.iter().enumerate() {
+            if combo.contains(&i) {
+                continue;
+            }
+            let expected = tmp.join(format!("expected.x{:03}", p.x));
+            combine::repair_share(backend, &proven, p.x, &expected, &CombineOptions::default())?;
+            if hash_file(&expected)? != hash_file(path)? {
+                forged.push((
+                    p.clone(),
+                    format!(
+                        "{}: corrupt: its own hashes hold, but it is not this object's share \
+                         (rewritten or forged; found by --deep)",
+                        describe(row, p)
+                    ),
+                ));
+            }
+            std::fs::remove_file(&expected).at(&expected)?;
+        }
+        Ok((proven, forged))
+    }
+
+    /// Rebuilds share `p.x` from the good ones (Lagrange at the lost x, no
+    /// source needed) and puts it in place of the missing or corrupt one.
+    fn repair_share(
+        &self,
+        p: &Placement,
+        good: &[PathBuf],
+        tmp: &Path,
+        backend: &dyn Backend,
+    ) -> Result<()> {
+        let out = tmp.join(format!("repaired.x{:03}", p.x));
+        combine::repair_share(backend, good, p.x, &out, &CombineOptions::default())?;
+        let store = self.store(&p.store)?;
+        // Delete then create: each step is atomic; a crash between them
+        // leaves the share missing, which the next repair fixes.
+        store
+            .delete(&p.name)
+            .map_err(store_err(&p.store, &p.name))?;
+        store
+            .put_if_absent(&p.name, &out)
+            .map_err(store_err(&p.store, &p.name))?;
+        Ok(())
+    }
+
+    /// `umbra audit verify`.
+    pub fn audit_verify(&self) -> Result<u64> {
+        let cat = self.catalog().ok();
+        self.audit()?.verify(cat.as_ref())
+    }
+}

@@ -1,0 +1,308 @@
+//! Where shares go: a small trait with four operations, and its local
+//! directory implementation.
+//!
+//! Writes are create-only and atomic: a share is written to a temporary file
+//! in the same directory, flushed to disk, and linked into place only if the
+//! name is still free, so a reader never sees half a share and a resumed run
+//! never overwrites one. `s3://` stores live in `s3.rs` (feature `aws`);
+//! `gs://` and `az://` are refused as not implemented (see [`open`]).
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{ArchiveError, Result};
+
+/// A place that holds share objects under opaque names.
+pub trait Store: Send + Sync {
+    /// The name the configuration gives this store.
+    fn label(&self) -> &str;
+    /// Creates `name` holding the bytes of the file `src`, atomically.
+    /// `Ok(false)`: the name already existed and was left untouched. `src`
+    /// is a finished file that the caller will not change again: a store may
+    /// take it over (link it) instead of copying it.
+    fn put_if_absent(&self, name: &str, src: &Path) -> io::Result<bool>;
+    /// Copies `name` to the file `dest` (a new name). `Ok(false)`: there is
+    /// no such object. Callers only read `dest`: a store may link it.
+    fn get(&self, name: &str, dest: &Path) -> io::Result<bool>;
+    /// Every object name in the store.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// Removes `name`. `Ok(false)`: there was no such object.
+    fn delete(&self, name: &str) -> io::Result<bool>;
+    /// Removes temporary files left by a killed writer; only called while
+    /// the archive lock is held. Returns how many.
+    fn clean_partials(&self) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
+/// Opens the store at `url`: a path (relative to `base`), `file://PATH`, or
+/// (with the `aws` feature) `s3://BUCKET/PREFIX`, with an optional endpoint
+/// and region.
+pub fn open(
+    label: &str,
+    url: &str,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    base: &Path,
+) -> Result<Box<dyn Store>> {
+    #[cfg(feature = "aws")]
+    if url.starts_with("s3://") {
+        return Ok(Box::new(super::s3::S3Store::open(
+            label, url, endpoint, region,
+        )?));
+    }
+    #[cfg(not(feature = "aws"))]
+    if url.starts_with("s3://") {
+        let _ = (endpoint, region);
+        return Err(ArchiveError::Unsupported(format!(
+            "store {label}: s3:// stores need umbra built with `--features aws`"
+        )));
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && scheme != "file"
+    {
+        return Err(ArchiveError::Unsupported(format!(
+            "store {label}: {scheme}:// stores are not implemented; use a local \
+             directory or s3://"
+        )));
+    }
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    let root = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    Ok(Box::new(LocalStore {
+        label: label.to_string(),
+        root,
+    }))
+}
+
+/// Object names are lowercase hex of 32 bytes: nothing else is ever stored,
+/// so nothing else is accepted (no path can escape the root).
+pub fn valid_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn bad_name(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{name:?} is not an object name"),
+    )
+}
+
+/// A directory: `ROOT/ab/abcdef...` (the first two hex digits fan out).
+pub struct LocalStore {
+    label: String,
+    root: PathBuf,
+}
+
+const PARTIAL_PREFIX: &str = ".umbra-";
+const PARTIAL_SUFFIX: &str = ".partial";
+
+impl LocalStore {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> io::Result<PathBuf> {
+        if !valid_name(name) {
+            return Err(bad_name(name));
+        }
+        Ok(self.root.join(&name[..2]).join(name))
+    }
+
+    /// A missing root is an error for writers: a store that vanished must
+    /// not be silently recreated empty.
+    fn require_root(&self) -> io::Result<()> {
+        if self.root.is_dir() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("store directory {} is missing", self.root.display()),
+            ))
+        }
+    }
+
+    fn fan_dirs(&self) -> io::Result<Vec<PathBuf>> {
+        let mut dirs = Vec::new();
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dirs),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.len() == 2 && entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+        Ok(dirs)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Store for LocalStore {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn put_if_absent(&self, name: &str, src: &Path) -> io::Result<bool> {
+        let target = self.path(name)?;
+        self.require_root()?;
+        if target.exists() {
+            return Ok(false);
+        }
+        let dir = target.parent().expect("fan-out directory");
+        if !dir.is_dir() {
+            std::fs::create_dir(dir).or_else(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
+            sync_dir(&self.root)?;
+        }
+        // Same file system: flush the finished file and link it into place,
+        // no copy (a link never replaces an existing name either).
+        File::open(src)?.sync_all()?;
+        match std::fs::hard_link(src, &target) {
+            Ok(()) => {
+                sync_dir(dir)?;
+                return Ok(true);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+            Err(e) => return Err(e),
+        }
+        let mut temp = tempfile::Builder::new()
+            .prefix(PARTIAL_PREFIX)
+            .suffix(PARTIAL_SUFFIX)
+            .tempfile_in(dir)?;
+        let mut from = File::open(src)?;
+        io::copy(&mut from, temp.as_file_mut())?;
+        temp.as_file().sync_all()?;
+        // Link, not rename: an existing name is refused, never replaced.
+        match temp.persist_noclobber(&target) {
+            Ok(_) => {}
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e.error),
+        }
+        sync_dir(dir)?;
+        Ok(true)
+    }
+
+    fn get(&self, name: &str, dest: &Path) -> io::Result<bool> {
+        let path = self.path(name)?;
+        // Same file system: a link, no copy (readers never write to it).
+        match std::fs::hard_link(&path, dest) {
+            Ok(()) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(_) => {}
+        }
+        match std::fs::copy(&path, dest) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for dir in self.fan_dirs()? {
+            for entry in std::fs::read_dir(&dir)? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if valid_name(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn delete(&self, name: &str) -> io::Result<bool> {
+        let path = self.path(name)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    sync_dir(dir)?;
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn clean_partials(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for dir in self.fan_dirs()? {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(PARTIAL_PREFIX) && name.ends_with(PARTIAL_SUFFIX) {
+                    std::fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_only_atomic_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        std::fs::create_dir(&root).unwrap();
+        let store = open("s", root.to_str().unwrap(), None, None, dir.path()).unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"one").unwrap();
+        let name = "ab".repeat(32);
+        assert!(store.put_if_absent(&name, &src).unwrap());
+        let src2 = dir.path().join("src2");
+        std::fs::write(&src2, b"two").unwrap();
+        assert!(!store.put_if_absent(&name, &src2).unwrap());
+        let out = dir.path().join("out");
+        assert!(store.get(&name, &out).unwrap());
+        assert_eq!(std::fs::read(&out).unwrap(), b"one");
+        assert_eq!(store.list().unwrap(), vec![name.clone()]);
+        assert!(store.delete(&name).unwrap());
+        assert!(!store.delete(&name).unwrap());
+        assert!(!store.get(&name, &out).unwrap());
+        assert!(store.put_if_absent("../etc", &src).is_err());
+    }
+
+    #[test]
+    fn vanished_root_is_not_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open("s", "gone", None, None, dir.path()).unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"x").unwrap();
+        assert!(store.put_if_absent(&"00".repeat(32), &src).is_err());
+        assert!(!dir.path().join("gone").exists());
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn object_store_urls_are_refused_honestly() {
+        let e = open("s", "gs://bucket/prefix", None, None, Path::new("."))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not implemented"), "{e}");
+    }
+}

@@ -1,0 +1,298 @@
+//! The Orthanc source and restore target against a real Orthanc (Debian's
+//! `orthanc` package), started here on free loopback ports with a temporary
+//! configuration. Without Orthanc this test FAILS with an install hint; it
+//! never skips. The binary is found as $UMBRA_ORTHANC, /usr/sbin/Orthanc or
+//! `Orthanc` on PATH.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn orthanc_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("UMBRA_ORTHANC") {
+        return PathBuf::from(p);
+    }
+    for p in ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    if let Ok(o) = Command::new("sh")
+        .args(["-c", "command -v Orthanc"])
+        .output()
+        && o.status.success()
+    {
+        return PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    }
+    panic!(
+        "Orthanc is not installed. Install it with \
+         `apt-get install -y --no-install-recommends orthanc` (Debian), \
+         or point UMBRA_ORTHANC at the Orthanc binary"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn start_orthanc() -> Server {
+    let bin = orthanc_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let (http, dicom) = (free_port(), free_port());
+    let db = dir.path().join("db");
+    let config = dir.path().join("orthanc.json");
+    let json = serde_json::json!({
+        "Name": "umbra-test",
+        "StorageDirectory": db,
+        "IndexDirectory": db,
+        "HttpPort": http,
+        "DicomPort": dicom,
+        "RemoteAccessAllowed": false,
+        "AuthenticationEnabled": false,
+    });
+    fs::write(&config, json.to_string()).unwrap();
+    let child = Command::new(&bin)
+        .arg(format!(
+            "--logfile={}",
+            dir.path().join("orthanc.log").display()
+        ))
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{http}"),
+        _dir: dir,
+    };
+    let start = Instant::now();
+    loop {
+        if agent()
+            .get(&format!("{}/system", server.base))
+            .call()
+            .is_ok()
+        {
+            return server;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Orthanc did not answer on {} (see its log)",
+            server.base
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Server {
+    fn upload(&self, file: &Path) {
+        let bytes = fs::read(file).unwrap();
+        agent()
+            .post(&format!("{}/instances", self.base))
+            .send(&bytes[..])
+            .unwrap();
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let text = agent()
+            .get(&format!("{}/instances", self.base))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn file_hashes(&self) -> BTreeSet<String> {
+        self.ids()
+            .iter()
+            .map(|id| {
+                let mut r = agent()
+                    .get(&format!("{}/instances/{id}/file", self.base))
+                    .call()
+                    .unwrap();
+                let bytes = r
+                    .body_mut()
+                    .with_config()
+                    .limit(1 << 30)
+                    .read_to_vec()
+                    .unwrap();
+                sha256_hex(&bytes)
+            })
+            .collect()
+    }
+
+    fn delete_all(&self) {
+        for id in self.ids() {
+            agent()
+                .delete(&format!("{}/instances/{id}", self.base))
+                .call()
+                .unwrap();
+        }
+    }
+}
+
+fn um(arc: &Path, args: &[&str]) -> Output {
+    let (words, rest) = args.split_at(1);
+    umbra()
+        .env("UMBRA_BACKEND", "cpu")
+        .env_remove("UMBRA_ARCHIVE")
+        .args(words)
+        .arg("-C")
+        .arg(arc)
+        .args(rest)
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn hashes_of(files: &[PathBuf]) -> BTreeSet<String> {
+    files
+        .iter()
+        .map(|f| sha256_hex(&fs::read(f).unwrap()))
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn orthanc_source_migrate_restore_and_push_back() {
+    let server = start_orthanc();
+    let seeds: Vec<PathBuf> = ["CT_small", "MR_small", "rtplan", "JPEG-LL"]
+        .iter()
+        .map(|n| repo_file(&format!("datasets/dicom/{n}.dcm")))
+        .collect();
+    for s in &seeds {
+        server.upload(s);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let arc = dir.path().join("arc");
+    let o = umbra()
+        .args(["init", "-t", "2", "-n", "3"])
+        .arg(&arc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let source = format!("orthanc+{}", server.base);
+
+    // The first run lists everything and keeps the change cursor.
+    let r = json(&um(&arc, &["migrate", "--source", &source, "--json"]));
+    assert_eq!(
+        (r["written"].as_u64(), r["full_scan"].as_bool()),
+        (Some(4), Some(true))
+    );
+    // Later runs follow /changes: nothing new, nothing asked for.
+    let r = json(&um(&arc, &["migrate", "--source", &source, "--json"]));
+    assert_eq!(
+        (
+            r["scanned"].as_u64(),
+            r["written"].as_u64(),
+            r["full_scan"].as_bool()
+        ),
+        (Some(0), Some(0), Some(false))
+    );
+    assert!(
+        files_under(&arc.join("source-cache")).is_empty(),
+        "downloads are dropped once written"
+    );
+
+    // A new instance arrives: only it is migrated.
+    let us = repo_file("datasets/dicom/US1_UNCR.dcm");
+    server.upload(&us);
+    let r = json(&um(&arc, &["migrate", "--source", &source, "--json"]));
+    assert_eq!(
+        (r["scanned"].as_u64(), r["written"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let r = json(&um(
+        &arc,
+        &["migrate", "--source", &source, "--full-scan", "--json"],
+    ));
+    assert_eq!(
+        (
+            r["scanned"].as_u64(),
+            r["unchanged"].as_u64(),
+            r["gone_from_source"].as_u64()
+        ),
+        (Some(5), Some(5), Some(0))
+    );
+    let mut all = seeds.clone();
+    all.push(us);
+
+    let out = dir.path().join("out");
+    let o = um(&arc, &["restore", "--all", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(hashes_of(&files_under(&out)), hashes_of(&all));
+
+    // The PACS loses everything; restore pushes it back byte for byte.
+    server.delete_all();
+    assert!(server.ids().is_empty());
+    let r = json(&um(
+        &arc,
+        &["migrate", "--source", &source, "--full-scan", "--json"],
+    ));
+    assert_eq!(r["gone_from_source"], 5, "deletions noticed, shares kept");
+    let r = json(&um(&arc, &["restore", "--all", "--to", &source, "--json"]));
+    assert_eq!(r["pushed"], 5);
+    assert_eq!(server.file_hashes(), hashes_of(&all));
+
+    // An unreachable PACS fails the run.
+    drop(server);
+    let o = um(&arc, &["migrate", "--source", &source]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Orthanc at http://127.0.0.1"),
+        "{}",
+        stderr(&o)
+    );
+}
