@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need when it
-# is missing, then formatting, lints, every test (GPU tests on Mesa's
-# software Vulkan, required, never skipped), and the NEON kernels under
-# qemu-user.
+# is missing (libgfshare-bin, Mesa's software Vulkan, Orthanc, qemu-user and
+# an aarch64 cross linker, the s3s-fs S3 server), then formatting, lints,
+# every test (GPU tests on llvmpipe, Orthanc and S3 tests on loopback servers
+# the tests start themselves: required, never skipped), and the NEON kernels
+# under qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,7 @@ command -v gfsplit >/dev/null 2>&1 || need_apt+=(libgfshare-bin)
   || need_apt+=(mesa-vulkan-drivers libvulkan1)
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+[ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -20,14 +23,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
+# A real S3 server on loopback for the object-store tests (tests/s3.rs starts it).
+command -v s3s-fs >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/s3s-fs" ] \
+  || cargo install s3s-fs@0.14.1 --features binary --locked --quiet
 
 echo "== cargo fmt --check"
 cargo fmt --check
-echo "== cargo clippy --all-targets -- -D warnings"
+echo "== cargo clippy --all-targets -- -D warnings (without and with the aws feature)"
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features aws -- -D warnings
 
 echo "== cargo test (GPU tests required on a software Vulkan adapter)"
 UMBRA_GPU_TESTS=required cargo test
+
+echo "== S3 stores against a real S3 server (aws feature)"
+cargo test --features aws --test s3
 
 echo "== the 300 MiB GPU-versus-CPU identity test, in release mode (minutes in debug)"
 UMBRA_GPU_TESTS=required cargo test --release --test gpu -- --ignored
