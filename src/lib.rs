@@ -10,7 +10,10 @@
 //! - [`share_file`], [`envelope`]: the share file format and what travels inside the secret;
 //! - [`split`], [`combine`], [`gfshare`]: streaming file operations;
 //! - [`archive`]: the archive pipeline (stores, catalog, sources, migrate, restore, verify, repair, audit);
-//! - [`bench`]: the throughput benchmark behind `umbra bench`.
+//! - [`paper`]: the paper's experiment (shadow images, p = 257, Thien-Lin, statistics, report);
+//! - [`bench`], [`synthetic`]: the throughput benchmark behind `umbra bench` and its data.
+//!
+//! [`buffer`], [`output`] and [`error`] are small utilities for every layer.
 
 pub mod archive;
 pub mod bench;
