@@ -86,6 +86,10 @@ enum Command {
     Inspect(InspectArgs),
     /// Measure split and combine throughput per backend and size.
     Bench(BenchArgs),
+    /// Write a deterministic synthetic CT-like volume (raw 16-bit little-endian
+    /// slices) to benchmark with large files; the same arguments always give
+    /// the same bytes.
+    SynthVolume(SynthVolumeArgs),
     /// Shadow images of grayscale images (PNG, TIFF, PGM, DICOM), as in the
     /// paper: n shadow PNGs per image and the image recovered from t of them.
     Shadows(ShadowsArgs),
@@ -216,6 +220,22 @@ struct InspectArgs {
     json: bool,
     #[arg(required = true, value_name = "SHARE")]
     shares: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct SynthVolumeArgs {
+    /// Output file (refused if it exists, unless --force).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Number of slices (512x512 16-bit slices are 512 KiB each).
+    #[arg(long, default_value_t = 300)]
+    slices: usize,
+    #[arg(long, default_value_t = 512)]
+    width: usize,
+    #[arg(long, default_value_t = 512)]
+    height: usize,
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -370,6 +390,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Repair(a) => repair_cmd(&ui, a),
         Command::Inspect(a) => inspect_cmd(a),
         Command::Bench(a) => bench_cmd(&ui, a),
+        Command::SynthVolume(a) => synth_volume_cmd(a),
         Command::Shadows(a) => shadows_cmd(&ui, a),
         Command::Stats(a) => stats_cmd(&ui, a),
         Command::Reproduce(a) => reproduce_cmd(&ui, a),
@@ -880,5 +901,23 @@ fn reproduce_cmd(ui: &Ui, a: &ReproduceArgs) -> anyhow::Result<ExitCode> {
     };
     let report = reproduce::reproduce(backend.as_ref(), &opts, &mut |msg| ui.note(msg))?;
     ui.note(format!("report: {}", report.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn synth_volume_cmd(a: &SynthVolumeArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    if a.width == 0 || a.height == 0 {
+        bail!("--width and --height must be at least 1");
+    }
+    let mut pending = umbra::output::PendingFile::create(&a.output, a.force)?;
+    let mut slice = Vec::new();
+    for z in 0..a.slices {
+        umbra::synthetic::ct_slice(a.width, a.height, z, &mut slice);
+        pending
+            .file()
+            .write_all(&slice)
+            .with_context(|| format!("writing {}", a.output.display()))?;
+    }
+    pending.commit(a.force, false)?;
     Ok(ExitCode::SUCCESS)
 }

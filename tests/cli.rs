@@ -747,3 +747,30 @@ fn gfshare_bad_inputs_are_named() {
     assert_fails_with(&o, &["x = 2"]);
     assert!(!dir.path().join("x").exists());
 }
+
+#[test]
+fn synthetic_volume_is_deterministic_and_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.raw");
+    let b = dir.path().join("b.raw");
+    for out in [&a, &b] {
+        let o = run(&[
+            &"synth-volume",
+            &"--slices",
+            &"3",
+            &"--width",
+            &"64",
+            &"--height",
+            &"32",
+            &"-o",
+            out,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let bytes = fs::read(&a).unwrap();
+    assert_eq!(bytes.len(), 3 * 64 * 32 * 2);
+    assert_eq!(bytes, fs::read(&b).unwrap());
+    let o = run(&[&"synth-volume", &"--slices", &"1", &"-o", &a]);
+    assert_fails_with(&o, &["a.raw", "already exists"]);
+    assert_eq!(fs::read(&a).unwrap(), bytes);
+}
