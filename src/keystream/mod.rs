@@ -10,6 +10,9 @@
 //! CPU, SIMD and GPU paths agree bit for bit. Every byte value, zero
 //! included, is equally likely.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 use chacha20::cipher::array::Array;
 use chacha20::cipher::{KeyIvInit, StreamCipherCore};
 use chacha20::variants::Ietf;
@@ -55,6 +58,11 @@ impl std::fmt::Debug for ObjectKey {
 /// words. `out` may end in a partial block. The caller keeps the counter
 /// from wrapping (see [`fill`]).
 pub fn raw_blocks(key: &ObjectKey, nonce: [u32; 3], counter: u32, out: &mut [u8]) {
+    let out = raw_blocks_simd(key, nonce, counter, out);
+    if out.1.is_empty() {
+        return;
+    }
+    let (counter, out) = out;
     let mut nonce_bytes = [0u8; 12];
     for (dst, word) in nonce_bytes.chunks_exact_mut(4).zip(nonce) {
         dst.copy_from_slice(&word.to_le_bytes());
@@ -71,6 +79,43 @@ pub fn raw_blocks(key: &ObjectKey, nonce: [u32; 3], counter: u32, out: &mut [u8]
         let n = tail.len();
         tail.copy_from_slice(&block[..n]);
     }
+}
+
+/// Whole groups of sixteen blocks with our own AVX-512 code where the CPU
+/// has it (about 12 % faster than the crate's AVX-512 backend on the AMD
+/// machine of BENCHMARKS.md); returns the counter and the part left over.
+#[cfg(target_arch = "x86_64")]
+fn raw_blocks_simd<'a>(
+    key: &ObjectKey,
+    nonce: [u32; 3],
+    counter: u32,
+    out: &'a mut [u8],
+) -> (u32, &'a mut [u8]) {
+    if out.len() < avx512::BYTES || !std::arch::is_x86_feature_detected!("avx512f") {
+        return (counter, out);
+    }
+    let mut words = Zeroizing::new([0u32; 8]);
+    for (w, bytes) in words.iter_mut().zip(key.expose().chunks_exact(4)) {
+        *w = u32::from_le_bytes(bytes.try_into().expect("4 bytes"));
+    }
+    let groups = out.len() / avx512::BYTES;
+    let (whole, rest) = out.split_at_mut(groups * avx512::BYTES);
+    for (g, chunk) in whole.chunks_exact_mut(avx512::BYTES).enumerate() {
+        let chunk: &mut [u8; avx512::BYTES] = chunk.try_into().expect("one group");
+        // SAFETY: AVX-512F was detected just above.
+        unsafe { avx512::blocks16(&words, nonce, counter.wrapping_add(16 * g as u32), chunk) };
+    }
+    (counter.wrapping_add(16 * groups as u32), rest)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn raw_blocks_simd<'a>(
+    _: &ObjectKey,
+    _: [u32; 3],
+    counter: u32,
+    out: &'a mut [u8],
+) -> (u32, &'a mut [u8]) {
+    (counter, out)
 }
 
 /// Fills `out` with coefficient stream `j` from byte offset `offset` on.
@@ -208,6 +253,34 @@ mod tests {
         let mut first = vec![0u8; 128];
         fill(&key, 1, 0, &mut first);
         assert_ne!(after, first);
+    }
+
+    /// Our AVX-512 block function against the chacha20 crate, on every
+    /// alignment of group and tail and near the counter's wrap.
+    #[test]
+    fn simd_blocks_match_the_crate() {
+        let key = ObjectKey::from_bytes(core::array::from_fn(|i| (i * 29 + 3) as u8));
+        for (counter, len) in [
+            (0u32, 1024usize),
+            (5, 1024 + 64 + 7),
+            (1000, 4096),
+            (u32::MAX - 31, 2048),
+            (7, 3000),
+        ] {
+            let nonce = [3, 0x0102_0304, 0];
+            let mut ours = vec![0u8; len];
+            raw_blocks(&key, nonce, counter, &mut ours);
+            let mut nonce_bytes = [0u8; 12];
+            for (dst, word) in nonce_bytes.chunks_exact_mut(4).zip(nonce) {
+                dst.copy_from_slice(&word.to_le_bytes());
+            }
+            let mut theirs = vec![0u8; len.next_multiple_of(64)];
+            let mut core = ChaChaCore::<R20, Ietf>::new(key.expose().into(), &nonce_bytes.into());
+            core.set_block_pos(counter);
+            let (blocks, _) = Array::slice_as_chunks_mut(&mut theirs[..]);
+            core.write_keystream_blocks(blocks);
+            assert_eq!(ours[..], theirs[..len], "counter {counter}, length {len}");
+        }
     }
 
     #[test]
