@@ -504,8 +504,9 @@ fn markdown(r: &Report, opts: &ReproduceOptions) -> String {
              recovered image (its Fig. 8-14), and argues security from the shadows' histograms \
              (Fig. 15-16). This report runs that experiment with umbra.\n\n\
              Command: `umbra reproduce -o {}{}` (data from `{}`). Backend {}, {} thread(s), \
-             {} build; total {:.1} s. Every time below is wall-clock on the CPU; there is no \
-             GPU column because this command runs on the CPU backend.{}\n",
+             {} build; total {:.1} s. Every time below is wall-clock: the GF(2^8) splits run \
+             on the backend named here (`--backend gpu` for the GPU's times), the p = 257 \
+             arithmetic and the statistics on the CPU.{}\n",
             opts.output.display(),
             if opts.quick { " --quick" } else { "" },
             opts.data.display(),
