@@ -528,7 +528,7 @@ fn is_wrong_combination(e: &Error) -> bool {
 }
 
 /// k-combinations of 0..n in lexicographic order.
-fn combinations(n: usize, k: usize) -> impl Iterator<Item = Vec<usize>> {
+pub(crate) fn combinations(n: usize, k: usize) -> impl Iterator<Item = Vec<usize>> {
     let mut next = (k <= n).then(|| (0..k).collect::<Vec<usize>>());
     std::iter::from_fn(move || {
         let current = next.take()?;

@@ -735,26 +735,6 @@ pub struct RestoreOptions {
     pub push_to: Option<String>,
 }
 
-/// k-combinations of 0..n in lexicographic order.
-fn combinations(n: usize, k: usize) -> impl Iterator<Item = Vec<usize>> {
-    let mut next = (k <= n).then(|| (0..k).collect::<Vec<usize>>());
-    std::iter::from_fn(move || {
-        let current = next.take()?;
-        let mut c = current.clone();
-        for i in (0..k).rev() {
-            if c[i] < n - k + i {
-                c[i] += 1;
-                for j in i + 1..k {
-                    c[j] = c[j - 1] + 1;
-                }
-                next = Some(c);
-                break;
-            }
-        }
-        Some(current)
-    })
-}
-
 /// Moves a combined file to `out/rel`; an identical file there already is
 /// kept, a different one keeps its place and this one gets a hash suffix.
 fn place(combined: &Path, out: &Path, rel: &Path, hash: &blake3::Hash) -> Result<Option<PathBuf>> {
@@ -1235,7 +1215,7 @@ impl Archive {
         let t = self.layout.threshold.t();
         let combined = tmp.join("combined");
         let mut proven = None;
-        for combo in combinations(good.len(), t).take(256) {
+        for combo in crate::combine::combinations(good.len(), t).take(256) {
             let paths: Vec<PathBuf> = combo.iter().map(|&i| good[i].1.clone()).collect();
             let _ = std::fs::remove_file(&combined);
             let ok = combine::combine_files(
