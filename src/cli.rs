@@ -86,13 +86,18 @@ enum Command {
     Inspect(InspectArgs),
     /// Measure split and combine throughput per backend and size.
     Bench(BenchArgs),
-    /// Write a deterministic synthetic CT-like volume (raw 16-bit little-endian
-    /// slices) to benchmark with large files; the same arguments always give
-    /// the same bytes.
+    /// Write a synthetic CT-like volume to try umbra on large files.
+    ///
+    /// Raw 16-bit little-endian slices, the data `umbra bench` uses; the same
+    /// arguments always give the same bytes.
     SynthVolume(SynthVolumeArgs),
-    /// Shadow images of grayscale images (PNG, TIFF, PGM, DICOM), as in the
-    /// paper: n shadow PNGs per image and the image recovered from t of them.
+    /// Shadow images of grayscale images, as in the paper.
+    ///
+    /// Reads PNG, TIFF, PGM and DICOM; writes n shadow PNGs per image and the
+    /// image recovered from t of them, checked pixel for pixel.
     Shadows(ShadowsArgs),
+    /// Statistics and histograms of images and shadows.
+    ///
     /// Histograms, entropy, chi-square, adjacent-pixel correlation, NPCR and
     /// UACI of images and of `umbra shadows` directories.
     Stats(StatsArgs),

@@ -464,7 +464,24 @@ fn simd_override_cannot_exceed_the_cpu() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["split", "combine", "repair", "inspect", "bench"] {
+    for cmd in [
+        "split",
+        "combine",
+        "repair",
+        "inspect",
+        "bench",
+        "synth-volume",
+        "shadows",
+        "stats",
+        "reproduce",
+        "init",
+        "config",
+        "migrate",
+        "restore",
+        "verify",
+        "archive-repair",
+        "audit",
+    ] {
         let o = run(&[&cmd, &"--help"]);
         assert!(o.status.success(), "{cmd} --help");
         assert!(
