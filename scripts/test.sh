@@ -25,7 +25,7 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
 # A real S3 server on loopback for the object-store tests (tests/s3.rs starts it).
 command -v s3s-fs >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/s3s-fs" ] \
-  || cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+  || (cd / && cargo install s3s-fs@0.14.1 --features binary --locked --quiet)
 
 echo "== cargo fmt --check"
 cargo fmt --check
