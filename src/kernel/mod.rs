@@ -398,6 +398,28 @@ mod tests {
         }
     }
 
+    /// CI states which levels the CPU has, read from /proc/cpuinfo apart from
+    /// Rust's detection (scripts/test.sh sets UMBRA_EXPECT_LEVELS): every one
+    /// of them must be detected, so that each level's tests above really run
+    /// there and none is skipped by a detection bug.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn detected_levels_match_what_ci_expects() {
+        let detected: Vec<&str> = Level::available().into_iter().map(Level::name).collect();
+        eprintln!("SIMD levels detected: {}", detected.join(", "));
+        if let Ok(expected) = std::env::var("UMBRA_EXPECT_LEVELS") {
+            let expected: Vec<&str> = expected.split(',').map(str::trim).collect();
+            assert_eq!(detected, expected, "levels detected vs /proc/cpuinfo");
+        }
+    }
+
+    /// NEON is part of every aarch64 Linux CPU: its tests must run there.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn neon_is_detected_on_aarch64() {
+        assert!(Level::Neon.is_available(), "NEON not detected on aarch64");
+    }
+
     #[test]
     fn parse_and_check() {
         assert_eq!(Level::parse("AVX2").unwrap(), Level::Avx2);
