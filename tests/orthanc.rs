@@ -177,11 +177,6 @@ fn um(arc: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn json(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "{}", stderr(o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 fn hashes_of(files: &[PathBuf]) -> BTreeSet<String> {
     files
         .iter()

@@ -133,11 +133,6 @@ mod with_server {
             .unwrap()
     }
 
-    fn json(o: &Output) -> serde_json::Value {
-        assert!(o.status.success(), "{}", stderr(o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
     fn contents(dir: &Path) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
         let mut dirs = vec![dir.to_path_buf()];
