@@ -12,14 +12,8 @@ use std::process::Command;
 use common::*;
 
 fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
     assert!(
-        found,
+        on_path(name).is_some(),
         "{name} is not installed: apt-get install -y libgfshare-bin (CI does this)"
     );
     Command::new(name)

@@ -37,12 +37,8 @@ fn orthanc_binary() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    if let Ok(o) = Command::new("sh")
-        .args(["-c", "command -v Orthanc"])
-        .output()
-        && o.status.success()
-    {
-        return PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    if let Some(p) = on_path("Orthanc") {
+        return p;
     }
     panic!(
         "Orthanc is not installed. Install it with \

@@ -48,12 +48,8 @@ mod with_server {
                 return p;
             }
         }
-        if let Ok(o) = Command::new("sh")
-            .args(["-c", "command -v s3s-fs"])
-            .output()
-            && o.status.success()
-        {
-            return PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        if let Some(p) = on_path("s3s-fs") {
+            return p;
         }
         panic!(
             "s3s-fs is not installed. Install it with \

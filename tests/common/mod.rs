@@ -73,3 +73,17 @@ pub fn json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(o));
     serde_json::from_slice(&o.stdout).expect("JSON on stdout")
 }
+
+/// Where `name` is on PATH, if it is: for the real external programs the
+/// tests use (gfsplit, Orthanc, s3s-fs), whose absence must fail a test
+/// with an install hint, never skip it.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+}
