@@ -161,6 +161,40 @@ impl<W: Write + Seek> ShareWriter<W> {
     }
 }
 
+/// The working memory of [`split_stream_with`]: a batch of plaintext and one
+/// batch per share, kept from one object to the next (many small objects
+/// then cost no allocation and no page faults each). They grow to the
+/// largest batch seen; the plaintext is wiped after every stream and on drop.
+#[derive(Default)]
+pub struct SplitBuffers {
+    batch: Vec<u8>,
+    outs: Vec<AlignedBuf>,
+}
+
+impl SplitBuffers {
+    fn reserve(&mut self, batch_len: usize, shares: usize) {
+        if self.batch.len() < batch_len {
+            zeroize::Zeroize::zeroize(&mut self.batch);
+            self.batch = vec![0u8; batch_len];
+        }
+        self.outs.truncate(shares);
+        for o in &mut self.outs {
+            if o.len() < batch_len {
+                *o = AlignedBuf::zeroed(batch_len);
+            }
+        }
+        while self.outs.len() < shares {
+            self.outs.push(AlignedBuf::zeroed(batch_len));
+        }
+    }
+}
+
+impl Drop for SplitBuffers {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.batch);
+    }
+}
+
 /// Splits the stream `prefix ++ content` into the given share writers.
 /// `content` must yield exactly `content_len` bytes; `on_progress` gets the
 /// content bytes done after each batch. Returns the integrity tag.
@@ -175,12 +209,38 @@ pub fn split_stream<W: Write + Seek + Send>(
     writers: &mut [ShareWriter<W>],
     on_progress: &mut dyn FnMut(u64),
 ) -> std::result::Result<[u8; HASH_LEN], SplitStreamError> {
+    split_stream_with(
+        &mut SplitBuffers::default(),
+        backend,
+        opts,
+        secrets,
+        prefix,
+        content,
+        content_len,
+        writers,
+        on_progress,
+    )
+}
+
+/// [`split_stream`] with buffers kept by the caller.
+#[allow(clippy::too_many_arguments)]
+pub fn split_stream_with<W: Write + Seek + Send>(
+    bufs: &mut SplitBuffers,
+    backend: &dyn Backend,
+    opts: &SplitOptions,
+    secrets: &SplitSecrets,
+    prefix: &[u8],
+    content: &mut dyn Read,
+    content_len: u64,
+    writers: &mut [ShareWriter<W>],
+    on_progress: &mut dyn FnMut(u64),
+) -> std::result::Result<[u8; HASH_LEN], SplitStreamError> {
     let stream_len = prefix.len() as u64 + content_len;
-    let batch_len = opts.batch_len();
-    let mut batch = vec![0u8; batch_len];
-    let mut outs: Vec<AlignedBuf> = (0..writers.len())
-        .map(|_| AlignedBuf::zeroed(batch_len))
-        .collect();
+    // A small object gets buffers of its own size, not a full batch each.
+    let batch_len = stream_len.clamp(1, opts.batch_len() as u64) as usize;
+    bufs.reserve(batch_len, writers.len());
+    let batch = &mut bufs.batch[..batch_len];
+    let outs = &mut bufs.outs[..];
     let mut tag = blake3::Hasher::new_keyed(&secrets.check_key);
     let mut offset = 0u64;
     let mut content_done = 0u64;
@@ -242,7 +302,7 @@ pub fn split_stream<W: Write + Seek + Send>(
         });
     }
     // Wipe plaintext of the last batch (the source's bytes and the check key).
-    zeroize::Zeroize::zeroize(&mut batch[..]);
+    zeroize::Zeroize::zeroize(batch);
     Ok(*tag.finalize().as_bytes())
 }
 
@@ -394,4 +454,64 @@ pub(crate) fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<us
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CpuBackend;
+    use crate::sharing::Threshold;
+    use std::io::Cursor;
+
+    /// The share files of `content` split with the buffers given.
+    fn shares(bufs: &mut SplitBuffers, content: &[u8], opts: &SplitOptions) -> Vec<Vec<u8>> {
+        let secrets = SplitSecrets::fixed([7; 32], [9; 32], [3; 16]);
+        let mut writers: Vec<ShareWriter<Cursor<Vec<u8>>>> = opts
+            .plan
+            .xs()
+            .iter()
+            .map(|&x| {
+                let header = ShareHeader {
+                    threshold: opts.plan.threshold(),
+                    x,
+                    segment_size: opts.segment_size,
+                    payload_len: 16 + content.len() as u64,
+                    split_id: secrets.split_id,
+                    tag: [0; HASH_LEN],
+                };
+                ShareWriter::new(Cursor::new(Vec::new()), header).unwrap()
+            })
+            .collect();
+        let tag = split_stream_with(
+            bufs,
+            &CpuBackend::detect(),
+            opts,
+            &secrets,
+            &[0xAB; 16],
+            &mut &content[..],
+            content.len() as u64,
+            &mut writers,
+            &mut |_| {},
+        )
+        .unwrap();
+        writers
+            .into_iter()
+            .map(|w| w.finish(tag).unwrap().into_inner())
+            .collect()
+    }
+
+    #[test]
+    fn reused_buffers_give_the_same_shares() {
+        let plan = SplitPlan::new(Threshold::new(3, 5).unwrap(), vec![1, 2, 3, 4, 5]).unwrap();
+        let mut opts = SplitOptions::new(plan);
+        opts.batch_bytes = 64 << 10;
+        let mut kept = SplitBuffers::default();
+        // Small, bigger than a batch, empty, small again: each buffer is
+        // reused at a different length, with old bytes left in it.
+        for (i, len) in [5000usize, 200_000, 0, 70_001, 10].into_iter().enumerate() {
+            let content: Vec<u8> = (0..len).map(|b| (b * 31 + i) as u8).collect();
+            let fresh = shares(&mut SplitBuffers::default(), &content, &opts);
+            assert_eq!(shares(&mut kept, &content, &opts), fresh, "length {len}");
+        }
+    }
 }

@@ -3,9 +3,10 @@
 //! the audit log, under the faults of issue 4.
 //!
 //! Test hook: `UMBRA_TEST_PAUSE_AT=POINT:K` with `UMBRA_TEST_PAUSE_FILE=PATH`
-//! makes `umbra migrate` stop at POINT (`split`: the new split is recorded,
-//! no share written; `put`: one share written; `written`: all shares
-//! written, the catalog not yet updated) for the K-th object of the run,
+//! makes `umbra migrate` stop at POINT (`split`: the object is about to be
+//! read and split, nothing of this attempt in a store; `put`: the first store's shares written; `written`: all
+//! shares written, the catalog not yet updated) for the K-th object of the
+//! run (objects go in groups, `--group`: every object of K's group is there),
 //! create PATH and wait until PATH is removed. The tests kill it there with
 //! SIGKILL, or change a store and let it go on.
 
@@ -223,10 +224,18 @@ fn wait_for(path: &Path, child: &mut Child) {
 }
 
 /// Starts a migrate that stops at `point`; returns it paused.
-fn migrate_paused(f: &Fixture, point: &str, pause_file: &Path) -> Child {
+/// `umbra migrate --group GROUP`, paused at POINT (see the test hook above).
+fn migrate_paused(f: &Fixture, point: &str, group: usize, pause_file: &Path) -> Child {
     let _ = fs::remove_file(pause_file);
+    let group = group.to_string();
     let mut child = f
-        .cmd(&["migrate", "--source", f.src.to_str().unwrap()])
+        .cmd(&[
+            "migrate",
+            "--source",
+            f.src.to_str().unwrap(),
+            "--group",
+            &group,
+        ])
         .env("UMBRA_TEST_PAUSE_AT", point)
         .env("UMBRA_TEST_PAUSE_FILE", pause_file)
         .stdout(Stdio::null())
@@ -493,8 +502,15 @@ fn changed_file_becomes_a_new_version() {
 fn killed_migrate_resumes_with_nothing_lost_or_duplicated() {
     let f = fixture(3, 5, 5);
     let pause = f.root.join("pause");
-    for point in ["split:2", "put:1", "written:3", "put:2"] {
-        let mut child = migrate_paused(&f, point, &pause);
+    // Groups of one, two and all objects: killed between groups and inside
+    // one, with some objects written and others pending.
+    for (point, group) in [
+        ("split:2", 2),
+        ("put:1", 64),
+        ("written:3", 2),
+        ("put:2", 1),
+    ] {
+        let mut child = migrate_paused(&f, point, group, &pause);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
@@ -668,7 +684,9 @@ fn forge(path: &Path) {
 fn failing_store_leaves_objects_pending_until_the_next_run() {
     let f = fixture(3, 5, 5);
     let pause = f.root.join("pause");
-    let child = migrate_paused(&f, "split:4", &pause);
+    // Groups of three: the first group's shares are all in the stores when
+    // the store fails (the next group is being split meanwhile).
+    let child = migrate_paused(&f, "written:3", 3, &pause);
     // Store 2 starts failing every write: its directory becomes a file.
     let away = f.root.join("store-2-away");
     fs::rename(f.store(2), &away).unwrap();
@@ -784,7 +802,7 @@ fn file_changed_while_being_read_is_retried_as_its_new_content() {
     let f = fixture(2, 3, 3);
     let pause = f.root.join("pause");
     // Object 1 (CT_small.dcm) is recorded; it changes before it is read.
-    let child = migrate_paused(&f, "split:1", &pause);
+    let child = migrate_paused(&f, "split:1", 64, &pause);
     let ct = f.src.join("CT_small.dcm");
     let mut bytes = fs::read(&ct).unwrap();
     bytes[1000] ^= 1;

@@ -389,31 +389,58 @@ impl Catalog {
         .map_err(|e| self.err(e))
     }
 
+    /// Runs `f` in one transaction: many small writes, one commit (one
+    /// sync of the write-ahead log instead of one per write). Rolled back
+    /// if `f` fails.
+    pub fn in_transaction<T>(&mut self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// Records a new split of a pending object, replacing the placements of
     /// an earlier attempt, in one transaction: before any share is written.
     pub fn begin_split(&mut self, id: i64, split_id: &str, placements: &[Placement]) -> Result<()> {
-        let path = self.path.clone();
-        let err = |error| ArchiveError::Catalog {
-            path: path.clone(),
-            error,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.execute("DELETE FROM placements WHERE object_id = ?1", params![id])
-            .map_err(err)?;
-        tx.execute(
-            "UPDATE objects SET split_id = ?2, attempts = attempts + 1, updated_at = ?3 \
-             WHERE id = ?1",
-            params![id, split_id, now_secs()],
-        )
-        .map_err(err)?;
-        for p in placements {
-            tx.execute(
-                "INSERT INTO placements (object_id, x, store, name) VALUES (?1, ?2, ?3, ?4)",
-                params![id, p.x as i64, p.store, p.name],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.begin_splits(&[(id, split_id, placements)])
+    }
+
+    /// [`Catalog::begin_split`] for several objects, in one transaction.
+    pub fn begin_splits(&mut self, splits: &[(i64, &str, &[Placement])]) -> Result<()> {
+        self.in_transaction(|c| {
+            let err = |e| c.err(e);
+            for &(id, split_id, placements) in splits {
+                c.conn
+                    .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+                    .map_err(err)?;
+                c.conn
+                    .execute(
+                        "UPDATE objects SET split_id = ?2, attempts = attempts + 1, \
+                         updated_at = ?3 WHERE id = ?1",
+                        params![id, split_id, now_secs()],
+                    )
+                    .map_err(err)?;
+                for p in placements {
+                    c.conn
+                        .execute(
+                            "INSERT INTO placements (object_id, x, store, name) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![id, p.x as i64, p.store, p.name],
+                        )
+                        .map_err(err)?;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Removes a pending version that will never be written (its source is
@@ -443,6 +470,11 @@ impl Catalog {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Marks several objects `written`, in one transaction.
+    pub fn set_written(&mut self, ids: &[i64]) -> Result<()> {
+        self.in_transaction(|c| ids.iter().try_for_each(|&id| c.set_state(id, "written")))
     }
 
     pub fn set_error(&self, id: i64, error: &str) -> Result<()> {

@@ -5,14 +5,22 @@
 //! 2. shares of an earlier attempt, named in the catalog, are deleted;
 //! 3. a fresh split id and the n store names are committed to the catalog;
 //! 4. the shares are computed into a staging directory (no plaintext there);
-//! 5. each share is put create-only and atomically into its store;
+//! 5. each share is put create-only and atomically into its store, and is
+//!    on disk before its name is (local stores: `syncfs` of the staging file
+//!    system before the link, and of the store's after it);
 //! 6. the version is marked `written`.
 //!
-//! A run killed anywhere leaves at most a `pending` version whose shares are
-//! all named in the catalog: the next run deletes them and starts the object
-//! again (step 2), so nothing is lost and nothing is left twice. Names come
-//! from a fresh random split id per attempt, so a share of one attempt is
-//! never mistaken for another's.
+//! Objects go through steps 2-6 in groups (`--group`, default 64 objects or
+//! 256 MiB): one catalog commit per step and one file system sync per store
+//! per group, where one object at a time would wait for 2n + 2 syncs each.
+//! Steps 2 and 4 may run before step 3 (nothing reaches a store before it),
+//! so that one group is split while the stores take the one before.
+//!
+//! A run killed anywhere leaves at most `pending` versions whose shares are
+//! all named in the catalog: the next run deletes them and starts those
+//! objects again (step 2), so nothing is lost and nothing is left twice.
+//! Names come from a fresh random split id per attempt, so a share of one
+//! attempt is never mistaken for another's.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -27,7 +35,7 @@ use super::audit::AuditLog;
 use super::catalog::{Catalog, Identity, NewObject, ObjectRow, Placement, Selection};
 use super::config::{self, Config, Layout, SiteKey};
 use super::orthanc::Orthanc;
-use super::source::{self, Filter, SourceFile, SourceSpec};
+use super::source::{self, Filter, Identified, SourceFile, SourceSpec};
 use super::store::{self, Store};
 use super::{ArchiveError, At, Result, now_secs};
 use crate::combine::{self, CombineOptions, CombineTarget, ShareSource};
@@ -187,6 +195,53 @@ fn hash_file(path: &Path) -> Result<blake3::Hash> {
     Ok(h.finalize())
 }
 
+/// Records one scanned file that is new or whose size or time changed:
+/// `hash` is `None` when the selection leaves it out.
+fn record(
+    cat: &Catalog,
+    f: &SourceFile,
+    latest: Option<ObjectRow>,
+    ident: Identified,
+    hash: Option<String>,
+    dry_run: bool,
+    report: &mut MigrateReport,
+) -> Result<()> {
+    let Some(hash) = hash else {
+        report.not_selected += 1;
+        return Ok(());
+    };
+    if let Some(l) = &latest
+        && l.blake3 == hash
+        && l.size == f.size
+    {
+        if !dry_run {
+            cat.touch(l.id, f.change_sig)?;
+        }
+        report.unchanged += 1;
+        return Ok(());
+    }
+    if let Some(w) = ident.warning {
+        report.warnings.push(w);
+    }
+    report.new_versions += 1;
+    if dry_run {
+        return Ok(());
+    }
+    let new = NewObject {
+        source_ref: &f.source_ref,
+        size: f.size,
+        blake3: &hash,
+        change_sig: f.change_sig,
+        kind: ident.kind,
+        ids: &ident.ids,
+    };
+    match latest {
+        // Not yet written: it becomes this content instead.
+        Some(l) if l.state == "pending" => cat.update_pending(l.id, &new),
+        _ => cat.insert(&new).map(|_| ()),
+    }
+}
+
 fn decode_hex32(s: &str) -> Result<[u8; 32]> {
     blake3::Hash::from_hex(s)
         .map(|h| *h.as_bytes())
@@ -195,7 +250,7 @@ fn decode_hex32(s: &str) -> Result<[u8; 32]> {
 
 /// Test hook (documented in tests/archive.rs): with UMBRA_TEST_PAUSE_AT set
 /// to `POINT:K`, the K-th object of a migrate run stops at POINT (`split`,
-/// `put` or `written`), creates the file named by UMBRA_TEST_PAUSE_FILE and
+/// `put` or `written`, each reached by a whole group at once), creates the file named by UMBRA_TEST_PAUSE_FILE and
 /// waits until that file is removed. Tests kill the process there, or
 /// change the stores and let it go on.
 fn pause_point(point: &str, k: usize) {
@@ -236,6 +291,8 @@ pub struct MigrateOptions {
     /// Orthanc: list every instance instead of following `/changes` from
     /// the stored cursor (the first run always does).
     pub full_scan: bool,
+    /// Objects written and made durable together (see [`DEFAULT_GROUP`]).
+    pub group: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -266,6 +323,65 @@ pub struct MigrateReport {
     pub failures: Vec<String>,
 }
 
+/// Objects written and made durable together, by default.
+pub const DEFAULT_GROUP: usize = 64;
+/// A group also ends once it holds this many source bytes.
+const GROUP_BYTES: u64 = 256 << 20;
+/// Source files whose headers and hashes are read in parallel and recorded
+/// in one catalog transaction.
+const SCAN_CHUNK: usize = 256;
+/// Objects split at the same time (each split is parallel inside too).
+const MAX_SPLIT_WORKERS: usize = 4;
+
+/// Consecutive groups of at most `objects` rows and (unless one row is
+/// bigger) `bytes` bytes, each with the run's number of its first row.
+fn groups(rows: &[ObjectRow], objects: usize, bytes: u64) -> Vec<(usize, &[ObjectRow])> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        let mut size = rows[start].size;
+        while end < rows.len() && end - start < objects && size + rows[end].size <= bytes {
+            size += rows[end].size;
+            end += 1;
+        }
+        out.push((start + 1, &rows[start..end]));
+        start = end;
+    }
+    out
+}
+
+/// One object version on its way to the stores.
+struct Job<'a> {
+    row: &'a ObjectRow,
+    /// The run's number of this object, from 1.
+    k: usize,
+    secrets: SplitSecrets,
+    placements: Vec<Placement>,
+}
+
+/// A group split into the staging directory, on its way to the stores.
+struct Staged<'a> {
+    group: &'a [ObjectRow],
+    /// The run's number of the group's first object, from 1.
+    first: usize,
+    jobs: Vec<Job<'a>>,
+    /// Each job's staged share files, in placement order.
+    files: Vec<Result<Vec<PathBuf>>>,
+    /// Objects of the group that failed before their split, by position.
+    failures: BTreeMap<usize, ArchiveError>,
+    _dir: tempfile::TempDir,
+}
+
+impl Staged<'_> {
+    fn bytes(&self) -> u64 {
+        self.group.iter().map(|r| r.size).sum()
+    }
+}
+
+/// Failed puts: the job and the error naming store and object.
+type PutErrors = Vec<(usize, ArchiveError)>;
+
 /// Progress of a run: objects done of total, source bytes done.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, u64);
 
@@ -288,20 +404,28 @@ impl Archive {
         let today = now_secs().div_euclid(86_400);
         let source_root = match &opts.source {
             SourceSpec::Dir(d) => {
-                for f in source::walk(d)? {
-                    report.scanned += 1;
-                    if let Err(e) =
-                        self.scan_one(&cat, &f, &opts.filter, today, opts.dry_run, &mut report)
-                    {
-                        report.failed += 1;
-                        report.failures.push(format!("{}: {e}", f.source_ref));
-                    }
-                }
+                let files = source::walk(d)?;
+                report.scanned += files.len() as u64;
+                self.scan_files(
+                    &mut cat,
+                    &files,
+                    &opts.filter,
+                    today,
+                    opts.dry_run,
+                    &mut report,
+                )?;
                 d.clone()
             }
             SourceSpec::Orthanc(url) => {
                 let cache = self.dir.join(ORTHANC_CACHE);
-                self.scan_orthanc(&cat, &Orthanc::new(url), &cache, opts, today, &mut report)?;
+                self.scan_orthanc(
+                    &mut cat,
+                    &Orthanc::new(url),
+                    &cache,
+                    opts,
+                    today,
+                    &mut report,
+                )?;
                 cache
             }
         };
@@ -316,32 +440,16 @@ impl Archive {
         } else {
             Some(make_backend(total_bytes).map_err(ArchiveError::Failed)?)
         };
-        let mut bytes_done = 0;
-        for (k, row) in pending.iter().enumerate() {
-            let backend = backend.as_deref().expect("made when something is pending");
-            if !source_root.join(&row.source_ref).exists() {
-                // Deleted from the source before it was ever written.
-                self.forget(&mut cat, row)?;
-                report.vanished += 1;
-                continue;
-            }
-            match self.write_object(&mut cat, backend, &source_root, row, k + 1) {
-                Ok(()) => {
-                    report.written += 1;
-                    report.bytes_written += row.size;
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    cat.set_error(row.id, &msg)?;
-                    report.failed += 1;
-                    report.failures.push(format!(
-                        "{} (version {}): {msg}",
-                        row.source_ref, row.version
-                    ));
-                }
-            }
-            bytes_done += row.size;
-            progress(k as u64 + 1, pending.len() as u64, bytes_done);
+        if let Some(backend) = backend.as_deref() {
+            self.write_pending(
+                &mut cat,
+                backend,
+                &source_root,
+                &pending,
+                opts,
+                progress,
+                &mut report,
+            )?;
         }
         self.clean_cache(&cat, &opts.source)?;
         self.audit()?.append(
@@ -362,7 +470,7 @@ impl Archive {
     /// into `cache` and records them like files.
     fn scan_orthanc(
         &self,
-        cat: &Catalog,
+        cat: &mut Catalog,
         orthanc: &Orthanc,
         cache: &Path,
         opts: &MigrateOptions,
@@ -419,7 +527,7 @@ impl Archive {
                     change_sig: sig,
                     time_ns: now_secs() * 1_000_000_000,
                 };
-                self.scan_one(cat, &f, &opts.filter, today, opts.dry_run, report)
+                self.scan_files(cat, &[f], &opts.filter, today, opts.dry_run, report)
             })();
             if let Err(e) = result {
                 report.failed += 1;
@@ -452,59 +560,59 @@ impl Archive {
         Ok(())
     }
 
-    fn scan_one(
+    /// Records the new and changed files among `files` (counted as scanned
+    /// by the caller), a chunk at a time:
+    /// the catalog says which changed, their headers and BLAKE3 are read in
+    /// parallel, and each chunk is recorded in one transaction. A file that
+    /// fails is reported, not fatal.
+    fn scan_files(
         &self,
-        cat: &Catalog,
-        f: &source::SourceFile,
+        cat: &mut Catalog,
+        files: &[SourceFile],
         filter: &Filter,
         today: i64,
         dry_run: bool,
         report: &mut MigrateReport,
     ) -> Result<()> {
-        let latest = cat.latest(&f.source_ref)?;
-        if let Some(l) = &latest
-            && l.size == f.size
-            && l.change_sig == f.change_sig
-        {
-            report.unchanged += 1;
-            return Ok(());
-        }
-        let ident = source::identify(&f.path)?;
-        if !filter.accepts(&ident.ids, f.time_ns, today) {
-            report.not_selected += 1;
-            return Ok(());
-        }
-        let hash = hash_file(&f.path)?.to_hex().to_string();
-        if let Some(l) = &latest
-            && l.blake3 == hash
-            && l.size == f.size
-        {
-            if !dry_run {
-                cat.touch(l.id, f.change_sig)?;
-            }
-            report.unchanged += 1;
-            return Ok(());
-        }
-        if let Some(w) = ident.warning {
-            report.warnings.push(w);
-        }
-        report.new_versions += 1;
-        if dry_run {
-            return Ok(());
-        }
-        let new = NewObject {
-            source_ref: &f.source_ref,
-            size: f.size,
-            blake3: &hash,
-            change_sig: f.change_sig,
-            kind: ident.kind,
-            ids: &ident.ids,
+        let fail = |report: &mut MigrateReport, f: &SourceFile, e: ArchiveError| {
+            report.failed += 1;
+            report.failures.push(format!("{}: {e}", f.source_ref));
         };
-        match latest {
-            // Not yet written: it becomes this content instead.
-            Some(l) if l.state == "pending" => cat.update_pending(l.id, &new),
-            _ => cat.insert(&new).map(|_| ()),
+        for chunk in files.chunks(SCAN_CHUNK) {
+            let mut todo = Vec::new();
+            for f in chunk {
+                match cat.latest(&f.source_ref) {
+                    Ok(Some(l)) if l.size == f.size && l.change_sig == f.change_sig => {
+                        report.unchanged += 1;
+                    }
+                    Ok(latest) => todo.push((f, latest)),
+                    Err(e) => fail(report, f, e),
+                }
+            }
+            let probes: Vec<Result<(Identified, Option<String>)>> = todo
+                .par_iter()
+                .map(|(f, _)| {
+                    let ident = source::identify(&f.path)?;
+                    if !filter.accepts(&ident.ids, f.time_ns, today) {
+                        return Ok((ident, None));
+                    }
+                    let hash = hash_file(&f.path)?.to_hex().to_string();
+                    Ok((ident, Some(hash)))
+                })
+                .collect();
+            cat.in_transaction(|cat| {
+                for ((f, latest), probe) in todo.into_iter().zip(probes) {
+                    let recorded = probe.and_then(|(ident, hash)| {
+                        record(cat, f, latest, ident, hash, dry_run, report)
+                    });
+                    if let Err(e) = recorded {
+                        fail(report, f, e);
+                    }
+                }
+                Ok(())
+            })?;
         }
+        Ok(())
     }
 
     /// Deletes the shares an unfinished attempt may have left, then the
@@ -518,15 +626,246 @@ impl Archive {
         cat.forget_pending(row.id)
     }
 
-    fn write_object(
+    /// Writes the shares of every pending version, a group at a time, as a
+    /// two-stage pipeline: while the stores take group g's shares (and wait
+    /// for the disk or the network), group g+1 is read and split.
+    ///
+    /// Per group: shares of earlier attempts deleted and new secrets drawn;
+    /// the splits run in parallel into the staging directory; one catalog
+    /// commit records the new splits; each store takes its shares of the
+    /// whole group with one durable commit; one catalog commit marks them
+    /// written. A failing object is recorded and left pending.
+    #[allow(clippy::too_many_arguments)]
+    fn write_pending(
         &self,
         cat: &mut Catalog,
         backend: &dyn Backend,
         source_root: &Path,
-        row: &ObjectRow,
-        k: usize,
+        pending: &[ObjectRow],
+        opts: &MigrateOptions,
+        progress: Progress<'_>,
+        report: &mut MigrateReport,
     ) -> Result<()> {
-        // Shares of an earlier, unfinished attempt.
+        let (mut objects_done, mut bytes_done) = (0, 0);
+        // The split workers' buffers, kept for the whole run.
+        let pool = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| -> Result<()> {
+            let mut in_flight: Option<(Staged<'_>, std::thread::ScopedJoinHandle<'_, PutErrors>)> =
+                None;
+            let mut finish = |cat: &mut Catalog,
+                              staged: Staged<'_>,
+                              handle: std::thread::ScopedJoinHandle<'_, PutErrors>,
+                              report: &mut MigrateReport|
+             -> Result<()> {
+                let put_errors = handle.join().expect("the put thread panicked");
+                let (objects, bytes) = (staged.group.len() as u64, staged.bytes());
+                self.record_group(cat, staged, put_errors, report)?;
+                objects_done += objects;
+                bytes_done += bytes;
+                progress(objects_done, pending.len() as u64, bytes_done);
+                Ok(())
+            };
+            for (first, group) in groups(pending, opts.group.max(1), GROUP_BYTES) {
+                let staged =
+                    self.stage_group(cat, &pool, backend, source_root, group, first, report)?;
+                if let Some((prev, handle)) = in_flight.take() {
+                    finish(cat, prev, handle, report)?;
+                }
+                let splits: Vec<(i64, String, &[Placement])> = staged
+                    .jobs
+                    .iter()
+                    .map(|j| {
+                        (
+                            j.row.id,
+                            split::hex(&j.secrets.split_id),
+                            j.placements.as_slice(),
+                        )
+                    })
+                    .collect();
+                let splits: Vec<(i64, &str, &[Placement])> = splits
+                    .iter()
+                    .map(|(id, s, p)| (*id, s.as_str(), *p))
+                    .collect();
+                cat.begin_splits(&splits)?;
+                let items = self.put_items(&staged)?;
+                let ks: Vec<usize> = staged.jobs.iter().map(|j| j.k).collect();
+                let handle = scope.spawn(move || self.put_group(items, &ks));
+                in_flight = Some((staged, handle));
+            }
+            if let Some((prev, handle)) = in_flight.take() {
+                finish(cat, prev, handle, report)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Steps 1-2 of a group: forgets versions whose source vanished, deletes
+    /// earlier attempts' shares, draws new secrets, and splits into a fresh
+    /// staging directory. Nothing reaches a store here.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_group<'a>(
+        &self,
+        cat: &mut Catalog,
+        pool: &std::sync::Mutex<Vec<split::SplitBuffers>>,
+        backend: &dyn Backend,
+        source_root: &Path,
+        group: &'a [ObjectRow],
+        first: usize,
+        report: &mut MigrateReport,
+    ) -> Result<Staged<'a>> {
+        let mut failures: BTreeMap<usize, ArchiveError> = BTreeMap::new();
+        let mut jobs: Vec<Job<'a>> = Vec::new();
+        for (i, row) in group.iter().enumerate() {
+            if !source_root.join(&row.source_ref).exists() {
+                // Deleted from the source before it was ever written.
+                self.forget(cat, row)?;
+                report.vanished += 1;
+                continue;
+            }
+            match self.prepare(cat, row, first + i) {
+                Ok(job) => jobs.push(job),
+                Err(e) => {
+                    failures.insert(i, e);
+                }
+            }
+        }
+        for j in &jobs {
+            pause_point("split", j.k);
+        }
+        let dir = tempfile::tempdir_in(self.staging()).at(&self.staging())?;
+        let files = self.split_all(pool, backend, source_root, &jobs, dir.path());
+        Ok(Staged {
+            group,
+            first,
+            jobs,
+            files,
+            failures,
+            _dir: dir,
+        })
+    }
+
+    /// Each store's shares of every staged object that split: (job, name,
+    /// staged file).
+    fn put_items(&self, staged: &Staged<'_>) -> Result<Vec<Vec<(usize, String, PathBuf)>>> {
+        let mut per_store = vec![Vec::new(); self.stores.len()];
+        for (j, (job, files)) in staged.jobs.iter().zip(&staged.files).enumerate() {
+            if let Ok(files) = files {
+                for (p, f) in job.placements.iter().zip(files) {
+                    per_store[self.store_index(&p.store)?].push((j, p.name.clone(), f.clone()));
+                }
+            }
+        }
+        Ok(per_store)
+    }
+
+    /// Puts a group's shares (`ks`: the run's numbers of its objects, for
+    /// the test hook), every store taking its own in one call; the first
+    /// store alone (the test hook stops there with one store written),
+    /// then the others at once: they wait on the disk or the network, not on
+    /// the CPU.
+    fn put_group(&self, per_store: Vec<Vec<(usize, String, PathBuf)>>, ks: &[usize]) -> PutErrors {
+        let put = |s: usize| -> PutErrors {
+            let items = &per_store[s];
+            let names: Vec<(&str, &Path)> = items
+                .iter()
+                .map(|(_, name, f)| (name.as_str(), f.as_path()))
+                .collect();
+            let results = self.stores[s].put_all_if_absent(&names);
+            items
+                .iter()
+                .zip(results)
+                .filter_map(|((j, name, _), r)| {
+                    r.err()
+                        .map(|e| (*j, store_err(self.stores[s].label(), name)(e)))
+                })
+                .collect()
+        };
+        let mut errors = put(0);
+        for &k in ks {
+            pause_point("put", k);
+        }
+        errors.extend(std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..self.stores.len())
+                .map(|s| scope.spawn(move || put(s)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a put thread panicked"))
+                .collect::<Vec<_>>()
+        }));
+        for &k in ks {
+            pause_point("written", k);
+        }
+        errors
+    }
+
+    /// Last step of a group: marks written every object whose shares all
+    /// landed, in one catalog commit, and records the failures.
+    fn record_group(
+        &self,
+        cat: &mut Catalog,
+        staged: Staged<'_>,
+        put_errors: PutErrors,
+        report: &mut MigrateReport,
+    ) -> Result<()> {
+        let Staged {
+            group,
+            first,
+            jobs,
+            files,
+            mut failures,
+            ..
+        } = staged;
+        let mut job_errors: BTreeMap<usize, ArchiveError> = BTreeMap::new();
+        for (j, files) in files.into_iter().enumerate() {
+            if let Err(e) = files {
+                job_errors.insert(j, e);
+            }
+        }
+        for (j, e) in put_errors {
+            job_errors.entry(j).or_insert(e);
+        }
+        let written: Vec<i64> = (0..jobs.len())
+            .filter(|j| !job_errors.contains_key(j))
+            .map(|j| jobs[j].row.id)
+            .collect();
+        cat.set_written(&written)?;
+        for (j, job) in jobs.iter().enumerate() {
+            if !job_errors.contains_key(&j) {
+                report.written += 1;
+                report.bytes_written += job.row.size;
+            }
+        }
+        for (j, e) in job_errors {
+            failures.insert(jobs[j].k - first, e);
+        }
+        for (i, e) in failures {
+            let row = &group[i];
+            let msg = e.to_string();
+            cat.set_error(row.id, &msg)?;
+            report.failed += 1;
+            report.failures.push(format!(
+                "{} (version {}): {msg}",
+                row.source_ref, row.version
+            ));
+        }
+        Ok(())
+    }
+
+    fn store_index(&self, name: &str) -> Result<usize> {
+        self.stores
+            .iter()
+            .position(|s| s.label() == name)
+            .ok_or_else(|| {
+                ArchiveError::Failed(format!(
+                    "the catalog names store {name:?}, which umbra.toml does not configure"
+                ))
+            })
+    }
+
+    /// Deletes the shares of an earlier, unfinished attempt and draws the
+    /// new split's secrets and names.
+    fn prepare<'a>(&self, cat: &Catalog, row: &'a ObjectRow, k: usize) -> Result<Job<'a>> {
         if row.split_id.is_some() {
             for p in cat.placements(row.id)? {
                 self.store(&p.store)?
@@ -537,7 +876,7 @@ impl Archive {
         let secrets = SplitSecrets::from_os()?;
         let content = decode_hex32(&row.blake3)?;
         let site_key = self.site_key()?;
-        let placements: Vec<Placement> = self
+        let placements = self
             .layout
             .placement
             .iter()
@@ -547,45 +886,74 @@ impl Archive {
                 name: site_key.object_name(&content, &secrets.split_id, x),
             })
             .collect();
-        cat.begin_split(row.id, &split::hex(&secrets.split_id), &placements)?;
-        pause_point("split", k);
+        Ok(Job {
+            row,
+            k,
+            secrets,
+            placements,
+        })
+    }
 
-        let path = source_root.join(&row.source_ref);
-        let stage = tempfile::tempdir_in(self.staging()).at(&self.staging())?;
-        let staged = self.split_object(backend, &path, row, &secrets, stage.path())?;
-
-        let put = |(p, file): (&Placement, &PathBuf)| -> Result<()> {
-            self.store(&p.store)?
-                .put_if_absent(&p.name, file)
-                .map_err(store_err(&p.store, &p.name))?;
-            Ok(())
-        };
-        let mut pairs = placements.iter().zip(staged.iter());
-        if let Some(first) = pairs.next() {
-            put(first)?;
-        }
-        pause_point("put", k);
-        // One thread per share: the puts wait on fsync or the network, not
-        // on the CPU, so they overlap beyond the core count.
-        let rest: Vec<_> = pairs.collect();
+    /// Splits every job's source into `stage/K/`, a few objects at a time
+    /// (each split also runs in parallel inside): small objects keep every
+    /// core busy, and memory stays bounded by the number of workers, whose
+    /// buffers come from and go back to `pool`.
+    fn split_all(
+        &self,
+        pool: &std::sync::Mutex<Vec<split::SplitBuffers>>,
+        backend: &dyn Backend,
+        source_root: &Path,
+        jobs: &[Job<'_>],
+        stage: &Path,
+    ) -> Vec<Result<Vec<PathBuf>>> {
+        let workers = rayon::current_num_threads().clamp(2, MAX_SPLIT_WORKERS);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<Result<Vec<PathBuf>>>>> =
+            jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
         std::thread::scope(|scope| {
-            let handles: Vec<_> = rest
-                .into_iter()
-                .map(|pair| scope.spawn(move || put(pair)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a put thread panicked"))
-                .collect::<Result<Vec<()>>>()
-        })?;
-        pause_point("written", k);
-        cat.set_state(row.id, "written")
+            for _ in 0..workers.min(jobs.len()) {
+                scope.spawn(|| {
+                    let mut bufs = pool
+                        .lock()
+                        .expect("no panics while held")
+                        .pop()
+                        .unwrap_or_default();
+                    loop {
+                        let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(job) = jobs.get(j) else { break };
+                        let dir = stage.join(job.k.to_string());
+                        let r = std::fs::create_dir(&dir).at(&dir).and_then(|()| {
+                            let path = source_root.join(&job.row.source_ref);
+                            self.split_object(
+                                &mut bufs,
+                                backend,
+                                &path,
+                                job.row,
+                                &job.secrets,
+                                &dir,
+                            )
+                        });
+                        *results[j].lock().expect("no panics while held") = Some(r);
+                    }
+                    pool.lock().expect("no panics while held").push(bufs);
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| {
+                r.into_inner()
+                    .expect("no panics while held")
+                    .expect("every job ran")
+            })
+            .collect()
     }
 
     /// Splits the source file into n share files in `stage`; checks that
     /// what was read is the version the catalog recorded.
     fn split_object(
         &self,
+        bufs: &mut split::SplitBuffers,
         backend: &dyn Backend,
         path: &Path,
         row: &ObjectRow,
@@ -636,7 +1004,8 @@ impl Archive {
             inner: File::open(path).at(path)?,
             hasher: blake3::Hasher::new(),
         };
-        let tag = split::split_stream(
+        let tag = split::split_stream_with(
+            bufs,
             backend,
             &opts,
             secrets,
@@ -1288,5 +1657,52 @@ impl Archive {
     pub fn audit_verify(&self) -> Result<u64> {
         let cat = self.catalog().ok();
         self.audit()?.verify(cat.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(sizes: &[u64]) -> Vec<ObjectRow> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| ObjectRow {
+                id: i as i64 + 1,
+                source_ref: format!("f{i}"),
+                version: 1,
+                size,
+                blake3: String::new(),
+                change_sig: 0,
+                kind: "file".into(),
+                ids: Identity::default(),
+                split_id: None,
+                state: "pending".into(),
+                attempts: 0,
+            })
+            .collect()
+    }
+
+    fn shape(rows: &[ObjectRow], objects: usize, bytes: u64) -> Vec<(usize, usize)> {
+        groups(rows, objects, bytes)
+            .into_iter()
+            .map(|(first, g)| (first, g.len()))
+            .collect()
+    }
+
+    #[test]
+    fn groups_cut_by_count_and_bytes() {
+        let r = rows(&[10, 10, 10, 10, 10]);
+        assert_eq!(shape(&r, 2, 1000), vec![(1, 2), (3, 2), (5, 1)]);
+        assert_eq!(shape(&r, 64, 25), vec![(1, 2), (3, 2), (5, 1)]);
+        assert_eq!(
+            shape(&r, 1, 1000),
+            vec![(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]
+        );
+        // An object bigger than the byte limit goes alone.
+        let r = rows(&[5, 100, 5, 5]);
+        assert_eq!(shape(&r, 64, 20), vec![(1, 1), (2, 1), (3, 2)]);
+        assert!(groups(&[], 64, 20).is_empty());
     }
 }

@@ -22,6 +22,16 @@ pub trait Store: Send + Sync {
     /// is a finished file that the caller will not change again: a store may
     /// take it over (link it) instead of copying it.
     fn put_if_absent(&self, name: &str, src: &Path) -> io::Result<bool>;
+    /// [`Store::put_if_absent`] for several objects, one result each, every
+    /// `Ok` durable when this returns. A store may make them durable
+    /// together (one file system sync instead of one per object); the
+    /// default puts them one by one.
+    fn put_all_if_absent(&self, items: &[(&str, &Path)]) -> Vec<io::Result<bool>> {
+        items
+            .iter()
+            .map(|(name, src)| self.put_if_absent(name, src))
+            .collect()
+    }
     /// Copies `name` to the file `dest` (a new name). `Ok(false)`: there is
     /// no such object. Callers only read `dest`: a store may link it.
     fn get(&self, name: &str, dest: &Path) -> io::Result<bool>;
@@ -149,6 +159,30 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Makes everything written to the file system holding `path` durable:
+/// data, inodes and directory entries (Linux `syncfs`: one journal commit
+/// for a whole batch of files, where `fsync` per file waits for one each).
+#[cfg(target_os = "linux")]
+fn sync_filesystem(path: &Path) -> io::Result<()> {
+    rustix::fs::syncfs(File::open(path)?).map_err(io::Error::from)
+}
+
+/// The file systems holding `paths`, one path each.
+#[cfg(target_os = "linux")]
+fn distinct_filesystems<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<Vec<&'a Path>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for p in paths {
+        let dev = std::fs::metadata(p)?.dev();
+        if !seen.contains(&dev) {
+            seen.push(dev);
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 impl Store for LocalStore {
     fn label(&self) -> &str {
         &self.label
@@ -199,6 +233,63 @@ impl Store for LocalStore {
         }
         sync_dir(dir)?;
         Ok(true)
+    }
+
+    /// Linux: one `syncfs` of the sources' file system before any link (no
+    /// name ever points at data that is not on disk), the links, then one
+    /// `syncfs` of the store's (the new names are on disk). Elsewhere, and
+    /// for sources on another file system, one put at a time.
+    #[cfg(target_os = "linux")]
+    fn put_all_if_absent(&self, items: &[(&str, &Path)]) -> Vec<io::Result<bool>> {
+        let fail_all = |e: io::Error| {
+            items
+                .iter()
+                .map(|_| Err(io::Error::new(e.kind(), e.to_string())))
+                .collect()
+        };
+        if items.is_empty() {
+            return Vec::new();
+        }
+        if let Err(e) = self.require_root() {
+            return fail_all(e);
+        }
+        let synced = distinct_filesystems(items.iter().map(|(_, src)| *src))
+            .and_then(|fs| fs.into_iter().try_for_each(sync_filesystem));
+        if let Err(e) = synced {
+            return fail_all(e);
+        }
+        let results: Vec<io::Result<bool>> = items
+            .iter()
+            .map(|(name, src)| {
+                let target = self.path(name)?;
+                if target.exists() {
+                    return Ok(false);
+                }
+                let dir = target.parent().expect("fan-out directory");
+                match std::fs::create_dir(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                match std::fs::hard_link(src, &target) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::CrossesDevices | io::ErrorKind::PermissionDenied
+                        ) =>
+                    {
+                        self.put_if_absent(name, src)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .collect();
+        match sync_filesystem(&self.root) {
+            Ok(()) => results,
+            Err(e) => fail_all(e),
+        }
     }
 
     fn get(&self, name: &str, dest: &Path) -> io::Result<bool> {
@@ -285,6 +376,46 @@ mod tests {
         assert!(!store.delete(&name).unwrap());
         assert!(!store.get(&name, &out).unwrap());
         assert!(store.put_if_absent("../etc", &src).is_err());
+    }
+
+    #[test]
+    fn batch_put_is_create_only_per_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        std::fs::create_dir(&root).unwrap();
+        let store = open("s", root.to_str().unwrap(), None, None, dir.path()).unwrap();
+        let (a, b, c) = ("aa".repeat(32), "ab".repeat(32), "ba".repeat(32));
+        let srcs: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("src{i}"))).collect();
+        for (i, p) in srcs.iter().enumerate() {
+            std::fs::write(p, format!("share {i}")).unwrap();
+        }
+        assert!(store.put_if_absent(&b, &srcs[0]).unwrap());
+        let r = store.put_all_if_absent(&[
+            (a.as_str(), srcs[1].as_path()),
+            (b.as_str(), srcs[1].as_path()),
+            ("../x", srcs[1].as_path()),
+            (c.as_str(), srcs[2].as_path()),
+        ]);
+        assert_eq!(r.len(), 4);
+        assert!(r[0].as_ref().unwrap());
+        assert!(!r[1].as_ref().unwrap(), "an existing name is left alone");
+        assert!(r[2].is_err());
+        assert!(r[3].as_ref().unwrap());
+        let read = |name: &str| {
+            let out = dir.path().join(format!("out-{name}"));
+            assert!(store.get(name, &out).unwrap());
+            std::fs::read_to_string(out).unwrap()
+        };
+        assert_eq!(read(&a), "share 1");
+        assert_eq!(read(&b), "share 0");
+        assert_eq!(read(&c), "share 2");
+        assert_eq!(store.list().unwrap(), vec![a.clone(), b, c]);
+
+        // A vanished root fails every put and is not recreated.
+        std::fs::remove_dir_all(&root).unwrap();
+        let r = store.put_all_if_absent(&[(a.as_str(), srcs[0].as_path())]);
+        assert!(r[0].is_err());
+        assert!(!root.exists());
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub struct MigrateArgs {
     /// following the change log from the last run.
     #[arg(long)]
     full_scan: bool,
+    /// Objects written and made durable together: one file system sync per
+    /// store and one catalog commit per group (1: one object at a time).
+    #[arg(long, value_name = "N", default_value_t = ops::DEFAULT_GROUP as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    group: u64,
     /// Print a JSON summary on stdout (for cron).
     #[arg(long)]
     json: bool,
@@ -235,6 +240,7 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         },
         dry_run: a.dry_run,
         full_scan: a.full_scan,
+        group: a.group as usize,
     };
     let bar = if ui.quiet || a.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
