@@ -173,8 +173,9 @@ fn reconstruct(
     let h = &shares[allowed[0]].header;
     let t = h.threshold.t();
     let seg = h.segment_size as usize;
-    let batch_len = (batch_bytes.max(seg) / seg) * seg;
     let payload_len = h.payload_len;
+    // A small object gets buffers of its own size, not a full batch each.
+    let batch_len = payload_len.clamp(1, ((batch_bytes.max(seg) / seg) * seg) as u64) as usize;
     let mut buffers: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
     let mut outputs: Vec<Zeroizing<Vec<u8>>> = targets
         .iter()
@@ -317,6 +318,8 @@ impl Default for CombineOptions {
 pub struct CombineReport {
     pub output: PathBuf,
     pub meta: ObjectMeta,
+    /// BLAKE3 of the rebuilt object's bytes (hashed as they were written).
+    pub blake3: blake3::Hash,
     pub warnings: Vec<String>,
 }
 
@@ -329,6 +332,7 @@ struct ObjectSink<'a> {
     pending: Option<PendingFile>,
     written: u64,
     tag: TagCheck,
+    content: blake3::Hasher,
     on_progress: &'a mut dyn FnMut(u64),
 }
 
@@ -381,6 +385,7 @@ impl ObjectSink<'_> {
         let pending = self.pending.as_mut().expect("opened with the metadata");
         let target = pending.target().to_path_buf();
         std::io::Write::write_all(pending.file(), bytes).at(&target)?;
+        self.content.update(bytes);
         self.written += bytes.len() as u64;
         (self.on_progress)(self.written);
         Ok(())
@@ -420,7 +425,7 @@ pub fn combine_files(
 
     let mut attempt = |allowed: &[usize],
                        bad: &mut BTreeMap<usize, String>|
-     -> Result<(PendingFile, ObjectMeta)> {
+     -> Result<(PendingFile, ObjectMeta, blake3::Hash)> {
         let mut sink = ObjectSink {
             target,
             overwrite: opts.overwrite,
@@ -429,6 +434,7 @@ pub fn combine_files(
             pending: None,
             written: 0,
             tag: TagCheck::new(),
+            content: blake3::Hasher::new(),
             on_progress: &mut *on_progress,
         };
         reconstruct(
@@ -455,7 +461,11 @@ pub fn combine_files(
                 detail: String::new(),
             });
         }
-        Ok((sink.pending.take().expect("opened"), meta))
+        Ok((
+            sink.pending.take().expect("opened"),
+            meta,
+            sink.content.finalize(),
+        ))
     };
 
     let all: Vec<usize> = (0..shares.len()).collect();
@@ -503,11 +513,12 @@ pub fn combine_files(
             shares[*i].path.display()
         ));
     }
-    let (pending, meta) = result?;
+    let (pending, meta, blake3) = result?;
     let output = pending.commit(opts.overwrite, opts.sync)?;
     Ok(CombineReport {
         output,
         meta,
+        blake3,
         warnings,
     })
 }

@@ -330,8 +330,8 @@ const GROUP_BYTES: u64 = 256 << 20;
 /// Source files whose headers and hashes are read in parallel and recorded
 /// in one catalog transaction.
 const SCAN_CHUNK: usize = 256;
-/// Objects split at the same time (each split is parallel inside too).
-const MAX_SPLIT_WORKERS: usize = 4;
+/// Objects split or rebuilt at the same time (each is parallel inside too).
+const MAX_WORKERS: usize = 4;
 
 /// Consecutive groups of at most `objects` rows and (unless one row is
 /// bigger) `bytes` bytes, each with the run's number of its first row.
@@ -349,6 +349,42 @@ fn groups(rows: &[ObjectRow], objects: usize, bytes: u64) -> Vec<(usize, &[Objec
         start = end;
     }
     out
+}
+
+/// `f` over `items` on a few worker threads (each object's own work is
+/// parallel inside too; more workers would only hold more memory), each
+/// with its own state from `init`, which lives across its items. Results
+/// in the order of `items`.
+fn parallel_map<T: Sync, S, R: Send>(
+    items: &[T],
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &T) -> R + Sync,
+) -> Vec<R> {
+    let workers = rayon::current_num_threads().clamp(2, MAX_WORKERS);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(items.len()) {
+            scope.spawn(|| {
+                let mut state = init();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(&mut state, i, item);
+                    *results[i].lock().expect("no panics while held") = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .expect("no panics while held")
+                .expect("every item ran")
+        })
+        .collect()
 }
 
 /// One object version on its way to the stores.
@@ -906,47 +942,36 @@ impl Archive {
         jobs: &[Job<'_>],
         stage: &Path,
     ) -> Vec<Result<Vec<PathBuf>>> {
-        let workers = rayon::current_num_threads().clamp(2, MAX_SPLIT_WORKERS);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<std::sync::Mutex<Option<Result<Vec<PathBuf>>>>> =
-            jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            for _ in 0..workers.min(jobs.len()) {
-                scope.spawn(|| {
-                    let mut bufs = pool
-                        .lock()
+        // Each worker's buffers come from the pool and go back to it.
+        struct Lease<'p>(
+            &'p std::sync::Mutex<Vec<split::SplitBuffers>>,
+            split::SplitBuffers,
+        );
+        impl Drop for Lease<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut pool) = self.0.lock() {
+                    pool.push(std::mem::take(&mut self.1));
+                }
+            }
+        }
+        parallel_map(
+            jobs,
+            || {
+                Lease(
+                    pool,
+                    pool.lock()
                         .expect("no panics while held")
                         .pop()
-                        .unwrap_or_default();
-                    loop {
-                        let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(job) = jobs.get(j) else { break };
-                        let dir = stage.join(job.k.to_string());
-                        let r = std::fs::create_dir(&dir).at(&dir).and_then(|()| {
-                            let path = source_root.join(&job.row.source_ref);
-                            self.split_object(
-                                &mut bufs,
-                                backend,
-                                &path,
-                                job.row,
-                                &job.secrets,
-                                &dir,
-                            )
-                        });
-                        *results[j].lock().expect("no panics while held") = Some(r);
-                    }
-                    pool.lock().expect("no panics while held").push(bufs);
-                });
-            }
-        });
-        results
-            .into_iter()
-            .map(|r| {
-                r.into_inner()
-                    .expect("no panics while held")
-                    .expect("every job ran")
-            })
-            .collect()
+                        .unwrap_or_default(),
+                )
+            },
+            |lease, _, job| {
+                let dir = stage.join(job.k.to_string());
+                std::fs::create_dir(&dir).at(&dir)?;
+                let path = source_root.join(&job.row.source_ref);
+                self.split_object(&mut lease.1, backend, &path, job.row, &job.secrets, &dir)
+            },
+        )
     }
 
     /// Splits the source file into n share files in `stage`; checks that
@@ -1135,6 +1160,56 @@ fn place(combined: &Path, out: &Path, rel: &Path, hash: &blake3::Hash) -> Result
     Ok(Some(target))
 }
 
+/// An object rebuilt into the restore's temporary directory.
+struct Rebuilt<'a> {
+    row: &'a ObjectRow,
+    _dir: tempfile::TempDir,
+    combined: PathBuf,
+    hash: blake3::Hash,
+}
+
+/// Objects rebuilt at a time and made durable together by restore.
+const RESTORE_GROUP: usize = 16;
+
+/// Makes a group of rebuilt objects durable together (one file system sync,
+/// not one per file), then puts each into place below `out`: a restored
+/// name never points at data that is not on disk.
+fn place_group(rebuilt: Vec<Rebuilt<'_>>, tmp: &Path, out: &Path) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    let files: Vec<&Path> = rebuilt.iter().map(|r| r.combined.as_path()).collect();
+    crate::output::sync_paths(&files).at(tmp)?;
+    for r in &rebuilt {
+        let rel = source::restore_path(&r.row.ids, &r.row.source_ref);
+        match place(&r.combined, out, &rel, &r.hash) {
+            Ok(Some(p)) => {
+                report.restored += 1;
+                report.bytes += r.row.size;
+                report.files.push(p);
+            }
+            Ok(None) => report.already_present += 1,
+            Err(e) => {
+                report.failed += 1;
+                report.failures.push(format!("object #{}: {e}", r.row.id));
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn join_placed(
+    h: std::thread::ScopedJoinHandle<'_, Result<RestoreReport>>,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let placed = h.join().expect("the placing thread panicked")?;
+    report.restored += placed.restored;
+    report.already_present += placed.already_present;
+    report.failed += placed.failed;
+    report.bytes += placed.bytes;
+    report.files.extend(placed.files);
+    report.failures.extend(placed.failures);
+    Ok(())
+}
+
 impl Archive {
     pub fn restore(&self, opts: &RestoreOptions, backend: &dyn Backend) -> Result<RestoreReport> {
         std::fs::create_dir_all(&opts.out).at(&opts.out)?;
@@ -1148,17 +1223,31 @@ impl Archive {
             None
         } else {
             let cat = self.catalog()?;
-            for row in cat.select(&opts.selection)? {
-                let placements = cat.placements(row.id)?;
-                let dir = tempfile::tempdir_in(tmp.path()).at(tmp.path())?;
-                match self.restore_one(&row, &placements, dir.path(), opts, backend, &mut report) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        report.failed += 1;
-                        report.failures.push(format!("object #{}: {e}", row.id));
+            let rows = cat
+                .select(&opts.selection)?
+                .into_iter()
+                .map(|row| Ok((cat.placements(row.id)?, row)))
+                .collect::<Result<Vec<_>>>()?;
+            // A pipeline: while one group is made durable and put into
+            // place, the next is rebuilt.
+            std::thread::scope(|scope| -> Result<()> {
+                let mut in_flight = None;
+                for group in rows.chunks(RESTORE_GROUP) {
+                    let rebuilt = self.rebuild_group(group, tmp.path(), backend, &mut report);
+                    if let Some(h) = in_flight.take() {
+                        join_placed(h, &mut report)?;
                     }
+                    let out = opts.out.as_path();
+                    let tmp = tmp.path();
+                    in_flight = Some(scope.spawn(move || place_group(rebuilt, tmp, out)));
                 }
-            }
+                if let Some(h) = in_flight.take() {
+                    join_placed(h, &mut report)?;
+                }
+                Ok(())
+            })?;
+            // The placed names, on disk before the run says they are.
+            crate::output::sync_paths(&[opts.out.as_path()]).at(&opts.out)?;
             Some(cat)
         };
         if let Some(url) = &opts.push_to {
@@ -1192,22 +1281,122 @@ impl Archive {
         Ok(report)
     }
 
-    fn restore_one(
+    /// Rebuilds a group of objects in parallel into `tmp`; failures go to
+    /// the report.
+    fn rebuild_group<'a>(
+        &self,
+        group: &'a [(Vec<Placement>, ObjectRow)],
+        tmp: &Path,
+        backend: &dyn Backend,
+        report: &mut RestoreReport,
+    ) -> Vec<Rebuilt<'a>> {
+        let results = parallel_map(
+            group,
+            || (),
+            |_, _, (placements, row)| -> Result<_> {
+                let dir = tempfile::tempdir_in(tmp).at(tmp)?;
+                let (warnings, result) = self.rebuild(row, placements, dir.path(), backend);
+                Ok((dir, warnings, result))
+            },
+        );
+        let mut rebuilt = Vec::new();
+        for ((_, row), r) in group.iter().zip(results) {
+            let r = r.and_then(|(dir, warnings, result)| {
+                report.warnings.extend(warnings);
+                result.map(|(combined, hash)| Rebuilt {
+                    row,
+                    _dir: dir,
+                    combined,
+                    hash,
+                })
+            });
+            match r {
+                Ok(done) => rebuilt.push(done),
+                Err(e) => {
+                    report.failed += 1;
+                    report.failures.push(format!("object #{}: {e}", row.id));
+                }
+            }
+        }
+        rebuilt
+    }
+
+    /// Rebuilds one object into a file below `tmp` and checks it against
+    /// the catalog's BLAKE3; also returns the warnings (shares skipped).
+    fn rebuild(
         &self,
         row: &ObjectRow,
         placements: &[Placement],
         tmp: &Path,
-        opts: &RestoreOptions,
         backend: &dyn Backend,
-        report: &mut RestoreReport,
-    ) -> Result<()> {
+    ) -> (Vec<String>, Result<(PathBuf, blake3::Hash)>) {
+        if let Some(done) = self.rebuild_fast(row, placements, tmp, backend) {
+            return (Vec::new(), Ok(done));
+        }
+        let mut warnings = Vec::new();
+        let careful = tmp.join("careful");
+        let result = std::fs::create_dir(&careful)
+            .at(&careful)
+            .and_then(|()| self.rebuild_careful(row, placements, &careful, backend, &mut warnings));
+        (warnings, result)
+    }
+
+    /// The common case, reading every share once: the first t shares go
+    /// straight into combine, which checks each segment's BLAKE3 and the tag
+    /// as it reads. `None` on anything unexpected: the careful path then
+    /// finds and names what is wrong.
+    fn rebuild_fast(
+        &self,
+        row: &ObjectRow,
+        placements: &[Placement],
+        tmp: &Path,
+        backend: &dyn Backend,
+    ) -> Option<(PathBuf, blake3::Hash)> {
+        let t = self.layout.threshold.t();
+        let dir = tmp.join("fast");
+        std::fs::create_dir(&dir).ok()?;
+        let mut paths = Vec::with_capacity(t);
+        for p in placements.iter().take(t) {
+            let dest = dir.join(format!("{}.x{:03}", p.store, p.x));
+            if !self.store(&p.store).ok()?.get(&p.name, &dest).ok()? {
+                return None;
+            }
+            let h = ShareSource::open(&dest).ok()?.header;
+            if Some(split::hex(&h.split_id)) != row.split_id || h.x != p.x {
+                return None;
+            }
+            paths.push(dest);
+        }
+        let combined = dir.join("combined");
+        let r = combine::combine_files(
+            backend,
+            &paths,
+            &CombineTarget::File(combined.clone()),
+            &CombineOptions::default(),
+            &mut |_| {},
+        )
+        .ok()?;
+        (r.warnings.is_empty() && r.blake3.to_hex().as_str() == row.blake3)
+            .then_some((combined, r.blake3))
+    }
+
+    /// Every share checked on its own first: the bad ones are named and
+    /// skipped, spares are fetched as needed.
+    fn rebuild_careful(
+        &self,
+        row: &ObjectRow,
+        placements: &[Placement],
+        tmp: &Path,
+        backend: &dyn Backend,
+        warnings: &mut Vec<String>,
+    ) -> Result<(PathBuf, blake3::Hash)> {
         // t shares first, in waves: more only to replace bad ones, or if
         // the first t do not combine to the tagged object.
         let t = self.layout.threshold.t();
         let mut good = Vec::new();
         let mut next = 0;
         let fetch =
-            |upto: usize, next: &mut usize, good: &mut Vec<PathBuf>, report: &mut RestoreReport| {
+            |upto: usize, next: &mut usize, good: &mut Vec<PathBuf>, warnings: &mut Vec<String>| {
                 while good.len() < upto && *next < placements.len() {
                     let wave =
                         &placements[*next..(*next + upto - good.len()).min(placements.len())];
@@ -1215,17 +1404,17 @@ impl Archive {
                     for (p, state) in self.check_shares(row, wave, tmp) {
                         match state {
                             ShareState::Good(path) => good.push(path),
-                            ShareState::Missing => report
-                                .warnings
-                                .push(format!("{}: missing, skipped", describe(row, &p))),
-                            ShareState::Corrupt(why) | ShareState::Unreachable(why) => report
-                                .warnings
-                                .push(format!("{}: {why}; skipped", describe(row, &p))),
+                            ShareState::Missing => {
+                                warnings.push(format!("{}: missing, skipped", describe(row, &p)))
+                            }
+                            ShareState::Corrupt(why) | ShareState::Unreachable(why) => {
+                                warnings.push(format!("{}: {why}; skipped", describe(row, &p)))
+                            }
                         }
                     }
                 }
             };
-        fetch(t, &mut next, &mut good, report);
+        fetch(t, &mut next, &mut good, warnings);
         if good.len() < t {
             return Err(ArchiveError::Failed(format!(
                 "only {} good share(s) reachable, {t} needed",
@@ -1238,10 +1427,7 @@ impl Archive {
                 backend,
                 good,
                 &CombineTarget::File(combined.clone()),
-                &CombineOptions {
-                    sync: true,
-                    ..Default::default()
-                },
+                &CombineOptions::default(),
                 &mut |_| {},
             )
         };
@@ -1250,38 +1436,28 @@ impl Archive {
             // A share with intact hashes but wrong content: bring in the
             // spares, and combine finds t that agree.
             Err(e) if next < placements.len() => {
-                report.warnings.push(format!(
+                warnings.push(format!(
                     "object #{}: the first {t} shares did not combine ({e}); fetching the others",
                     row.id
                 ));
-                fetch(placements.len(), &mut next, &mut good, report);
+                fetch(placements.len(), &mut next, &mut good, warnings);
                 combine(&good)?
             }
             Err(e) => return Err(e.into()),
         };
-        report.warnings.extend(r.warnings.iter().map(|w| {
+        warnings.extend(r.warnings.iter().map(|w| {
             format!(
                 "object #{}: {}",
                 row.id,
                 w.replace(&format!("{}/", tmp.display()), "")
             )
         }));
-        let hash = hash_file(&combined)?;
-        if hash.to_hex().as_str() != row.blake3 {
+        if r.blake3.to_hex().as_str() != row.blake3 {
             return Err(ArchiveError::Failed(
                 "the rebuilt object passes its tag but not the catalog's BLAKE3".into(),
             ));
         }
-        let rel = source::restore_path(&row.ids, &row.source_ref);
-        match place(&combined, &opts.out, &rel, &hash)? {
-            Some(p) => {
-                report.restored += 1;
-                report.bytes += row.size;
-                report.files.push(p);
-            }
-            None => report.already_present += 1,
-        }
-        Ok(())
+        Ok((combined, r.blake3))
     }
 
     /// Disaster recovery: lists every store, groups the shares by split id
@@ -1372,7 +1548,7 @@ impl Archive {
                 Identity::default()
             };
             let rel = source::restore_path(&ids, &r.meta.name);
-            let hash = hash_file(&combined)?;
+            let hash = r.blake3;
             match place(&combined, &opts.out, &rel, &hash)? {
                 Some(p) => {
                     report.restored += 1;

@@ -159,30 +159,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Makes everything written to the file system holding `path` durable:
-/// data, inodes and directory entries (Linux `syncfs`: one journal commit
-/// for a whole batch of files, where `fsync` per file waits for one each).
-#[cfg(target_os = "linux")]
-fn sync_filesystem(path: &Path) -> io::Result<()> {
-    rustix::fs::syncfs(File::open(path)?).map_err(io::Error::from)
-}
-
-/// The file systems holding `paths`, one path each.
-#[cfg(target_os = "linux")]
-fn distinct_filesystems<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<Vec<&'a Path>> {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = Vec::new();
-    let mut out = Vec::new();
-    for p in paths {
-        let dev = std::fs::metadata(p)?.dev();
-        if !seen.contains(&dev) {
-            seen.push(dev);
-            out.push(p);
-        }
-    }
-    Ok(out)
-}
-
 impl Store for LocalStore {
     fn label(&self) -> &str {
         &self.label
@@ -253,9 +229,8 @@ impl Store for LocalStore {
         if let Err(e) = self.require_root() {
             return fail_all(e);
         }
-        let synced = distinct_filesystems(items.iter().map(|(_, src)| *src))
-            .and_then(|fs| fs.into_iter().try_for_each(sync_filesystem));
-        if let Err(e) = synced {
+        let srcs: Vec<&Path> = items.iter().map(|(_, src)| *src).collect();
+        if let Err(e) = crate::output::sync_paths(&srcs) {
             return fail_all(e);
         }
         let results: Vec<io::Result<bool>> = items
@@ -286,7 +261,7 @@ impl Store for LocalStore {
                 }
             })
             .collect();
-        match sync_filesystem(&self.root) {
+        match crate::output::sync_paths(&[&self.root]) {
             Ok(()) => results,
             Err(e) => fail_all(e),
         }
