@@ -51,6 +51,7 @@ pub enum ConfigCmd {
     Check {
         #[command(flatten)]
         loc: Location,
+        /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -119,6 +120,7 @@ pub struct RestoreArgs {
     /// Disaster recovery: rebuild everything from the stores alone (with --all).
     #[arg(long)]
     without_catalog: bool,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -134,6 +136,7 @@ pub struct VerifyArgs {
     /// (e.g. 5%): nightly runs roll over the whole archive.
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     sample: Option<f64>,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -146,6 +149,7 @@ pub struct ArchiveRepairArgs {
     /// (rebuilds every object and regenerates every share to compare).
     #[arg(long)]
     deep: bool,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
