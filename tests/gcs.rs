@@ -79,7 +79,8 @@ mod with_server {
     struct FakeGcs {
         child: Option<Child>,
         port: u16,
-        /// A service-account file for the emulator: no OAuth, its base URL.
+        /// A service-account file for the emulator: no OAuth (so no request
+        /// leaves for a token). No base URL: the stores' endpoints give it.
         service_account: PathBuf,
     }
 
@@ -111,14 +112,7 @@ mod with_server {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let service_account = dir.join("fake-gcs-service-account.json");
-            fs::write(
-                &service_account,
-                format!(
-                    r#"{{"gcs_base_url": "{url}", "disable_oauth": true,
-                        "client_email": "", "private_key": "", "private_key_id": ""}}"#
-                ),
-            )
-            .unwrap();
+            fs::write(&service_account, service_account_json(None)).unwrap();
             let server = Self {
                 child: Some(child),
                 port,
@@ -160,6 +154,16 @@ mod with_server {
         fn drop(&mut self) {
             self.stop();
         }
+    }
+
+    fn service_account_json(base_url: Option<&str>) -> String {
+        let base = base_url
+            .map(|u| format!(r#""gcs_base_url": "{u}", "#))
+            .unwrap_or_default();
+        format!(
+            r#"{{{base}"disable_oauth": true, "client_email": "", "private_key": "",
+                "private_key_id": ""}}"#
+        )
     }
 
     fn free_port() -> u16 {
@@ -244,8 +248,11 @@ mod with_server {
     fn base_url_from_the_service_account(server: &FakeGcs, dir: &Path) {
         let name = "1b".repeat(32);
         server.upload(&format!("sa/{name}"), b"from the file's base URL");
+        let with_url = dir.join("service-account-with-url.json");
+        fs::write(&with_url, service_account_json(Some(&server.endpoint()))).unwrap();
         // SAFETY: as in gcs_stores (one test thread).
         unsafe {
+            std::env::set_var("GOOGLE_SERVICE_ACCOUNT", &with_url);
             std::env::set_var("GOOGLE_ALLOW_HTTP", "true");
         }
         let store = open("gcs", "gs://umbra/sa", None);
@@ -255,6 +262,7 @@ mod with_server {
         assert_eq!(fs::read(&out).unwrap(), b"from the file's base URL");
         // SAFETY: as above.
         unsafe {
+            std::env::set_var("GOOGLE_SERVICE_ACCOUNT", &server.service_account);
             std::env::remove_var("GOOGLE_ALLOW_HTTP");
         }
     }
