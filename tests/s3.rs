@@ -26,7 +26,6 @@ mod common;
 mod with_server {
     use super::common;
 
-    use std::collections::BTreeMap;
     use std::fs;
     use std::net::TcpListener;
     use std::path::{Path, PathBuf};
@@ -127,22 +126,6 @@ mod with_server {
             .args(rest)
             .output()
             .unwrap()
-    }
-
-    fn contents(dir: &Path) -> BTreeMap<String, usize> {
-        let mut m = BTreeMap::new();
-        let mut dirs = vec![dir.to_path_buf()];
-        while let Some(d) = dirs.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else {
-                    *m.entry(sha256_hex(&fs::read(&p).unwrap())).or_default() += 1;
-                }
-            }
-        }
-        m
     }
 
     /// One test function: it sets the process environment, which must not
@@ -247,7 +230,7 @@ mod with_server {
         let out = dir.path().join("out");
         let o = um(&arc, &["restore", "--all", "-o", out.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(contents(&out), contents(&src));
+        assert_eq!(tree_hashes(&out), tree_hashes(&src));
         let out2 = dir.path().join("out2");
         let o = um(
             &arc,
@@ -260,7 +243,7 @@ mod with_server {
             ],
         );
         assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(contents(&out2), contents(&src));
+        assert_eq!(tree_hashes(&out2), tree_hashes(&src));
         drop(server);
     }
 }

@@ -52,8 +52,10 @@ pub struct StoreConfig {
     /// means one each, in order.
     #[serde(default)]
     pub shares: Vec<u8>,
-    /// For s3:// stores: the endpoint (`http://127.0.0.1:9000`) and region;
-    /// else from the environment. Credentials only from the environment.
+    /// For cloud stores: the service URL (`http://127.0.0.1:9000`; for
+    /// az:// the account's blob URL), else the provider's default or the
+    /// environment's; `region` for s3:// only. Credentials only from the
+    /// environment.
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default)]
@@ -295,10 +297,14 @@ pub fn write_new(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Config
          staging = \"staging\"\n\
          \n\
          # One [[store]] per storage provider. url: a local directory (relative to\n\
-         # this file, or file:///abs/path), or s3://bucket/prefix (umbra built with\n\
-         # --features aws) with optional endpoint = \"http://host:port\" and\n\
-         # region = \"...\"; credentials come from AWS_ACCESS_KEY_ID and\n\
-         # AWS_SECRET_ACCESS_KEY, never from this file.\n\
+         # this file, or file:///abs/path), or a cloud store (umbra built with\n\
+         # --features cloud, or aws / gcp / azure alone): s3://bucket/prefix,\n\
+         # gs://bucket/prefix or az://container/prefix, with an optional\n\
+         # endpoint = \"http://host:port\" (and region = \"...\" for s3://).\n\
+         # Credentials come from the environment, never from this file:\n\
+         # AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; GOOGLE_SERVICE_ACCOUNT (a\n\
+         # service-account JSON file); AZURE_STORAGE_ACCOUNT_NAME and\n\
+         # AZURE_STORAGE_ACCOUNT_KEY.\n\
          # shares: the share numbers (x, 1..=n) the store holds. Omit it in every\n\
          # store for one share each. The paper's 4 providers x 2 shares of (4, 8):\n\
          #   [[store]]  name = \"p1\"  url = \"s3://bucket-1/umbra\"  shares = [1, 2]\n\

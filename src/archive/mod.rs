@@ -15,10 +15,10 @@
 pub mod audit;
 pub mod catalog;
 pub mod config;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+pub mod objstore;
 pub mod ops;
 pub mod orthanc;
-#[cfg(feature = "aws")]
-pub mod s3;
 pub mod source;
 pub mod store;
 

@@ -4,8 +4,8 @@
 //! Writes are create-only and atomic: a share is written to a temporary file
 //! in the same directory, flushed to disk, and linked into place only if the
 //! name is still free, so a reader never sees half a share and a resumed run
-//! never overwrites one. `s3://` stores live in `s3.rs` (feature `aws`);
-//! `gs://` and `az://` are refused as not implemented (see [`open`]).
+//! never overwrites one. Cloud stores (`s3://`, `gs://`, `az://`, each
+//! behind its Cargo feature) live in `objstore.rs` (see [`open`]).
 
 use std::fs::File;
 use std::io;
@@ -46,9 +46,18 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Cloud URL schemes, the Cargo feature that builds each in, and whether
+/// this build has it.
+const CLOUD_SCHEMES: [(&str, &str, bool); 3] = [
+    ("s3", "aws", cfg!(feature = "aws")),
+    ("gs", "gcp", cfg!(feature = "gcp")),
+    ("az", "azure", cfg!(feature = "azure")),
+];
+
 /// Opens the store at `url`: a path (relative to `base`), `file://PATH`, or
-/// (with the `aws` feature) `s3://BUCKET/PREFIX`, with an optional endpoint
-/// and region.
+/// a cloud store, `s3://BUCKET/PREFIX` (feature `aws`), `gs://BUCKET/PREFIX`
+/// (feature `gcp`) or `az://CONTAINER/PREFIX` (feature `azure`), with an
+/// optional endpoint (and, for S3, region).
 pub fn open(
     label: &str,
     url: &str,
@@ -56,26 +65,20 @@ pub fn open(
     region: Option<&str>,
     base: &Path,
 ) -> Result<Box<dyn Store>> {
-    #[cfg(feature = "aws")]
-    if url.starts_with("s3://") {
-        return Ok(Box::new(super::s3::S3Store::open(
-            label, url, endpoint, region,
-        )?));
-    }
-    #[cfg(not(feature = "aws"))]
-    if url.starts_with("s3://") {
-        let _ = (endpoint, region);
-        return Err(ArchiveError::Unsupported(format!(
-            "store {label}: s3:// stores need umbra built with `--features aws`"
-        )));
-    }
     if let Some((scheme, _)) = url.split_once("://")
         && scheme != "file"
     {
-        return Err(ArchiveError::Unsupported(format!(
-            "store {label}: {scheme}:// stores are not implemented; use a local \
-             directory or s3://"
-        )));
+        return match CLOUD_SCHEMES.iter().find(|s| s.0 == scheme) {
+            Some(&(_, _, true)) => open_cloud(label, url, endpoint, region),
+            Some(&(_, feature, false)) => Err(ArchiveError::Unsupported(format!(
+                "store {label}: {scheme}:// stores need umbra built with \
+                 `--features {feature}` (or `--features cloud` for all of them)"
+            ))),
+            None => Err(ArchiveError::Unsupported(format!(
+                "store {label}: {scheme}:// stores are not implemented; use a local \
+                 directory, s3://, gs:// or az://"
+            ))),
+        };
     }
     let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
     let root = if path.is_absolute() {
@@ -87,6 +90,31 @@ pub fn open(
         label: label.to_string(),
         root,
     }))
+}
+
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+fn open_cloud(
+    label: &str,
+    url: &str,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+) -> Result<Box<dyn Store>> {
+    Ok(Box::new(super::objstore::CloudStore::open(
+        label, url, endpoint, region,
+    )?))
+}
+
+/// Never called: no scheme is built in without a cloud feature.
+#[cfg(not(any(feature = "aws", feature = "gcp", feature = "azure")))]
+fn open_cloud(
+    label: &str,
+    url: &str,
+    _endpoint: Option<&str>,
+    _region: Option<&str>,
+) -> Result<Box<dyn Store>> {
+    Err(ArchiveError::Unsupported(format!(
+        "store {label}: {url}: this umbra has no cloud stores built in"
+    )))
 }
 
 /// Object names are lowercase hex of 32 bytes: nothing else is ever stored,
@@ -405,10 +433,39 @@ mod tests {
     }
 
     #[test]
-    fn object_store_urls_are_refused_honestly() {
-        let e = open("s", "gs://bucket/prefix", None, None, Path::new("."))
+    fn unknown_schemes_are_refused_honestly() {
+        let e = open("s", "ftp://host/prefix", None, None, Path::new("."))
             .err()
             .unwrap();
-        assert!(e.to_string().contains("not implemented"), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("store s: ftp:// stores are not implemented"),
+            "{e}"
+        );
+    }
+
+    /// Each cloud scheme without its feature names the feature to build
+    /// with; with it, the URL reaches the cloud store's own checks.
+    #[test]
+    fn cloud_schemes_need_their_feature() {
+        for (scheme, feature, built) in CLOUD_SCHEMES {
+            let url = format!("{scheme}://bucket/prefix");
+            let opened = open("s", &url, None, None, Path::new("."));
+            if built {
+                // Building a client may still fail for want of credentials
+                // in this environment, but never with the feature hint.
+                if let Err(e) = opened {
+                    assert!(!e.to_string().contains("--features"), "{e}");
+                }
+            } else {
+                let e = opened.err().expect("refused").to_string();
+                assert!(
+                    e.contains(&format!(
+                        "store s: {scheme}:// stores need umbra built with `--features {feature}`"
+                    )),
+                    "{e}"
+                );
+            }
+        }
     }
 }

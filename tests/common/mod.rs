@@ -87,3 +87,22 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
         .success()
         .then(|| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
 }
+
+/// Every file under `dir`, as a multiset of SHA-256 hashes: two trees
+/// compare equal when they hold the same bytes, whatever the layout.
+pub fn tree_hashes(dir: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                *m.entry(sha256_hex(&std::fs::read(&p).expect("file")))
+                    .or_default() += 1;
+            }
+        }
+    }
+    m
+}
