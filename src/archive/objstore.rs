@@ -21,8 +21,9 @@
 //! in umbra.toml overrides the service URL (an `http://` one is allowed);
 //! `region` applies to S3 only.
 //!
-//! A share is read into memory for its put (one object's share at a time);
-//! gets are streamed to the destination file.
+//! A share is read into memory for its put; a batch put (a migrate group)
+//! sends up to 16 at once, 64 MiB together at most. Gets are streamed to
+//! the destination file.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -34,6 +35,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 
 use super::store::{Store, valid_name};
 use super::{ArchiveError, Result};
+
+/// Shares put at once by a batch put, and the most bytes they may hold in
+/// memory together.
+const PUT_WAVE: usize = 16;
+const PUT_WAVE_BYTES: u64 = 64 << 20;
 
 /// A bucket (or container) and prefix in a cloud object store.
 pub struct CloudStore {
@@ -93,6 +99,23 @@ impl CloudStore {
             store,
             runtime,
         })
+    }
+
+    /// A create-only put of the file `src` as `name`: `Ok(false)` when the
+    /// name exists (the store refuses with 409/412 and keeps the first).
+    async fn put_async(&self, name: &str, src: &Path) -> io::Result<bool> {
+        let path = self.path(name)?;
+        let bytes = std::fs::read(src)?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(&path, bytes.into(), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(to_io(e)),
+        }
     }
 
     fn path(&self, name: &str) -> io::Result<ObjectPath> {
@@ -178,21 +201,32 @@ impl Store for CloudStore {
     }
 
     fn put_if_absent(&self, name: &str, src: &Path) -> io::Result<bool> {
-        let path = self.path(name)?;
-        let bytes = std::fs::read(src)?;
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .runtime
-            .block_on(self.store.put_opts(&path, bytes.into(), opts))
-        {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => Ok(false),
-            Err(e) => Err(to_io(e)),
+        self.runtime.block_on(self.put_async(name, src))
+    }
+
+    /// Puts go out several at a time (each waits on the network), in waves
+    /// of at most [`PUT_WAVE`] shares and [`PUT_WAVE_BYTES`] bytes held in
+    /// memory; a bigger share goes alone.
+    fn put_all_if_absent(&self, items: &[(&str, &Path)]) -> Vec<io::Result<bool>> {
+        let mut results = Vec::with_capacity(items.len());
+        let mut start = 0;
+        while start < items.len() {
+            let (mut end, mut bytes) = (start, 0);
+            while end < items.len() && end - start < PUT_WAVE {
+                let len = std::fs::metadata(items[end].1).map_or(0, |m| m.len());
+                if end > start && bytes + len > PUT_WAVE_BYTES {
+                    break;
+                }
+                bytes += len;
+                end += 1;
+            }
+            let wave = items[start..end]
+                .iter()
+                .map(|(name, src)| self.put_async(name, src));
+            results.extend(self.runtime.block_on(futures::future::join_all(wave)));
+            start = end;
         }
+        results
     }
 
     fn get(&self, name: &str, dest: &Path) -> io::Result<bool> {
