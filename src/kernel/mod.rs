@@ -330,8 +330,16 @@ mod tests {
         let mut lengths: Vec<usize> = (0..=70).collect();
         lengths.extend([4095, 4096, 4097, 1 << 20, (1 << 20) - 1, (1 << 20) + 1]);
         let shapes = [(1, 1), (8, 4), (1, 4), (3, 2), (16, 8), (2, 9)];
-        for &(rows, cols) in &shapes {
-            let entries = pseudo_random(rows * cols, (rows * 31 + cols) as u64);
+        // Random constants, and a first column of ones (split's Vandermonde
+        // rows, which the GFNI kernels special-case).
+        let kinds = shapes
+            .iter()
+            .flat_map(|&shape| [(shape, false), (shape, true)]);
+        for ((rows, cols), first_one) in kinds {
+            let mut entries = pseudo_random(rows * cols, (rows * 31 + cols) as u64);
+            if first_one {
+                entries.iter_mut().step_by(cols).for_each(|e| *e = 1);
+            }
             let matrix = Matrix::new(rows, cols, entries);
             for &len in &lengths {
                 // The 1 MiB lengths only on the main shape, to keep the test quick.
@@ -361,8 +369,9 @@ mod tests {
                     for r in 0..rows {
                         if let Some(at) = first_difference(&got[r], &expected[r]) {
                             panic!(
-                                "level {level}, shape {rows}x{cols}, length {len}, row {r}: \
-                                 first difference at offset {at}"
+                                "level {level}, shape {rows}x{cols} (first column ones: \
+                                 {first_one}), length {len}, row {r}: first difference at \
+                                 offset {at}"
                             );
                         }
                     }
@@ -375,8 +384,17 @@ mod tests {
     #[test]
     fn nontemporal_stores_match() {
         use crate::buffer::AlignedBuf;
-        let matrix = Matrix::new(8, 4, pseudo_random(32, 5));
-        for len in [0usize, 1, 63, 64, 65, 4095, 4096, 4097, (1 << 20) + 1] {
+        let mut vandermonde_like = pseudo_random(32, 5);
+        vandermonde_like.iter_mut().step_by(4).for_each(|e| *e = 1);
+        for (matrix, len) in [
+            Matrix::new(8, 4, pseudo_random(32, 5)),
+            Matrix::new(8, 4, vandermonde_like),
+        ]
+        .into_iter()
+        .flat_map(|m| {
+            [0usize, 1, 63, 64, 65, 4095, 4096, 4097, (1 << 20) + 1]
+                .map(move |len| (m.clone(), len))
+        }) {
             let inputs: Vec<Vec<u8>> = (0..4).map(|c| pseudo_random(len, c as u64 + 9)).collect();
             let input_refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
             let mut expected = vec![vec![0u8; len]; 8];

@@ -90,13 +90,16 @@ pub(super) unsafe fn apply_avx2(
 /// Loads a vector of each input at vector index `v`, multiplies by each
 /// row's constants and stores one vector per output row: inputs are read
 /// once per position, and for up to eight inputs they stay in registers.
+/// With `ONE`, every row's first constant is 1 (split: x^0 of the
+/// Vandermonde rows, the secret's column): its product is the input itself,
+/// one affine instruction less per row.
 macro_rules! gfni_kernel {
     ($name:ident, $fixed:ident, $features:literal, $vec:ty, $w:expr,
      $load:ident, $store:ident, $stream:ident, $zero:ident, $xor:ident, $affine:ident, $splat:ident) => {
         /// # Safety
         #[doc = concat!("The CPU must support ", $features, ".")]
         #[target_feature(enable = $features)]
-        unsafe fn $fixed<const C: usize, const NT: bool>(
+        unsafe fn $fixed<const C: usize, const NT: bool, const ONE: bool>(
             affine: &[u64],
             inputs: &[&[u8]],
             outputs: &mut [&mut [u8]],
@@ -109,8 +112,8 @@ macro_rules! gfni_kernel {
                 let x: [$vec; C] =
                     core::array::from_fn(|c| unsafe { $load(ins[c].add(v * W).cast()) });
                 for (row, out) in affine.chunks_exact(C).zip(outputs.iter_mut()) {
-                    let mut acc = $zero();
-                    for c in 0..C {
+                    let mut acc = if ONE { x[0] } else { $zero() };
+                    for c in usize::from(ONE)..C {
                         // The broadcast folds into the instruction's memory operand.
                         acc = $xor(acc, $affine::<0>(x[c], $splat(row[c] as i64)));
                     }
@@ -143,15 +146,27 @@ macro_rules! gfni_kernel {
             // Streaming stores skip the cache for outputs nobody reads soon;
             // they need aligned destinations.
             let nt = nontemporal && outputs.iter().all(|o| (o.as_ptr() as usize) % W == 0);
+            let one = affine
+                .chunks_exact(m.cols())
+                .all(|row| row[0] == crate::field::affine_matrix(1));
             macro_rules! fixed {
-                ($c:literal) => {
-                    if nt {
-                        $fixed::<$c, true>(affine, inputs, outputs, vectors);
-                        _mm_sfence();
-                    } else {
-                        $fixed::<$c, false>(affine, inputs, outputs, vectors)
+                ($c:literal) => {{
+                    match (nt, one) {
+                        (true, true) => $fixed::<$c, true, true>(affine, inputs, outputs, vectors),
+                        (true, false) => {
+                            $fixed::<$c, true, false>(affine, inputs, outputs, vectors)
+                        }
+                        (false, true) => {
+                            $fixed::<$c, false, true>(affine, inputs, outputs, vectors)
+                        }
+                        (false, false) => {
+                            $fixed::<$c, false, false>(affine, inputs, outputs, vectors)
+                        }
                     }
-                };
+                    if nt {
+                        _mm_sfence();
+                    }
+                }};
             }
             // SAFETY (all arms): same features as this function; lengths checked by the caller.
             unsafe {
