@@ -31,7 +31,7 @@ pub const SUB_CHUNK_BYTES: usize = 4 * 1024;
 pub const NONTEMPORAL_MIN_BYTES: usize = 4 << 20;
 
 /// Why a backend could not compute.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Level(#[from] LevelError),
@@ -47,6 +47,13 @@ pub enum EngineError {
         operation: &'static str,
         offset: u64,
         row: usize,
+    },
+    /// A failure in one object of [`Backend::split_many`].
+    #[error("object {index} of a batch of {count}: {error}")]
+    InBatch {
+        index: usize,
+        count: usize,
+        error: Box<EngineError>,
     },
 }
 
@@ -89,6 +96,17 @@ impl SplitPlan {
     }
 }
 
+/// One object of [`Backend::split_many`]: its own key, where its data sits
+/// in its shared stream, and where its n shares go.
+pub struct SplitJob<'a> {
+    pub key: &'a ObjectKey,
+    /// Byte offset of `secret` in the object's shared stream.
+    pub offset: u64,
+    pub secret: &'a [u8],
+    /// n outputs, each as long as `secret`.
+    pub shares: Vec<&'a mut [u8]>,
+}
+
 /// A place where share arithmetic runs.
 pub trait Backend: Send + Sync {
     /// Says what runs, for logs and bench tables: "cpu (avx512-gfni)".
@@ -105,6 +123,20 @@ pub trait Backend: Send + Sync {
         secret: &[u8],
         shares: &mut [&mut [u8]],
     ) -> Result<(), EngineError>;
+
+    /// [`Backend::split`] of many independent objects with one plan, in one
+    /// call, so that a backend with a cost per call (a GPU dispatch) can pack
+    /// small objects together. Every job gets the shares it would get split
+    /// alone. After an error no output is to be used.
+    ///
+    /// By default, one job after the other: the CPU gains nothing from
+    /// packing, since each split already spreads over every core.
+    fn split_many(&self, plan: &SplitPlan, jobs: &mut [SplitJob<'_>]) -> Result<(), EngineError> {
+        for job in jobs.iter_mut() {
+            self.split(plan, job.key, job.offset, job.secret, &mut job.shares)?;
+        }
+        Ok(())
+    }
 
     /// `outputs[r] = sum over c of matrix[r][c] * inputs[c]`: combine (Lagrange
     /// weights at 0) and repair (weights at a lost x).
@@ -344,6 +376,39 @@ impl Backend for CrossCheck {
         self.compare("split", offset, shares, &theirs)
     }
 
+    /// Both backends split the whole batch (each in its own way: the GPU
+    /// packs it into shared dispatches), then every job is compared.
+    fn split_many(&self, plan: &SplitPlan, jobs: &mut [SplitJob<'_>]) -> Result<(), EngineError> {
+        self.first.split_many(plan, jobs)?;
+        let mut theirs: Vec<Vec<Vec<u8>>> = jobs
+            .iter()
+            .map(|j| j.shares.iter().map(|s| vec![0u8; s.len()]).collect())
+            .collect();
+        {
+            let mut second: Vec<SplitJob<'_>> = jobs
+                .iter()
+                .zip(theirs.iter_mut())
+                .map(|(j, outs)| SplitJob {
+                    key: j.key,
+                    offset: j.offset,
+                    secret: j.secret,
+                    shares: outs.iter_mut().map(Vec::as_mut_slice).collect(),
+                })
+                .collect();
+            self.second.split_many(plan, &mut second)?;
+        }
+        let count = jobs.len();
+        for (index, (job, outs)) in jobs.iter().zip(&theirs).enumerate() {
+            self.compare("split", job.offset, &job.shares, outs)
+                .map_err(|error| EngineError::InBatch {
+                    index,
+                    count,
+                    error: Box::new(error),
+                })?;
+        }
+        Ok(())
+    }
+
     fn apply(
         &self,
         matrix: &Matrix,
@@ -422,6 +487,11 @@ impl Backend for Fallback {
     ) -> Result<(), EngineError> {
         // Outputs are overwritten whole by whichever backend finishes.
         self.run(|b| b.split(plan, key, offset, secret, shares))
+    }
+
+    fn split_many(&self, plan: &SplitPlan, jobs: &mut [SplitJob<'_>]) -> Result<(), EngineError> {
+        // As in `split`: the fallback overwrites every output whole.
+        self.run(|b| b.split_many(plan, jobs))
     }
 
     fn apply(
@@ -533,7 +603,8 @@ mod tests {
         }
     }
 
-    /// A backend that flips one output byte, to show the cross-check fires.
+    /// A backend that flips one output byte (at 1234, where there is one),
+    /// to show the cross-check fires.
     struct Faulty(CpuBackend);
 
     impl Backend for Faulty {
@@ -549,7 +620,9 @@ mod tests {
             shares: &mut [&mut [u8]],
         ) -> Result<(), EngineError> {
             self.0.split(plan, key, offset, secret, shares)?;
-            shares[2][1234] ^= 1;
+            if let Some(byte) = shares[2].get_mut(1234) {
+                *byte ^= 1;
+            }
             Ok(())
         }
         fn apply(
@@ -584,6 +657,135 @@ mod tests {
         assert!(
             matches!(
                 err,
+                EngineError::Mismatch {
+                    offset: 1298,
+                    row: 2,
+                    operation: "split",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    /// Shares of one secret, one stream per x.
+    type Shares = Vec<Vec<u8>>;
+
+    /// Jobs of awkward lengths and offsets (0 and past a rayon task
+    /// included), each with its own key, and the shares each gets split
+    /// alone on the portable path.
+    struct BatchCase {
+        keys: Vec<ObjectKey>,
+        objects: Vec<(u64, Vec<u8>)>,
+        alone: Vec<Shares>,
+    }
+
+    fn batch_case(plan: &SplitPlan) -> BatchCase {
+        let n = plan.threshold().n();
+        let objects: Vec<(u64, Vec<u8>)> = [(0u64, 100usize), (64, 5000), (7, 0), (1 << 33, 3000)]
+            .into_iter()
+            .chain([(3, TASK_BYTES + 1)])
+            .map(|(offset, len)| {
+                let secret = (0..len).map(|i| (i * 29 + len) as u8).collect();
+                (offset, secret)
+            })
+            .collect();
+        let keys: Vec<ObjectKey> = (0..objects.len())
+            .map(|i| ObjectKey::from_bytes([i as u8 + 40; 32]))
+            .collect();
+        let alone = objects
+            .iter()
+            .zip(&keys)
+            .map(|((offset, secret), key)| {
+                let mut shares = vec![vec![0u8; secret.len()]; n];
+                let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+                CpuBackend::new(Level::Portable)
+                    .unwrap()
+                    .split(plan, key, *offset, secret, &mut refs)
+                    .unwrap();
+                shares
+            })
+            .collect();
+        BatchCase {
+            keys,
+            objects,
+            alone,
+        }
+    }
+
+    /// `split_many` on `backend`: each job's shares, or the error.
+    fn split_many_with(
+        backend: &dyn Backend,
+        plan: &SplitPlan,
+        keys: &[ObjectKey],
+        objects: &[(u64, Vec<u8>)],
+    ) -> Result<Vec<Shares>, EngineError> {
+        let n = plan.threshold().n();
+        // A pattern, so that bytes left unwritten show up.
+        let mut got: Vec<Shares> = objects
+            .iter()
+            .map(|(_, s)| vec![vec![0xA5u8; s.len()]; n])
+            .collect();
+        let mut jobs: Vec<SplitJob<'_>> = got
+            .iter_mut()
+            .zip(objects.iter().zip(keys))
+            .map(|(shares, ((offset, secret), key))| SplitJob {
+                key,
+                offset: *offset,
+                secret,
+                shares: shares.iter_mut().map(Vec::as_mut_slice).collect(),
+            })
+            .collect();
+        backend.split_many(plan, &mut jobs)?;
+        drop(jobs);
+        Ok(got)
+    }
+
+    #[test]
+    fn split_many_gives_each_job_its_own_shares() {
+        let plan = SplitPlan::new(Threshold::new(3, 5).unwrap(), sharing::default_xs(5)).unwrap();
+        let BatchCase {
+            keys,
+            objects,
+            alone,
+        } = batch_case(&plan);
+        for level in Level::available() {
+            let got = split_many_with(&CpuBackend::new(level).unwrap(), &plan, &keys, &objects);
+            assert!(got.unwrap() == alone, "level {level}");
+        }
+    }
+
+    #[test]
+    fn cross_checked_split_many_names_the_object_that_differs() {
+        let plan = SplitPlan::new(Threshold::new(2, 3).unwrap(), sharing::default_xs(3)).unwrap();
+        let BatchCase {
+            keys,
+            objects,
+            alone,
+        } = batch_case(&plan);
+        let agree = CrossCheck::new(
+            Box::new(CpuBackend::new(Level::Portable).unwrap()),
+            Box::new(CpuBackend::detect()),
+        );
+        assert!(split_many_with(&agree, &plan, &keys, &objects).unwrap() == alone);
+        // Faulty flips byte 1234 of share 2 of every job that long: object 1
+        // (offset 64) is the first.
+        let disagree = CrossCheck::new(
+            Box::new(CpuBackend::detect()),
+            Box::new(Faulty(CpuBackend::detect())),
+        );
+        let err = split_many_with(&disagree, &plan, &keys, &objects).unwrap_err();
+        let EngineError::InBatch {
+            index: 1,
+            count: 5,
+            error,
+        } = &err
+        else {
+            panic!("expected object 1 of 5 named: {err}");
+        };
+        assert!(
+            matches!(
+                **error,
                 EngineError::Mismatch {
                     offset: 1298,
                     row: 2,
@@ -643,6 +845,33 @@ mod tests {
             let mut refs: Vec<&mut [u8]> = got.iter_mut().map(Vec::as_mut_slice).collect();
             fb.split(&plan, &key, 0, &secret, &mut refs).unwrap();
             assert_eq!(got, expected);
+        }
+        assert_eq!(
+            trips.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "warned once"
+        );
+    }
+
+    #[test]
+    fn fallback_redoes_a_failed_batch_with_identical_bytes() {
+        let plan = SplitPlan::new(Threshold::new(3, 4).unwrap(), sharing::default_xs(4)).unwrap();
+        let BatchCase {
+            keys,
+            objects,
+            alone,
+        } = batch_case(&plan);
+        let trips = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = trips.clone();
+        let fb = Fallback::new(
+            Box::new(Lost),
+            Box::new(CpuBackend::detect()),
+            Box::new(move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+        );
+        for _ in 0..2 {
+            assert!(split_many_with(&fb, &plan, &keys, &objects).unwrap() == alone);
         }
         assert_eq!(
             trips.load(std::sync::atomic::Ordering::SeqCst),

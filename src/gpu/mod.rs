@@ -342,15 +342,9 @@ struct InFlight {
     download: mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
 }
 
-/// One object of [`GpuBackend::split_batch`].
-pub struct SplitJob<'a> {
-    pub key: &'a ObjectKey,
-    /// Byte offset of `secret` in the object's shared stream.
-    pub offset: u64,
-    pub secret: &'a [u8],
-    /// n outputs, each as long as `secret`.
-    pub shares: Vec<&'a mut [u8]>,
-}
+/// One object of [`GpuBackend::split_batch`] (the engine's job type, which
+/// [`Backend::split_many`] takes too).
+pub use crate::engine::SplitJob;
 
 /// One object of [`GpuBackend::apply_batch`].
 pub struct ApplyJob<'a> {
@@ -1296,6 +1290,11 @@ impl Backend for GpuBackend {
         let uploads = [secret];
         let mut objects = [split_object(plan, key, offset, &uploads, shares)];
         Ok(self.run(plan.matrix(), &mut objects, None)?)
+    }
+
+    /// Many objects, few dispatches: see [`GpuBackend::split_batch`].
+    fn split_many(&self, plan: &SplitPlan, jobs: &mut [SplitJob<'_>]) -> Result<(), EngineError> {
+        Ok(self.split_batch(plan, jobs)?)
     }
 
     fn apply(
