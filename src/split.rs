@@ -6,6 +6,10 @@
 //! to its temporary file in parallel. The headers, which carry the tag of the
 //! whole stream and the segment tables, are written last; then all n files
 //! are renamed into place together.
+//!
+//! Small objects can instead be split many at a time, each whole in memory
+//! ([`split_whole_streams`]): one engine call for all of them, and share
+//! files byte for byte the same as the streaming path writes.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,7 +19,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::buffer::AlignedBuf;
-use crate::engine::{Backend, SplitPlan};
+use crate::engine::{Backend, SplitJob, SplitPlan};
 use crate::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
@@ -177,6 +181,12 @@ impl SplitBuffers {
             zeroize::Zeroize::zeroize(&mut self.batch);
             self.batch = vec![0u8; batch_len];
         }
+        self.reserve_outs(batch_len, shares);
+    }
+
+    /// Share buffers only: [`split_whole_streams`] reads its plaintext from
+    /// the caller.
+    fn reserve_outs(&mut self, batch_len: usize, shares: usize) {
         self.outs.truncate(shares);
         for o in &mut self.outs {
             if o.len() < batch_len {
@@ -305,6 +315,110 @@ pub fn split_stream_with<W: Write + Seek + Send>(
     zeroize::Zeroize::zeroize(batch);
     Ok(*tag.finalize().as_bytes())
 }
+
+/// One object of [`split_whole_streams`]: its whole shared stream in memory,
+/// the secrets it is split with, and its n share writers (in the plan's
+/// order of x, headers as for [`split_stream`]).
+pub struct WholeStream<'a, W: Write + Seek> {
+    pub secrets: &'a SplitSecrets,
+    /// The envelope prefix, then the content: what [`split_stream`] reads.
+    pub stream: &'a [u8],
+    pub writers: &'a mut [ShareWriter<W>],
+}
+
+/// Splits many small objects, each whole in memory, with one engine call
+/// ([`Backend::split_many`]: on a GPU a few dispatches for all of them, not
+/// one per object), then writes every object's shares into its writers in
+/// parallel. Each share file gets exactly the bytes that [`split_stream`]
+/// writes for the same stream and secrets: the same payload, segment hashes
+/// and tag (keyed BLAKE3 of the stream after the check key), which this
+/// returns per object for [`ShareWriter::finish`].
+///
+/// The shares of all objects are held at once (n times the streams'
+/// total, in `bufs`): the caller bounds the batch. The streams are the
+/// caller's to wipe.
+///
+/// The outer error is the engine's, and fails every object; an inner one
+/// is a failed write to that object's share `.0` (its writer's index).
+pub fn split_whole_streams<W: Write + Seek + Send>(
+    bufs: &mut SplitBuffers,
+    backend: &dyn Backend,
+    opts: &SplitOptions,
+    objects: &mut [WholeStream<'_, W>],
+) -> std::result::Result<WholeStreamResults, crate::engine::EngineError> {
+    let n = opts.plan.threshold().n();
+    assert!(
+        objects.iter().all(|o| o.writers.len() == n),
+        "one writer per share"
+    );
+    let total: usize = objects.iter().map(|o| o.stream.len()).sum();
+    bufs.reserve_outs(total, n);
+    // Object k's shares are the bytes `starts[k]..starts[k] + len` of each
+    // share buffer.
+    let starts: Vec<usize> = objects
+        .iter()
+        .scan(0, |at, o| {
+            let start = *at;
+            *at += o.stream.len();
+            Some(start)
+        })
+        .collect();
+    {
+        let mut rows: Vec<&mut [u8]> = bufs.outs.iter_mut().map(|o| &mut o[..total]).collect();
+        let mut jobs: Vec<SplitJob<'_>> = objects
+            .iter()
+            .map(|o| SplitJob {
+                key: &o.secrets.key,
+                offset: 0,
+                secret: o.stream,
+                shares: Vec::with_capacity(n),
+            })
+            .collect();
+        for row in rows.iter_mut() {
+            let mut rest: &mut [u8] = row;
+            for job in jobs.iter_mut() {
+                let (mine, after) = std::mem::take(&mut rest).split_at_mut(job.secret.len());
+                job.shares.push(mine);
+                rest = after;
+            }
+        }
+        backend.split_many(&opts.plan, &mut jobs)?;
+    }
+    let outs = &bufs.outs;
+    Ok(objects
+        .par_iter_mut()
+        .zip(starts)
+        .map(|(object, start)| {
+            let len = object.stream.len();
+            let (tag, written) = rayon::join(
+                || {
+                    // The tag covers the stream after the check key.
+                    let tagged = &object.stream[CHECK_KEY_LEN.min(len)..];
+                    *blake3::Hasher::new_keyed(&object.secrets.check_key)
+                        .update(tagged)
+                        .finalize()
+                        .as_bytes()
+                },
+                || {
+                    object
+                        .writers
+                        .par_iter_mut()
+                        .zip(outs.par_iter())
+                        .enumerate()
+                        .try_for_each(|(i, (w, out))| {
+                            w.write_payload(&out[start..start + len])
+                                .map_err(|e| (i, e))
+                        })
+                },
+            );
+            written.map(|()| tag)
+        })
+        .collect())
+}
+
+/// Per object of [`split_whole_streams`]: its tag, or which of its share
+/// writers failed, and why.
+pub type WholeStreamResults = Vec<std::result::Result<[u8; HASH_LEN], (usize, std::io::Error)>>;
 
 /// Bytes of the batch at `offset` (of length `len`) that belong to the prefix.
 fn prefix_part(offset: u64, prefix_len: usize, len: usize) -> u64 {

@@ -11,6 +11,8 @@
 //! unset, takes the best adapter there is, software included, and still
 //! fails when there is none.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix, repair_matrix};
@@ -494,6 +496,15 @@ fn batches_match_cpu() {
     check_batches(gpu(), 2, 3, 1500, |i| 1 + i % 70);
     // A small series: 24 objects of about 50 KB.
     check_batches(gpu(), 4, 8, 24, |i| 50_000 + i * 3);
+}
+
+/// Small objects split together through `Backend::split_many` (packed into
+/// shared dispatches, and across 4 KiB slices) give the share files that
+/// each gets split alone on the CPU, byte for byte.
+#[test]
+fn whole_streams_match_split_stream() {
+    common::check_whole_streams_match_split_stream(gpu(), 4, 8);
+    common::check_whole_streams_match_split_stream(small_gpu(), 3, 5);
 }
 
 #[test]

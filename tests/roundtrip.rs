@@ -2,6 +2,8 @@
 //! offset, on every SIMD level; repair rebuilds a share exactly; and the
 //! file-level split/combine round-trips random files with random subsets.
 
+mod common;
+
 use proptest::prelude::*;
 
 use umbra::combine::{CombineOptions, CombineTarget, combine_files, repair_share};
@@ -98,6 +100,18 @@ proptest! {
             let rebuilt = dir.path().join("rebuilt.umbra");
             repair_share(&backend, &chosen, xs[lost], &rebuilt, &combine_opts).unwrap();
             prop_assert_eq!(std::fs::read(&rebuilt).unwrap(), std::fs::read(&report.shares[lost]).unwrap());
+        }
+    }
+}
+
+/// Small objects split together (one engine call) give the share files of
+/// each split alone, byte for byte, on every SIMD level and (t, n).
+#[test]
+fn whole_streams_match_split_stream_on_every_level() {
+    for level in Level::available() {
+        let backend = CpuBackend::new(level).unwrap();
+        for (t, n) in [(2, 3), (4, 8)] {
+            common::check_whole_streams_match_split_stream(&backend, t, n);
         }
     }
 }

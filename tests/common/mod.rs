@@ -106,3 +106,152 @@ pub fn tree_hashes(dir: &Path) -> std::collections::BTreeMap<String, usize> {
     }
     m
 }
+
+/// Share files of many small objects split together by
+/// `split::split_whole_streams` on `backend`, against each object split
+/// alone by `split::split_stream` on the portable CPU path, with the same
+/// fixed secrets: every file must be the same, byte for byte (header, tag,
+/// segment table, payload). Streams of 1 (empty content) to a few segments,
+/// around the 4 KiB segments and 8 KiB batches of the per-object path.
+pub fn check_whole_streams_match_split_stream(
+    backend: &dyn umbra::engine::Backend,
+    t: usize,
+    n: usize,
+) {
+    use std::io::Cursor;
+    use umbra::engine::{CpuBackend, SplitPlan};
+    use umbra::envelope::ObjectMeta;
+    use umbra::kernel::Level;
+    use umbra::share_file::{HASH_LEN, ShareHeader};
+    use umbra::sharing::{Threshold, default_xs};
+    use umbra::split::{
+        ShareWriter, SplitBuffers, SplitOptions, SplitSecrets, WholeStream, split_stream,
+        split_whole_streams,
+    };
+
+    let plan = SplitPlan::new(Threshold::new(t, n).unwrap(), default_xs(n)).unwrap();
+    let mut opts = SplitOptions::new(plan);
+    opts.segment_size = 4096;
+    opts.batch_bytes = 8192;
+    let secrets = |i: usize| {
+        SplitSecrets::fixed(
+            [i as u8 + 1; 32],
+            std::array::from_fn(|b| (b + 7 * i) as u8),
+            [0xC0 ^ i as u8; 16],
+        )
+    };
+    // Whole-stream lengths; the first objects have no content at all.
+    let stream_lens = [
+        0, 0, 4095, 4096, 4097, 8191, 8192, 8193, 12_289, 20_000, 70_001, 9000,
+    ];
+    let objects: Vec<(ObjectMeta, Vec<u8>)> = stream_lens
+        .iter()
+        .enumerate()
+        .map(|(i, &stream_len)| {
+            let mut meta = ObjectMeta {
+                name: format!("series/{i}.dcm"),
+                content_type: "application/octet-stream".into(),
+                content_len: 0,
+            };
+            meta.content_len = (stream_len as u64).saturating_sub(meta.prefix_len() as u64);
+            let content = pseudo_random(meta.content_len as usize, 100 + i as u64);
+            (meta, content)
+        })
+        .collect();
+    let writers =
+        |meta: &ObjectMeta, secrets: &SplitSecrets| -> Vec<ShareWriter<Cursor<Vec<u8>>>> {
+            opts.plan
+                .xs()
+                .iter()
+                .map(|&x| {
+                    let header = ShareHeader {
+                        threshold: opts.plan.threshold(),
+                        x,
+                        segment_size: opts.segment_size,
+                        payload_len: meta.stream_len(),
+                        split_id: secrets.split_id,
+                        tag: [0; HASH_LEN],
+                    };
+                    ShareWriter::new(Cursor::new(Vec::new()), header).unwrap()
+                })
+                .collect()
+        };
+    let files = |ws: Vec<ShareWriter<Cursor<Vec<u8>>>>, tag: [u8; HASH_LEN]| -> Vec<Vec<u8>> {
+        ws.into_iter()
+            .map(|w| w.finish(tag).unwrap().into_inner())
+            .collect()
+    };
+
+    let portable = CpuBackend::new(Level::Portable).unwrap();
+    let alone: Vec<Vec<Vec<u8>>> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, (meta, content))| {
+            let secrets = secrets(i);
+            let prefix = meta.encode_prefix(&secrets.check_key).unwrap();
+            let mut ws = writers(meta, &secrets);
+            let tag = split_stream(
+                &portable,
+                &opts,
+                &secrets,
+                &prefix,
+                &mut &content[..],
+                meta.content_len,
+                &mut ws,
+                &mut |_| {},
+            )
+            .unwrap();
+            files(ws, tag)
+        })
+        .collect();
+
+    // All objects in one call, then a smaller batch in the same buffers
+    // (stale shares of the first left in them), then one object alone.
+    let mut bufs = SplitBuffers::default();
+    for range in [0..objects.len(), 3..7, 10..11] {
+        let all_secrets: Vec<SplitSecrets> = range.clone().map(secrets).collect();
+        let streams: Vec<Vec<u8>> = range
+            .clone()
+            .zip(&all_secrets)
+            .map(|(i, s)| {
+                let (meta, content) = &objects[i];
+                let mut stream = meta.encode_prefix(&s.check_key).unwrap().to_vec();
+                stream.extend_from_slice(content);
+                stream
+            })
+            .collect();
+        let mut all_writers: Vec<Vec<ShareWriter<Cursor<Vec<u8>>>>> = range
+            .clone()
+            .zip(&all_secrets)
+            .map(|(i, s)| writers(&objects[i].0, s))
+            .collect();
+        let mut whole: Vec<WholeStream<'_, Cursor<Vec<u8>>>> = all_secrets
+            .iter()
+            .zip(&streams)
+            .zip(all_writers.iter_mut())
+            .map(|((secrets, stream), writers)| WholeStream {
+                secrets,
+                stream,
+                writers,
+            })
+            .collect();
+        let tags = split_whole_streams(&mut bufs, backend, &opts, &mut whole)
+            .unwrap_or_else(|e| panic!("{}: split_whole_streams failed: {e}", backend.describe()));
+        drop(whole);
+        for ((i, ws), tag) in range.clone().zip(all_writers).zip(tags) {
+            let tag = tag.unwrap_or_else(|(s, e)| panic!("object {i}, share {s}: {e}"));
+            let got = files(ws, tag);
+            for (s, (g, e)) in got.iter().zip(&alone[i]).enumerate() {
+                assert_eq!(g.len(), e.len(), "object {i}, share {s}: file length");
+                if let Some(at) = g.iter().zip(e).position(|(a, b)| a != b) {
+                    panic!(
+                        "{}: ({t},{n}) batch {range:?}, object {i} (stream of {} bytes), \
+                         share file {s} differs from split_stream's at byte {at}",
+                        backend.describe(),
+                        objects[i].0.stream_len()
+                    );
+                }
+            }
+        }
+    }
+}
