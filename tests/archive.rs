@@ -825,3 +825,61 @@ fn file_changed_while_being_read_is_retried_as_its_new_content() {
     assert!(f.restore(&out, &["--all"]).status.success());
     assert_restored_identical(&f.src, &out);
 }
+
+/// Small objects (whole stream up to 4 MiB) are read whole and split in
+/// batches of up to 8 MiB of plaintext per engine call; larger ones stream.
+/// A source that needs several batches and both paths comes back byte for
+/// byte, and each path refuses a file changed since the scan.
+#[test]
+fn small_objects_in_batches_and_large_ones_streamed() {
+    let f = fixture(2, 3, 3);
+    let mixed = f.src.join("mixed");
+    fs::create_dir_all(&mixed).unwrap();
+    // Three 3 MiB files do not fit one batch; 4 MiB less 300 bytes is
+    // small with its envelope prefix, 4 MiB and 1 byte streams.
+    let lens = [3 << 20, 3 << 20, 1, 3 << 20, (4 << 20) - 300, (4 << 20) + 1];
+    for (i, &len) in lens.iter().enumerate() {
+        fs::write(
+            mixed.join(format!("{i}.bin")),
+            pseudo_random(len, 50 + i as u64),
+        )
+        .unwrap();
+    }
+    let total = SMALL_FILES + lens.len();
+
+    // Changed after the scan, before the split: a 3 MiB one (batched) and
+    // the largest (streamed), same sizes, one byte flipped.
+    let pause = f.root.join("pause");
+    let child = migrate_paused(&f, "split:1", 64, &pause);
+    for name in ["1.bin", "5.bin"] {
+        let p = mixed.join(name);
+        let mut bytes = fs::read(&p).unwrap();
+        bytes[2 << 20] ^= 1;
+        fs::write(&p, &bytes).unwrap();
+    }
+    fs::remove_file(&pause).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    for name in ["mixed/1.bin", "mixed/5.bin"] {
+        assert!(
+            stderr(&o)
+                .lines()
+                .any(|l| l.contains(name) && l.contains("changed while it was read")),
+            "{name} not named as changed: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(f.states()["pending"], 2);
+    assert_eq!(f.states()["written"], total as i64 - 2);
+
+    let r = f.migrate_ok();
+    assert_eq!(r["written"], 2);
+    assert_eq!(r["failed"], 0);
+    assert_eq!(store_objects(&f), total * 3);
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_restored_identical(&f.src, &out);
+    let o = f.run(&["verify", "--deep"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

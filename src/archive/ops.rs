@@ -4,7 +4,9 @@
 //! 1. the version is recorded `pending` (with its BLAKE3) in the catalog;
 //! 2. shares of an earlier attempt, named in the catalog, are deleted;
 //! 3. a fresh split id and the n store names are committed to the catalog;
-//! 4. the shares are computed into a staging directory (no plaintext there);
+//! 4. the shares are computed into a staging directory (no plaintext there;
+//!    small objects are read whole and split many per engine call, larger
+//!    ones stream);
 //! 5. each share is put create-only and atomically into its store, and is
 //!    on disk before its name is (local stores: `syncfs` of the staging file
 //!    system before the link, and of the store's after it);
@@ -30,6 +32,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use super::audit::AuditLog;
 use super::catalog::{Catalog, Identity, NewObject, ObjectRow, Placement, Selection};
@@ -683,8 +686,8 @@ impl Archive {
         report: &mut MigrateReport,
     ) -> Result<()> {
         let (mut objects_done, mut bytes_done) = (0, 0);
-        // The split workers' buffers, kept for the whole run.
-        let pool = std::sync::Mutex::new(Vec::new());
+        // The splits' buffers, kept for the whole run.
+        let memory = SplitMemory::default();
         std::thread::scope(|scope| -> Result<()> {
             let mut in_flight: Option<(Staged<'_>, std::thread::ScopedJoinHandle<'_, PutErrors>)> =
                 None;
@@ -703,7 +706,7 @@ impl Archive {
             };
             for (first, group) in groups(pending, opts.group.max(1), GROUP_BYTES) {
                 let staged =
-                    self.stage_group(cat, &pool, backend, source_root, group, first, report)?;
+                    self.stage_group(cat, &memory, backend, source_root, group, first, report)?;
                 if let Some((prev, handle)) = in_flight.take() {
                     finish(cat, prev, handle, report)?;
                 }
@@ -742,7 +745,7 @@ impl Archive {
     fn stage_group<'a>(
         &self,
         cat: &mut Catalog,
-        pool: &std::sync::Mutex<Vec<split::SplitBuffers>>,
+        memory: &SplitMemory,
         backend: &dyn Backend,
         source_root: &Path,
         group: &'a [ObjectRow],
@@ -769,7 +772,7 @@ impl Archive {
             pause_point("split", j.k);
         }
         let dir = tempfile::tempdir_in(self.staging()).at(&self.staging())?;
-        let files = self.split_all(pool, backend, source_root, &jobs, dir.path());
+        let files = self.split_all(memory, backend, source_root, &jobs, dir.path());
         Ok(Staged {
             group,
             first,
@@ -930,101 +933,154 @@ impl Archive {
         })
     }
 
-    /// Splits every job's source into `stage/K/`, a few objects at a time
-    /// (each split also runs in parallel inside): small objects keep every
-    /// core busy, and memory stays bounded by the number of workers, whose
-    /// buffers come from and go back to `pool`.
+    /// Splits every job's source into `stage/K/`. Small objects (whole
+    /// stream at most [`SMALL_OBJECT_BYTES`]) are read whole and split in
+    /// batches, many per engine call ([`Backend::split_many`]: on a GPU one
+    /// dispatch for dozens of small DICOM files, not one each); larger ones
+    /// stream, a few at a time (each split also runs in parallel inside).
+    /// The two kinds go one after the other, so that memory stays bounded by
+    /// the larger of the two, and buffers come from and go back to `memory`.
     fn split_all(
         &self,
-        pool: &std::sync::Mutex<Vec<split::SplitBuffers>>,
+        memory: &SplitMemory,
         backend: &dyn Backend,
         source_root: &Path,
         jobs: &[Job<'_>],
         stage: &Path,
     ) -> Vec<Result<Vec<PathBuf>>> {
-        // Each worker's buffers come from the pool and go back to it.
-        struct Lease<'p>(
-            &'p std::sync::Mutex<Vec<split::SplitBuffers>>,
-            split::SplitBuffers,
+        let opts = match self.plan() {
+            Ok(plan) => SplitOptions::new(plan),
+            Err(e) => {
+                let e = e.to_string();
+                return jobs
+                    .iter()
+                    .map(|_| Err(ArchiveError::Failed(e.clone())))
+                    .collect();
+            }
+        };
+        let limits = SmallLimits::new(opts.plan.threshold().n());
+        let opened: Vec<Result<Opened>> = parallel_map(
+            jobs,
+            || (),
+            |_, _, job| self.open_source(source_root, job, stage),
         );
-        impl Drop for Lease<'_> {
-            fn drop(&mut self) {
-                if let Ok(mut pool) = self.0.lock() {
-                    pool.push(std::mem::take(&mut self.1));
+        let mut results: Vec<Option<Result<Vec<PathBuf>>>> = jobs.iter().map(|_| None).collect();
+        let mut small: Vec<(usize, &Job<'_>, Opened)> = Vec::new();
+        let mut large: Vec<(usize, &Job<'_>, Opened)> = Vec::new();
+        for (i, (job, opened)) in jobs.iter().zip(opened).enumerate() {
+            match opened {
+                Err(e) => results[i] = Some(Err(e)),
+                Ok(o) if o.meta.stream_len() <= limits.object_bytes as u64 => {
+                    small.push((i, job, o))
+                }
+                Ok(o) => large.push((i, job, o)),
+            }
+        }
+
+        if !small.is_empty() {
+            let mut lease = memory.lease();
+            let mut plaintext = memory.plaintext.lock().unwrap_or_else(|p| p.into_inner());
+            for batch in limits.batches(&small, |(_, _, o)| o.meta.stream_len() as usize) {
+                let done =
+                    self.split_small_batch(&mut plaintext, &mut lease.1, backend, &opts, batch);
+                for ((i, _, _), r) in batch.iter().zip(done) {
+                    results[*i] = Some(r);
                 }
             }
         }
-        parallel_map(
-            jobs,
-            || {
-                Lease(
-                    pool,
-                    pool.lock()
-                        .expect("no panics while held")
-                        .pop()
-                        .unwrap_or_default(),
-                )
+
+        let done = parallel_map(
+            &large,
+            || memory.lease(),
+            |lease, _, (_, job, opened)| {
+                self.split_streaming(&mut lease.1, backend, &opts, job, opened)
             },
-            |lease, _, job| {
-                let dir = stage.join(job.k.to_string());
-                std::fs::create_dir(&dir).at(&dir)?;
-                let path = source_root.join(&job.row.source_ref);
-                self.split_object(&mut lease.1, backend, &path, job.row, &job.secrets, &dir)
-            },
-        )
+        );
+        for ((i, _, _), r) in large.iter().zip(done) {
+            results[*i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every job opened, then split"))
+            .collect()
     }
 
-    /// Splits the source file into n share files in `stage`; checks that
-    /// what was read is the version the catalog recorded.
-    fn split_object(
-        &self,
-        bufs: &mut split::SplitBuffers,
-        backend: &dyn Backend,
-        path: &Path,
-        row: &ObjectRow,
-        secrets: &SplitSecrets,
-        stage: &Path,
-    ) -> Result<Vec<PathBuf>> {
-        let mut file = File::open(path).at(path)?;
-        let len = file.metadata().at(path)?.len();
-        let changed = |detail: String| crate::Error::InputChanged {
-            path: path.to_path_buf(),
-            detail,
-        };
-        if len != row.size {
-            return Err(changed(format!("{} bytes recorded, {len} now", row.size)).into());
+    /// Creates the job's staging directory, opens its source, checks its
+    /// size against the catalog and reads its first bytes: what the envelope
+    /// prefix needs, and so the length of its shared stream.
+    fn open_source(&self, source_root: &Path, job: &Job<'_>, stage: &Path) -> Result<Opened> {
+        let dir = stage.join(job.k.to_string());
+        std::fs::create_dir(&dir).at(&dir)?;
+        let path = source_root.join(&job.row.source_ref);
+        let mut file = File::open(&path).at(&path)?;
+        let len = file.metadata().at(&path)?.len();
+        if len != job.row.size {
+            return Err(crate::Error::InputChanged {
+                path,
+                detail: format!("{} bytes recorded, {len} now", job.row.size),
+            }
+            .into());
         }
-        let mut head = [0u8; 132];
-        let n = file.read(&mut head).at(path)?;
-        drop(file);
+        let mut head = [0u8; HEAD_BYTES];
+        let n = split::read_up_to(&mut file, &mut head).at(&path)?;
         let meta = ObjectMeta {
-            name: row.source_ref.clone(),
+            name: job.row.source_ref.clone(),
             content_type: envelope::sniff_content_type(&head[..n]).to_string(),
-            content_len: row.size,
+            content_len: job.row.size,
         };
-        let prefix =
-            meta.encode_prefix(&secrets.check_key)
-                .map_err(|error| crate::Error::Envelope {
-                    path: path.to_path_buf(),
-                    error,
-                })?;
-        let opts = SplitOptions::new(self.plan()?);
+        let prefix = meta
+            .encode_prefix(&job.secrets.check_key)
+            .map_err(|error| crate::Error::Envelope {
+                path: path.clone(),
+                error,
+            })?;
+        Ok(Opened {
+            path,
+            dir,
+            meta,
+            prefix,
+        })
+    }
+
+    /// The n share files of an object in its staging directory, in
+    /// placement order, each behind a writer with its header.
+    fn share_writers(
+        &self,
+        opened: &Opened,
+        secrets: &SplitSecrets,
+        opts: &SplitOptions,
+    ) -> Result<StagedShares> {
         let mut files = Vec::new();
         let mut writers = Vec::new();
         for &(x, _) in &self.layout.placement {
-            let p = stage.join(format!("share-{x:03}"));
+            let p = opened.dir.join(format!("share-{x:03}"));
             let f = File::create(&p).at(&p)?;
             let header = ShareHeader {
                 threshold: self.layout.threshold,
                 x,
                 segment_size: opts.segment_size,
-                payload_len: meta.stream_len(),
+                payload_len: opened.meta.stream_len(),
                 split_id: secrets.split_id,
                 tag: [0; HASH_LEN],
             };
             writers.push(ShareWriter::new(f, header).at(&p)?);
             files.push(p);
         }
+        Ok((files, writers))
+    }
+
+    /// Streams a large source into its share files; checks that what was
+    /// read is the version the catalog recorded.
+    fn split_streaming(
+        &self,
+        bufs: &mut split::SplitBuffers,
+        backend: &dyn Backend,
+        opts: &SplitOptions,
+        job: &Job<'_>,
+        opened: &Opened,
+    ) -> Result<Vec<PathBuf>> {
+        let (row, path) = (job.row, &opened.path);
+        let (files, mut writers) = self.share_writers(opened, &job.secrets, opts)?;
         let mut reader = Hashing {
             inner: File::open(path).at(path)?,
             hasher: blake3::Hasher::new(),
@@ -1032,24 +1088,274 @@ impl Archive {
         let tag = split::split_stream_with(
             bufs,
             backend,
-            &opts,
-            secrets,
-            &prefix,
+            opts,
+            &job.secrets,
+            &opened.prefix,
             &mut reader,
             row.size,
             &mut writers,
             &mut |_| {},
         )
-        .map_err(|e| e.into_error(path, stage))?;
+        .map_err(|e| e.into_error(path, &opened.dir))?;
         if reader.hasher.finalize().to_hex().as_str() != row.blake3 {
-            return Err(
-                changed("its BLAKE3 differs from the one recorded at the scan".into()).into(),
-            );
+            return Err(changed_since_scan(path).into());
         }
         for (w, p) in writers.into_iter().zip(&files) {
             w.finish(tag).at(p)?;
         }
         Ok(files)
+    }
+
+    /// Reads a batch of small sources whole into `plaintext` (in parallel),
+    /// checks each against the catalog, splits all that read well with one
+    /// engine call and writes their share files: the same bytes as
+    /// [`Archive::split_streaming`] would write. Each object's result, in
+    /// order; the plaintext is wiped before this returns.
+    fn split_small_batch(
+        &self,
+        plaintext: &mut Zeroizing<Vec<u8>>,
+        bufs: &mut split::SplitBuffers,
+        backend: &dyn Backend,
+        opts: &SplitOptions,
+        batch: &[(usize, &Job<'_>, Opened)],
+    ) -> Vec<Result<Vec<PathBuf>>> {
+        let lens: Vec<usize> = batch
+            .iter()
+            .map(|(_, _, o)| o.meta.stream_len() as usize)
+            .collect();
+        let total: usize = lens.iter().sum();
+        if plaintext.len() < total {
+            // The old buffer is wiped as it drops.
+            *plaintext = Zeroizing::new(vec![0u8; total]);
+        }
+        let mut regions: Vec<&mut [u8]> = Vec::with_capacity(batch.len());
+        let mut rest = &mut plaintext[..total];
+        for &len in &lens {
+            let (region, after) = rest.split_at_mut(len);
+            regions.push(region);
+            rest = after;
+        }
+        let prepared: Vec<Result<StagedShares>> = regions
+            .into_par_iter()
+            .zip(batch.par_iter())
+            .map(|(region, (_, job, opened))| {
+                read_whole(region, job.row, opened)?;
+                self.share_writers(opened, &job.secrets, opts)
+            })
+            .collect();
+
+        let mut results: Vec<Option<Result<Vec<PathBuf>>>> = batch.iter().map(|_| None).collect();
+        // Objects that read well: their place in the batch, share files and
+        // writers.
+        let mut ready: Vec<(usize, Vec<PathBuf>, Vec<ShareWriter<File>>)> = Vec::new();
+        for (b, p) in prepared.into_iter().enumerate() {
+            match p {
+                Ok((files, writers)) => ready.push((b, files, writers)),
+                Err(e) => results[b] = Some(Err(e)),
+            }
+        }
+        let starts: Vec<usize> = lens
+            .iter()
+            .scan(0, |at, &len| {
+                let start = *at;
+                *at += len;
+                Some(start)
+            })
+            .collect();
+        let mut whole: Vec<split::WholeStream<'_, File>> = ready
+            .iter_mut()
+            .map(|(b, _, writers)| split::WholeStream {
+                secrets: &batch[*b].1.secrets,
+                stream: &plaintext[starts[*b]..starts[*b] + lens[*b]],
+                writers,
+            })
+            .collect();
+        let split = split::split_whole_streams(bufs, backend, opts, &mut whole);
+        drop(whole);
+        zeroize::Zeroize::zeroize(&mut plaintext[..total]);
+        match split {
+            Err(error) => {
+                for (b, _, _) in &ready {
+                    let path = batch[*b].2.path.clone();
+                    let error = error.clone();
+                    results[*b] = Some(Err(crate::Error::EngineAt { path, error }.into()));
+                }
+            }
+            Ok(tags) => {
+                let places: Vec<usize> = ready.iter().map(|(b, _, _)| *b).collect();
+                let finished: Vec<Result<Vec<PathBuf>>> = ready
+                    .into_par_iter()
+                    .zip(tags)
+                    .map(|((_, files, writers), tag)| {
+                        let tag = tag.map_err(|(s, error)| ArchiveError::Io {
+                            path: files[s].clone(),
+                            error,
+                        })?;
+                        for (w, p) in writers.into_iter().zip(&files) {
+                            w.finish(tag).at(p)?;
+                        }
+                        Ok(files)
+                    })
+                    .collect();
+                for (b, r) in places.into_iter().zip(finished) {
+                    results[b] = Some(r);
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every object read, then split"))
+            .collect()
+    }
+}
+
+/// An object's share files in staging, in placement order, and their
+/// writers.
+type StagedShares = (Vec<PathBuf>, Vec<ShareWriter<File>>);
+
+/// Bytes of a source read to tell its content type.
+const HEAD_BYTES: usize = 132;
+
+/// Objects whose whole shared stream (envelope prefix and content) is at
+/// most this long are read whole and split in batches (see
+/// [`Archive::split_all`]); larger ones stream.
+const SMALL_OBJECT_BYTES: usize = 4 << 20;
+/// Plaintext of one batch of small objects: one engine call.
+const SMALL_BATCH_BYTES: usize = 8 << 20;
+/// A batch's plaintext and its n shares together stay within this: with
+/// more shares, batches (and what counts as small) shrink.
+const SMALL_BATCH_MEMORY: usize = 72 << 20;
+/// Share files a batch holds open at once (n per object): well below the
+/// usual limit of 1024 open files.
+const SMALL_BATCH_FILES: usize = 256;
+
+/// The limits of small-object batches for n shares.
+struct SmallLimits {
+    /// The longest stream that counts as small.
+    object_bytes: usize,
+    /// Plaintext bytes per batch.
+    batch_bytes: usize,
+    /// Objects per batch.
+    batch_objects: usize,
+}
+
+impl SmallLimits {
+    fn new(n: usize) -> Self {
+        let batch_bytes = SMALL_BATCH_BYTES.min(SMALL_BATCH_MEMORY / (n + 1));
+        Self {
+            object_bytes: SMALL_OBJECT_BYTES.min(batch_bytes),
+            batch_bytes,
+            batch_objects: (SMALL_BATCH_FILES / n).max(1),
+        }
+    }
+
+    /// Consecutive runs of `objects` (of `len` bytes each) within the
+    /// limits; one longer than `batch_bytes` goes alone.
+    fn batches<'s, T>(&self, objects: &'s [T], len: impl Fn(&T) -> usize) -> Vec<&'s [T]> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < objects.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < objects.len() && end - start < self.batch_objects {
+                let len = len(&objects[end]);
+                if end > start && bytes + len > self.batch_bytes {
+                    break;
+                }
+                bytes += len;
+                end += 1;
+            }
+            out.push(&objects[start..end]);
+            start = end;
+        }
+        out
+    }
+}
+
+/// An object's source, opened: what its split needs before the content.
+struct Opened {
+    path: PathBuf,
+    /// Its staging directory.
+    dir: PathBuf,
+    meta: ObjectMeta,
+    /// The envelope prefix; holds the check key.
+    prefix: Zeroizing<Vec<u8>>,
+}
+
+/// The error for a source whose bytes are not those hashed at the scan.
+fn changed_since_scan(path: &Path) -> crate::Error {
+    crate::Error::InputChanged {
+        path: path.to_path_buf(),
+        detail: "its BLAKE3 differs from the one recorded at the scan".into(),
+    }
+}
+
+/// Fills `stream` with the object's envelope prefix and its whole content,
+/// and checks that the content is the version the catalog recorded: its
+/// length (no more, no less) and its BLAKE3, as [`Hashing`] does for a
+/// streamed one, and its first bytes (the content type in the prefix).
+fn read_whole(stream: &mut [u8], row: &ObjectRow, opened: &Opened) -> Result<()> {
+    let path = &opened.path;
+    let (prefix, content) = stream.split_at_mut(opened.prefix.len());
+    prefix.copy_from_slice(&opened.prefix);
+    let mut file = File::open(path).at(path)?;
+    let found = split::read_up_to(&mut file, content).at(path)?;
+    let mut probe = [0u8; 1];
+    let error = if found < content.len() {
+        Some(split::SplitStreamError::Shrank {
+            expected: row.size,
+            found: found as u64,
+        })
+    } else if split::read_up_to(&mut file, &mut probe).at(path)? != 0 {
+        Some(split::SplitStreamError::Grew { expected: row.size })
+    } else {
+        None
+    };
+    if let Some(e) = error {
+        return Err(e.into_error(path, &opened.dir).into());
+    }
+    let head = &content[..content.len().min(HEAD_BYTES)];
+    if blake3::hash(content).to_hex().as_str() != row.blake3
+        || envelope::sniff_content_type(head) != opened.meta.content_type
+    {
+        return Err(changed_since_scan(path).into());
+    }
+    Ok(())
+}
+
+/// The split's working memory, kept for the whole run: the streaming
+/// workers' buffers, one of which also takes the shares of small-object
+/// batches, and the plaintext of those batches.
+#[derive(Default)]
+struct SplitMemory {
+    pool: std::sync::Mutex<Vec<split::SplitBuffers>>,
+    /// Wiped after each batch, and on drop.
+    plaintext: std::sync::Mutex<Zeroizing<Vec<u8>>>,
+}
+
+/// Buffers taken from [`SplitMemory`]'s pool, given back on drop.
+struct Lease<'p>(
+    &'p std::sync::Mutex<Vec<split::SplitBuffers>>,
+    split::SplitBuffers,
+);
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = self.0.lock() {
+            pool.push(std::mem::take(&mut self.1));
+        }
+    }
+}
+
+impl SplitMemory {
+    fn lease(&self) -> Lease<'_> {
+        let bufs = self
+            .pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        Lease(&self.pool, bufs)
     }
 }
 
@@ -1880,5 +2186,87 @@ mod tests {
         let r = rows(&[5, 100, 5, 5]);
         assert_eq!(shape(&r, 64, 20), vec![(1, 1), (2, 1), (3, 2)]);
         assert!(groups(&[], 64, 20).is_empty());
+    }
+
+    /// A source read whole must be the recorded version: every byte, no
+    /// more, no less; the error names the file.
+    #[test]
+    fn read_whole_refuses_a_source_that_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scan.dcm");
+        let recorded: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        let mut row = rows(&[recorded.len() as u64]).remove(0);
+        row.blake3 = blake3::hash(&recorded).to_hex().to_string();
+        let meta = ObjectMeta {
+            name: "scan.dcm".into(),
+            content_type: envelope::sniff_content_type(&recorded).to_string(),
+            content_len: row.size,
+        };
+        let opened = Opened {
+            path: path.clone(),
+            dir: dir.path().to_path_buf(),
+            prefix: meta.encode_prefix(&[5; 32]).unwrap(),
+            meta,
+        };
+        let mut stream = vec![0u8; opened.meta.stream_len() as usize];
+
+        std::fs::write(&path, &recorded).unwrap();
+        read_whole(&mut stream, &row, &opened).unwrap();
+        let (prefix, content) = stream.split_at(opened.prefix.len());
+        assert_eq!((prefix, content), (&opened.prefix[..], &recorded[..]));
+
+        let mut flipped = recorded.clone();
+        flipped[4321] ^= 1;
+        let mut longer = recorded.clone();
+        longer.push(0);
+        for (bytes, says) in [
+            (&recorded[..4999], "only 4999 could be read"),
+            (&longer[..], "it grew past its 5000 bytes"),
+            (&flipped[..], "its BLAKE3 differs"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let e = read_whole(&mut stream, &row, &opened)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("scan.dcm")
+                    && e.contains("changed while it was read")
+                    && e.contains(says),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn small_batches_cut_by_bytes_objects_and_memory() {
+        // (4, 8): 8 MiB of plaintext, 32 objects (256 open files) a batch.
+        let limits = SmallLimits::new(8);
+        assert_eq!(
+            (
+                limits.object_bytes,
+                limits.batch_bytes,
+                limits.batch_objects
+            ),
+            (4 << 20, 8 << 20, 32)
+        );
+        let cut = |lens: &[usize]| -> Vec<usize> {
+            limits
+                .batches(lens, |&l| l)
+                .into_iter()
+                .map(<[usize]>::len)
+                .collect()
+        };
+        let mib = 1 << 20;
+        assert_eq!(cut(&[4 * mib, 4 * mib, 1]), vec![2, 1]);
+        assert_eq!(cut(&[3 * mib, 3 * mib, 3 * mib, 0]), vec![2, 2]);
+        assert_eq!(cut(&[9 * mib, 1]), vec![1, 1], "too long: alone");
+        assert_eq!(cut(&[100; 70]), vec![32, 32, 6]);
+        assert!(cut(&[]).is_empty());
+        // Many shares: smaller batches, fewer objects, and what counts as
+        // small shrinks with them.
+        let wide = SmallLimits::new(255);
+        assert_eq!(wide.batch_bytes, (72 << 20) / 256);
+        assert_eq!(wide.object_bytes, wide.batch_bytes);
+        assert_eq!(wide.batch_objects, 1);
     }
 }
