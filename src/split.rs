@@ -181,21 +181,29 @@ impl SplitBuffers {
             zeroize::Zeroize::zeroize(&mut self.batch);
             self.batch = vec![0u8; batch_len];
         }
-        self.reserve_outs(batch_len, shares);
+        self.reserve_shares(batch_len, shares);
     }
 
-    /// Share buffers only: [`split_whole_streams`] reads its plaintext from
-    /// the caller.
-    fn reserve_outs(&mut self, batch_len: usize, shares: usize) {
+    /// Makes the share buffers at least `len` bytes for `shares` shares now
+    /// (only those: [`split_whole_streams`] reads its plaintext from the
+    /// caller). A caller that knows its largest batch sizes them once: grown
+    /// batch by batch, n buffers are freed and reallocated each time, and
+    /// the freed ones can stay in the process's memory as heap holes.
+    pub fn reserve_shares(&mut self, len: usize, shares: usize) {
         self.outs.truncate(shares);
         for o in &mut self.outs {
-            if o.len() < batch_len {
-                *o = AlignedBuf::zeroed(batch_len);
+            if o.len() < len {
+                *o = AlignedBuf::zeroed(len);
             }
         }
         while self.outs.len() < shares {
-            self.outs.push(AlignedBuf::zeroed(batch_len));
+            self.outs.push(AlignedBuf::zeroed(len));
         }
+    }
+
+    /// Bytes of each share buffer: what a batch can take without growing.
+    pub fn share_capacity(&self) -> usize {
+        self.outs.first().map_or(0, |o| o.len())
     }
 }
 
@@ -352,7 +360,7 @@ pub fn split_whole_streams<W: Write + Seek + Send>(
         "one writer per share"
     );
     let total: usize = objects.iter().map(|o| o.stream.len()).sum();
-    bufs.reserve_outs(total, n);
+    bufs.reserve_shares(total, n);
     // Object k's shares are the bytes `starts[k]..starts[k] + len` of each
     // share buffer.
     let starts: Vec<usize> = objects

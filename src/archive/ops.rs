@@ -978,8 +978,15 @@ impl Archive {
         }
 
         if !small.is_empty() {
-            let mut lease = memory.lease();
+            // Sized once for the largest batch, and kept for the run.
+            let mut lease = memory.lease_largest();
+            lease
+                .1
+                .reserve_shares(limits.batch_bytes, opts.plan.threshold().n());
             let mut plaintext = memory.plaintext.lock().unwrap_or_else(|p| p.into_inner());
+            if plaintext.len() < limits.batch_bytes {
+                *plaintext = Zeroizing::new(vec![0u8; limits.batch_bytes]);
+            }
             for batch in limits.batches(&small, |(_, _, o)| o.meta.stream_len() as usize) {
                 let done =
                     self.split_small_batch(&mut plaintext, &mut lease.1, backend, &opts, batch);
@@ -1324,8 +1331,9 @@ fn read_whole(stream: &mut [u8], row: &ObjectRow, opened: &Opened) -> Result<()>
 }
 
 /// The split's working memory, kept for the whole run: the streaming
-/// workers' buffers, one of which also takes the shares of small-object
-/// batches, and the plaintext of those batches.
+/// workers' buffers, the largest of which also takes the shares of
+/// small-object batches, and the plaintext of those batches. Both are sized
+/// for a full batch when first needed: about 72 MiB for (4, 8).
 #[derive(Default)]
 struct SplitMemory {
     pool: std::sync::Mutex<Vec<split::SplitBuffers>>,
@@ -1355,6 +1363,15 @@ impl SplitMemory {
             .unwrap_or_else(|p| p.into_inner())
             .pop()
             .unwrap_or_default();
+        Lease(&self.pool, bufs)
+    }
+
+    /// The buffers with the largest share buffers: the small-object batches
+    /// reuse the same ones every group, rather than grow a second set.
+    fn lease_largest(&self) -> Lease<'_> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let largest = (0..pool.len()).max_by_key(|&i| pool[i].share_capacity());
+        let bufs = largest.map(|i| pool.swap_remove(i)).unwrap_or_default();
         Lease(&self.pool, bufs)
     }
 }
