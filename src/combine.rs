@@ -302,6 +302,9 @@ pub struct CombineOptions {
     pub overwrite: bool,
     pub sync: bool,
     pub batch_bytes: usize,
+    /// Also hash the rebuilt bytes as they are written
+    /// ([`CombineReport::blake3`]), for callers that compare with a record.
+    pub hash_content: bool,
 }
 
 impl Default for CombineOptions {
@@ -310,6 +313,7 @@ impl Default for CombineOptions {
             overwrite: false,
             sync: false,
             batch_bytes: DEFAULT_BATCH_BYTES,
+            hash_content: false,
         }
     }
 }
@@ -318,8 +322,9 @@ impl Default for CombineOptions {
 pub struct CombineReport {
     pub output: PathBuf,
     pub meta: ObjectMeta,
-    /// BLAKE3 of the rebuilt object's bytes (hashed as they were written).
-    pub blake3: blake3::Hash,
+    /// BLAKE3 of the rebuilt object's bytes, hashed as they were written
+    /// (with [`CombineOptions::hash_content`]).
+    pub blake3: Option<blake3::Hash>,
     pub warnings: Vec<String>,
 }
 
@@ -332,7 +337,7 @@ struct ObjectSink<'a> {
     pending: Option<PendingFile>,
     written: u64,
     tag: TagCheck,
-    content: blake3::Hasher,
+    content: Option<blake3::Hasher>,
     on_progress: &'a mut dyn FnMut(u64),
 }
 
@@ -345,10 +350,10 @@ impl ObjectSink<'_> {
     }
 
     fn push(&mut self, stream: &[u8]) -> Result<()> {
-        self.tag.update(stream);
         if self.meta.is_some() {
-            return self.write_content(stream);
+            return self.write_content(stream, true);
         }
+        self.tag.update(stream);
         self.prefix.extend_from_slice(stream);
         match envelope::parse_prefix(&self.prefix).map_err(|e| self.envelope_error(e))? {
             Prefix::NeedMore(_) => Ok(()),
@@ -357,7 +362,7 @@ impl ObjectSink<'_> {
                 self.meta = Some(meta);
                 // Whatever followed the prefix in this batch is content.
                 let prefix = std::mem::take(&mut self.prefix);
-                self.write_content(&prefix[len..])
+                self.write_content(&prefix[len..], false)
             }
         }
     }
@@ -371,7 +376,9 @@ impl ObjectSink<'_> {
         Ok(())
     }
 
-    fn write_content(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Content bytes; with `tag`, also into the tag, hashed while the bytes
+    /// are written (and hashed), on two cores.
+    fn write_content(&mut self, bytes: &[u8], tag: bool) -> Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -384,8 +391,22 @@ impl ObjectSink<'_> {
         }
         let pending = self.pending.as_mut().expect("opened with the metadata");
         let target = pending.target().to_path_buf();
-        std::io::Write::write_all(pending.file(), bytes).at(&target)?;
-        self.content.update(bytes);
+        let (tag_check, content) = (&mut self.tag, &mut self.content);
+        let ((), written) = rayon::join(
+            || {
+                if tag {
+                    tag_check.update(bytes)
+                }
+            },
+            || -> std::io::Result<()> {
+                std::io::Write::write_all(pending.file(), bytes)?;
+                if let Some(h) = content {
+                    h.update(bytes);
+                }
+                Ok(())
+            },
+        );
+        written.at(&target)?;
         self.written += bytes.len() as u64;
         (self.on_progress)(self.written);
         Ok(())
@@ -425,7 +446,7 @@ pub fn combine_files(
 
     let mut attempt = |allowed: &[usize],
                        bad: &mut BTreeMap<usize, String>|
-     -> Result<(PendingFile, ObjectMeta, blake3::Hash)> {
+     -> Result<(PendingFile, ObjectMeta, Option<blake3::Hash>)> {
         let mut sink = ObjectSink {
             target,
             overwrite: opts.overwrite,
@@ -434,7 +455,7 @@ pub fn combine_files(
             pending: None,
             written: 0,
             tag: TagCheck::new(),
-            content: blake3::Hasher::new(),
+            content: opts.hash_content.then(blake3::Hasher::new),
             on_progress: &mut *on_progress,
         };
         reconstruct(
@@ -464,7 +485,7 @@ pub fn combine_files(
         Ok((
             sink.pending.take().expect("opened"),
             meta,
-            sink.content.finalize(),
+            sink.content.as_ref().map(blake3::Hasher::finalize),
         ))
     };
 

@@ -1699,8 +1699,8 @@ impl Archive {
             &mut |_| {},
         )
         .ok()?;
-        (r.warnings.is_empty() && r.blake3.to_hex().as_str() == row.blake3)
-            .then_some((combined, r.blake3))
+        let hash = r.blake3?;
+        (r.warnings.is_empty() && hash.to_hex().as_str() == row.blake3).then_some((combined, hash))
     }
 
     /// Every share checked on its own first: the bad ones are named and
@@ -1750,7 +1750,10 @@ impl Archive {
                 backend,
                 good,
                 &CombineTarget::File(combined.clone()),
-                &CombineOptions::default(),
+                &CombineOptions {
+                    hash_content: true,
+                    ..Default::default()
+                },
                 &mut |_| {},
             )
         };
@@ -1775,12 +1778,13 @@ impl Archive {
                 w.replace(&format!("{}/", tmp.display()), "")
             )
         }));
-        if r.blake3.to_hex().as_str() != row.blake3 {
+        let hash = r.blake3.expect("asked for");
+        if hash.to_hex().as_str() != row.blake3 {
             return Err(ArchiveError::Failed(
                 "the rebuilt object passes its tag but not the catalog's BLAKE3".into(),
             ));
         }
-        Ok((combined, r.blake3))
+        Ok((combined, hash))
     }
 
     /// Disaster recovery: lists every store, groups the shares by split id
@@ -1847,6 +1851,7 @@ impl Archive {
                 &CombineTarget::File(combined.clone()),
                 &CombineOptions {
                     sync: true,
+                    hash_content: true,
                     ..Default::default()
                 },
                 &mut |_| {},
@@ -1871,7 +1876,7 @@ impl Archive {
                 Identity::default()
             };
             let rel = source::restore_path(&ids, &r.meta.name);
-            let hash = r.blake3;
+            let hash = r.blake3.expect("asked for");
             match place(&combined, &opts.out, &rel, &hash)? {
                 Some(p) => {
                     report.restored += 1;
@@ -2090,7 +2095,10 @@ impl Archive {
                 backend,
                 &paths,
                 &CombineTarget::File(combined.clone()),
-                &CombineOptions::default(),
+                &CombineOptions {
+                    hash_content: true,
+                    ..Default::default()
+                },
                 &mut |_| {},
             )
             .is_ok()
