@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End to end, side by side in one run: umbra split/combine against libgfshare's
-# gfsplit/gfcombine on one file in the page cache, (4, 8), with hyperfine.
+# gfsplit/gfcombine on one file in the page cache, (4, 8), with hyperfine,
+# starting from an emptied page cache.
 # Usage: scripts/bench-vs-gfshare.sh [SIZE_MIB=256] [RUNS=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,11 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 # Random-looking input: the synthetic CT volume would do as well; GF arithmetic
 # does not depend on the values.
+# A page cache full of other files makes every page written reclaim one
+# first (writes then cost several times more, for both tools): start empty
+# where allowed (root).
+sync
+echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 head -c $((size_mib << 20)) /dev/urandom > input.bin
 cat input.bin > /dev/null   # into the page cache
 mkdir -p gf um
