@@ -4,30 +4,19 @@
 //! Without it the test FAILS with that install hint; it never skips. Run
 //! with `cargo test --features azure --test azure`.
 
+mod common;
+
 #[cfg(not(feature = "azure"))]
 #[test]
 fn az_urls_need_the_azure_feature() {
-    let e = umbra::archive::store::open(
-        "s",
-        "az://container/prefix",
-        None,
-        None,
-        std::path::Path::new("."),
-    )
-    .err()
-    .expect("refused");
-    assert!(e.to_string().contains("--features azure"), "{e}");
+    common::assert_needs_feature("az://container/prefix", "azure");
 }
-
-#[cfg(feature = "azure")]
-mod common;
 
 #[cfg(feature = "azure")]
 mod with_server {
     use super::common;
 
     use std::fs;
-    use std::net::TcpListener;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Output, Stdio};
     use std::time::{Duration, Instant};
@@ -47,16 +36,12 @@ mod with_server {
     const CONTAINER: &str = "umbra";
 
     fn azurite_binary() -> PathBuf {
-        if let Ok(p) = std::env::var("UMBRA_AZURITE") {
-            return PathBuf::from(p);
-        }
-        if let Some(p) = on_path("azurite-blob") {
-            return p;
-        }
-        panic!(
-            "Azurite is not installed. Install it with `npm install -g azurite@3.37.0`, \
-             or point UMBRA_AZURITE at its azurite-blob"
-        );
+        find_tool(
+            "UMBRA_AZURITE",
+            "azurite-blob",
+            &[],
+            "`npm install -g azurite@3.37.0`",
+        )
     }
 
     struct Azurite {
@@ -76,14 +61,7 @@ mod with_server {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("azurite-blob starts");
-            let start = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "Azurite did not listen on port {port}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            wait_listening(port, "Azurite", Duration::from_secs(30));
             Self {
                 child: Some(child),
                 port,
@@ -143,14 +121,6 @@ mod with_server {
         fn drop(&mut self) {
             self.stop();
         }
-    }
-
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
     }
 
     fn um(arc: &Path, args: &[&str]) -> Output {

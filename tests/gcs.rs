@@ -15,33 +15,22 @@
 //! asserts the emulator's refusal, so it fails, and says what to extend,
 //! the day an emulator accepts object_store's upload.
 
+mod common;
+
 #[cfg(not(feature = "gcp"))]
 #[test]
 fn gs_urls_need_the_gcp_feature() {
-    let e = umbra::archive::store::open(
-        "s",
-        "gs://bucket/prefix",
-        None,
-        None,
-        std::path::Path::new("."),
-    )
-    .err()
-    .expect("refused");
-    assert!(e.to_string().contains("--features gcp"), "{e}");
+    common::assert_needs_feature("gs://bucket/prefix", "gcp");
 }
-
-#[cfg(feature = "gcp")]
-mod common;
 
 #[cfg(feature = "gcp")]
 mod with_server {
     use super::common;
 
     use std::fs;
-    use std::net::TcpListener;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Output, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use umbra::archive::store::{self, Store};
 
@@ -103,14 +92,7 @@ mod with_server {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("fake-gcs-server starts");
-            let start = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(20),
-                    "fake-gcs-server did not listen on port {port}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_listening(port, "fake-gcs-server", Duration::from_secs(20));
             let service_account = dir.join("fake-gcs-service-account.json");
             fs::write(&service_account, service_account_json(None)).unwrap();
             let server = Self {
@@ -166,26 +148,12 @@ mod with_server {
         )
     }
 
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     fn um(arc: &Path, server: &FakeGcs, args: &[&str]) -> Output {
-        let (words, rest) = args.split_at(1);
-        umbra()
-            .env("UMBRA_BACKEND", "cpu")
-            .env("GOOGLE_SERVICE_ACCOUNT", &server.service_account)
-            .env_remove("UMBRA_ARCHIVE")
-            .args(words)
-            .arg("-C")
-            .arg(arc)
-            .args(rest)
-            .output()
-            .unwrap()
+        umbra_at(
+            arc,
+            args,
+            &[("GOOGLE_SERVICE_ACCOUNT", &server.service_account)],
+        )
     }
 
     fn open(label: &str, url: &str, endpoint: Option<&str>) -> Box<dyn Store> {

@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -29,30 +28,12 @@ impl Drop for Server {
 }
 
 fn orthanc_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("UMBRA_ORTHANC") {
-        return PathBuf::from(p);
-    }
-    for p in ["/usr/sbin/Orthanc", "/usr/bin/Orthanc"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    if let Some(p) = on_path("Orthanc") {
-        return p;
-    }
-    panic!(
-        "Orthanc is not installed. Install it with \
-         `apt-get install -y --no-install-recommends orthanc` (Debian), \
-         or point UMBRA_ORTHANC at the Orthanc binary"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    find_tool(
+        "UMBRA_ORTHANC",
+        "Orthanc",
+        &["/usr/sbin/Orthanc".into(), "/usr/bin/Orthanc".into()],
+        "`apt-get install -y --no-install-recommends orthanc` (Debian)",
+    )
 }
 
 fn agent() -> ureq::Agent {
@@ -161,16 +142,7 @@ impl Server {
 }
 
 fn um(arc: &Path, args: &[&str]) -> Output {
-    let (words, rest) = args.split_at(1);
-    umbra()
-        .env("UMBRA_BACKEND", "cpu")
-        .env_remove("UMBRA_ARCHIVE")
-        .args(words)
-        .arg("-C")
-        .arg(arc)
-        .args(rest)
-        .output()
-        .unwrap()
+    umbra_at(arc, args, &[])
 }
 
 fn hashes_of(files: &[PathBuf]) -> BTreeSet<String> {

@@ -4,33 +4,22 @@
 //! test FAILS with that install hint; it never skips. Run with
 //! `cargo test --features aws --test s3`.
 
+mod common;
+
 #[cfg(not(feature = "aws"))]
 #[test]
 fn s3_urls_need_the_aws_feature() {
-    let e = umbra::archive::store::open(
-        "s",
-        "s3://bucket/prefix",
-        None,
-        None,
-        std::path::Path::new("."),
-    )
-    .err()
-    .expect("refused");
-    assert!(e.to_string().contains("--features aws"), "{e}");
+    common::assert_needs_feature("s3://bucket/prefix", "aws");
 }
-
-#[cfg(feature = "aws")]
-mod common;
 
 #[cfg(feature = "aws")]
 mod with_server {
     use super::common;
 
     use std::fs;
-    use std::net::TcpListener;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Output, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use common::*;
 
@@ -38,23 +27,16 @@ mod with_server {
     const SECRET: &str = "umbra-test-secret-key";
 
     fn s3s_binary() -> PathBuf {
-        if let Ok(p) = std::env::var("UMBRA_S3S_FS") {
-            return PathBuf::from(p);
-        }
-        if let Ok(home) = std::env::var("HOME") {
-            let p = Path::new(&home).join(".cargo/bin/s3s-fs");
-            if p.exists() {
-                return p;
-            }
-        }
-        if let Some(p) = on_path("s3s-fs") {
-            return p;
-        }
-        panic!(
-            "s3s-fs is not installed. Install it with \
-         `cargo install s3s-fs@0.14.1 --features binary --locked`, \
-         or point UMBRA_S3S_FS at the binary"
-        );
+        let home: Vec<PathBuf> = std::env::var("HOME")
+            .map(|h| Path::new(&h).join(".cargo/bin/s3s-fs"))
+            .into_iter()
+            .collect();
+        find_tool(
+            "UMBRA_S3S_FS",
+            "s3s-fs",
+            &home,
+            "`cargo install s3s-fs@0.14.1 --features binary --locked`",
+        )
     }
 
     struct S3Server {
@@ -74,14 +56,7 @@ mod with_server {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("s3s-fs starts");
-            let start = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(20),
-                    "s3s-fs did not listen"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_listening(port, "s3s-fs", Duration::from_secs(20));
             Self {
                 child,
                 port,
@@ -105,27 +80,15 @@ mod with_server {
         }
     }
 
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     fn um(arc: &Path, args: &[&str]) -> Output {
-        let (words, rest) = args.split_at(1);
-        umbra()
-            .env("UMBRA_BACKEND", "cpu")
-            .env("AWS_ACCESS_KEY_ID", ACCESS)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .env_remove("UMBRA_ARCHIVE")
-            .args(words)
-            .arg("-C")
-            .arg(arc)
-            .args(rest)
-            .output()
-            .unwrap()
+        umbra_at(
+            arc,
+            args,
+            &[
+                ("AWS_ACCESS_KEY_ID", &ACCESS),
+                ("AWS_SECRET_ACCESS_KEY", &SECRET),
+            ],
+        )
     }
 
     /// One test function: it sets the process environment, which must not

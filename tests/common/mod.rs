@@ -255,3 +255,69 @@ pub fn check_whole_streams_match_split_stream(
         }
     }
 }
+
+/// A free TCP port on loopback (bound, then let go for a server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on 127.0.0.1:`port`; panics naming `what`
+/// after `limit`.
+pub fn wait_listening(port: u16, what: &str, limit: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not listen on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A server or tool the tests need: $`env`, then the first of `also` that
+/// exists, then `name` on PATH. Missing, the test FAILS with `install` (how
+/// to get it); it never skips.
+pub fn find_tool(env: &str, name: &str, also: &[PathBuf], install: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = also.iter().find(|p| p.is_file()) {
+        return p.clone();
+    }
+    if let Some(p) = on_path(name) {
+        return p;
+    }
+    panic!("{name} is not installed. Install it with {install}, or point {env} at it");
+}
+
+/// `umbra WORD -C ARC REST...` on the CPU backend, with `env` set.
+pub fn umbra_at(arc: &Path, args: &[&str], env: &[(&str, &dyn AsRef<std::ffi::OsStr>)]) -> Output {
+    let (words, rest) = args.split_at(1);
+    let mut c = umbra();
+    c.env("UMBRA_BACKEND", "cpu").env_remove("UMBRA_ARCHIVE");
+    for (k, v) in env {
+        c.env(k, v.as_ref());
+    }
+    c.args(words)
+        .arg("-C")
+        .arg(arc)
+        .args(rest)
+        .output()
+        .unwrap()
+}
+
+/// A store URL of a kind built without its Cargo feature is refused with
+/// the feature to build with.
+pub fn assert_needs_feature(url: &str, feature: &str) {
+    let e = umbra::archive::store::open("s", url, None, None, Path::new("."))
+        .err()
+        .expect("refused");
+    assert!(
+        e.to_string().contains(&format!("--features {feature}")),
+        "{e}"
+    );
+}
