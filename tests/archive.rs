@@ -446,6 +446,11 @@ fn selection_and_dry_run() {
     assert_eq!(r["new_versions"], SMALL_FILES as u64);
     assert_eq!(store_objects(&f), 0);
     assert!(f.states().is_empty());
+    // A group holds at least one object.
+    let o = f.run(&["migrate", "--source", src, "--group", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--group"), "{}", stderr(&o));
+    assert!(f.states().is_empty());
 
     let o = f.run(&[
         "migrate",
