@@ -21,9 +21,10 @@
 //! in umbra.toml overrides the service URL (an `http://` one is allowed);
 //! `region` applies to S3 only.
 //!
-//! A share is read into memory for its put; a batch put (a migrate group)
-//! sends up to 16 at once, 64 MiB together at most. Gets are streamed to
-//! the destination file.
+//! A share is mapped for its put (page cache, not heap: no copy of a large
+//! object's share in umbra's memory); a batch put (a migrate group) sends up
+//! to 16 at once, 64 MiB together at most. Gets are streamed to the
+//! destination file.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -31,10 +32,25 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::store::{Store, valid_name};
 use super::{ArchiveError, Result};
+
+/// The bytes of the finished file `src` for a put, mapped rather than read
+/// into the heap: a share of a large object costs page cache, which the
+/// kernel can drop and read back, not memory of umbra's own.
+fn mapped(src: &Path) -> io::Result<PutPayload> {
+    let file = std::fs::File::open(src)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(PutPayload::new());
+    }
+    // SAFETY: the mapping is only read, and `Store::put_if_absent`'s
+    // contract is that `src` is a finished file the caller does not change
+    // again (migrate's staged shares, under the archive lock).
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(PutPayload::from_bytes(bytes::Bytes::from_owner(map)))
+}
 
 /// Shares put at once by a batch put, and the most bytes they may hold in
 /// memory together.
@@ -105,12 +121,11 @@ impl CloudStore {
     /// name exists (the store refuses with 409/412 and keeps the first).
     async fn put_async(&self, name: &str, src: &Path) -> io::Result<bool> {
         let path = self.path(name)?;
-        let bytes = std::fs::read(src)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.store.put_opts(&path, bytes.into(), opts).await {
+        match self.store.put_opts(&path, mapped(src)?, opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(false),
