@@ -326,7 +326,6 @@ pub fn stream_split(
     threshold: Threshold,
     bytes: u64,
 ) -> Result<StreamResult> {
-    use crate::share_file::{HASH_LEN, ShareHeader};
     use crate::split::{ShareWriter, SplitOptions, SplitSecrets, split_stream};
     let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
     let opts = SplitOptions::new(plan.clone());
@@ -346,14 +345,7 @@ pub fn stream_split(
         .xs()
         .iter()
         .map(|&x| {
-            let header = ShareHeader {
-                threshold,
-                x,
-                segment_size: opts.segment_size,
-                payload_len: meta.stream_len(),
-                split_id: secrets.split_id,
-                tag: [0; HASH_LEN],
-            };
+            let header = opts.share_header(x, meta.stream_len(), secrets.split_id);
             ShareWriter::new(Discard::default(), header).expect("discard never fails")
         })
         .collect();

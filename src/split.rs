@@ -94,6 +94,24 @@ impl SplitOptions {
         }
     }
 
+    /// The header of share `x` of a stream of `stream_len` bytes split with
+    /// these options; the tag is filled in by [`ShareWriter::finish`].
+    pub fn share_header(
+        &self,
+        x: u8,
+        stream_len: u64,
+        split_id: [u8; SPLIT_ID_LEN],
+    ) -> ShareHeader {
+        ShareHeader {
+            threshold: self.plan.threshold(),
+            x,
+            segment_size: self.segment_size,
+            payload_len: stream_len,
+            split_id,
+            tag: [0; HASH_LEN],
+        }
+    }
+
     /// Batches hold whole segments.
     fn batch_len(&self) -> usize {
         let seg = self.segment_size as usize;
@@ -523,14 +541,7 @@ pub fn split_file(
     }
     let mut writers = Vec::with_capacity(pending.len());
     for (p, &x) in pending.iter_mut().zip(opts.plan.xs()) {
-        let header = ShareHeader {
-            threshold,
-            x,
-            segment_size: opts.segment_size,
-            payload_len: object.stream_len(),
-            split_id: secrets.split_id,
-            tag: [0; HASH_LEN],
-        };
+        let header = opts.share_header(x, object.stream_len(), secrets.split_id);
         let target = p.target().to_path_buf();
         let f = p.file().try_clone().at(&target)?;
         writers.push(ShareWriter::new(f, header).at(&target)?);
@@ -593,14 +604,7 @@ mod tests {
             .xs()
             .iter()
             .map(|&x| {
-                let header = ShareHeader {
-                    threshold: opts.plan.threshold(),
-                    x,
-                    segment_size: opts.segment_size,
-                    payload_len: 16 + content.len() as u64,
-                    split_id: secrets.split_id,
-                    tag: [0; HASH_LEN],
-                };
+                let header = opts.share_header(x, 16 + content.len() as u64, secrets.split_id);
                 ShareWriter::new(Cursor::new(Vec::new()), header).unwrap()
             })
             .collect();

@@ -44,7 +44,6 @@ use super::{ArchiveError, At, Result, now_secs};
 use crate::combine::{self, CombineOptions, CombineTarget, ShareSource};
 use crate::engine::{Backend, SplitPlan};
 use crate::envelope::{self, ObjectMeta};
-use crate::share_file::{HASH_LEN, ShareHeader};
 use crate::split::{self, ShareWriter, SplitOptions, SplitSecrets};
 
 /// Where Orthanc downloads wait for their shares to be written, below the
@@ -1062,14 +1061,7 @@ impl Archive {
         for &(x, _) in &self.layout.placement {
             let p = opened.dir.join(format!("share-{x:03}"));
             let f = File::create(&p).at(&p)?;
-            let header = ShareHeader {
-                threshold: self.layout.threshold,
-                x,
-                segment_size: opts.segment_size,
-                payload_len: opened.meta.stream_len(),
-                split_id: secrets.split_id,
-                tag: [0; HASH_LEN],
-            };
+            let header = opts.share_header(x, opened.meta.stream_len(), secrets.split_id);
             writers.push(ShareWriter::new(f, header).at(&p)?);
             files.push(p);
         }

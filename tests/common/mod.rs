@@ -122,7 +122,7 @@ pub fn check_whole_streams_match_split_stream(
     use umbra::engine::{CpuBackend, SplitPlan};
     use umbra::envelope::ObjectMeta;
     use umbra::kernel::Level;
-    use umbra::share_file::{HASH_LEN, ShareHeader};
+    use umbra::share_file::HASH_LEN;
     use umbra::sharing::{Threshold, default_xs};
     use umbra::split::{
         ShareWriter, SplitBuffers, SplitOptions, SplitSecrets, WholeStream, split_stream,
@@ -164,14 +164,7 @@ pub fn check_whole_streams_match_split_stream(
                 .xs()
                 .iter()
                 .map(|&x| {
-                    let header = ShareHeader {
-                        threshold: opts.plan.threshold(),
-                        x,
-                        segment_size: opts.segment_size,
-                        payload_len: meta.stream_len(),
-                        split_id: secrets.split_id,
-                        tag: [0; HASH_LEN],
-                    };
+                    let header = opts.share_header(x, meta.stream_len(), secrets.split_id);
                     ShareWriter::new(Cursor::new(Vec::new()), header).unwrap()
                 })
                 .collect()
