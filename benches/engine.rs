@@ -10,7 +10,7 @@ use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix};
 use umbra::kernel::{Kernel, Level};
 use umbra::keystream::{self, ObjectKey};
 use umbra::sharing::{Matrix, Threshold, default_xs};
-use umbra::synthetic;
+use umbra::tools::synthetic;
 
 const BIG: usize = 8 << 20;
 

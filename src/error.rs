@@ -4,8 +4,8 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::engine::EngineError;
-use crate::envelope::EnvelopeError;
-use crate::share_file::FormatError;
+use crate::share::envelope::EnvelopeError;
+use crate::share::format::FormatError;
 use crate::sharing::ParamError;
 
 fn show(p: &std::path::Path) -> String {

@@ -16,22 +16,18 @@
 //! [`buffer`], [`output`] and [`error`] are small utilities for every layer.
 
 pub mod archive;
-pub mod bench;
 pub mod buffer;
-pub mod combine;
 pub mod engine;
-pub mod envelope;
 pub mod error;
 pub mod field;
-pub mod gfshare;
 pub mod gpu;
 pub mod kernel;
 pub mod keystream;
 pub mod output;
 pub mod paper;
-pub mod share_file;
+pub mod share;
 pub mod sharing;
-pub mod split;
-pub mod synthetic;
+pub mod stream;
+pub mod tools;
 
 pub use error::{Error, Result};

@@ -662,7 +662,7 @@ fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
 /// Changes one payload byte of a share and recomputes its segment table and
 /// header hash: a share that is wrong although its own hashes hold.
 fn forge(path: &Path) {
-    use umbra::share_file::{self, HASH_LEN};
+    use umbra::share::format::{self as share_file, HASH_LEN};
     let bytes = fs::read(path).unwrap();
     let parsed = share_file::parse(&bytes).unwrap();
     let header = parsed.header.clone();

@@ -6,12 +6,12 @@ mod common;
 
 use proptest::prelude::*;
 
-use umbra::combine::{CombineOptions, CombineTarget, combine_files, repair_share};
 use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix, repair_matrix};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;
 use umbra::sharing::Threshold;
-use umbra::split::{SplitOptions, SplitSecrets, split_file};
+use umbra::stream::combine::{CombineOptions, CombineTarget, combine_files, repair_share};
+use umbra::stream::split::{SplitOptions, SplitSecrets, split_file};
 
 /// (t, n), distinct non-zero xs, and a subset of t share indices.
 fn params() -> impl Strategy<Value = (usize, Vec<u8>, Vec<usize>)> {

@@ -11,7 +11,7 @@ use common::*;
 use umbra::engine::{CpuBackend, SplitPlan};
 use umbra::kernel::Level;
 use umbra::sharing::{Threshold, default_xs};
-use umbra::split::{SplitOptions, SplitSecrets, split_file};
+use umbra::stream::split::{SplitOptions, SplitSecrets, split_file};
 
 const KEY: [u8; 32] = [0x11; 32];
 const CHECK_KEY: [u8; 32] = [0x22; 32];

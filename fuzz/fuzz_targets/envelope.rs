@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use umbra::envelope::{Prefix, parse_prefix};
+use umbra::share::envelope::{Prefix, parse_prefix};
 
 fuzz_target!(|data: &[u8]| {
     match parse_prefix(data) {

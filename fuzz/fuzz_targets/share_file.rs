@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use umbra::share_file::{self, HEADER_LEN};
+use umbra::share::format::{self as share_file, HEADER_LEN};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = share_file::parse(data) {

@@ -2,7 +2,7 @@
 //! each hold some of every object's shares, a SQLite catalog on the hospital
 //! side, a site key, and a hash-chained audit log.
 //!
-//! Layer: above [`crate::split`] and [`crate::combine`], below the CLI. The
+//! Layer: above [`crate::stream::split`] and [`crate::stream::combine`], below the CLI. The
 //! secret-sharing core knows nothing of stores or catalogs; everything here
 //! goes through its public streaming API.
 //!
@@ -15,10 +15,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod config;
-#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
-pub mod objstore;
-pub mod ops;
-pub mod orthanc;
+pub mod migrate;
 pub mod source;
 pub mod store;
 

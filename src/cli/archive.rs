@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use umbra::archive::catalog::Selection;
 use umbra::archive::config::check_placement;
-use umbra::archive::ops::{self, Archive, MigrateOptions, RestoreOptions};
+use umbra::archive::migrate::{self, Archive, MigrateOptions, RestoreOptions};
 use umbra::archive::source::{self, Filter, SourceSpec};
 
 use super::Ui;
@@ -80,7 +80,7 @@ pub struct MigrateArgs {
     full_scan: bool,
     /// Objects written and made durable together: one file system sync per
     /// store and one catalog commit per group (1: one object at a time).
-    #[arg(long, value_name = "N", default_value_t = ops::DEFAULT_GROUP as u64,
+    #[arg(long, value_name = "N", default_value_t = migrate::DEFAULT_GROUP as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     group: u64,
     /// Print a JSON summary on stdout (for cron).
@@ -203,7 +203,7 @@ fn exit(ok: bool) -> ExitCode {
 }
 
 pub fn init_cmd(ui: &Ui, a: &InitArgs) -> anyhow::Result<ExitCode> {
-    let archive = ops::init(&a.dir, a.t, a.n, a.stores.unwrap_or(a.n))?;
+    let archive = migrate::init(&a.dir, a.t, a.n, a.stores.unwrap_or(a.n))?;
     ui.note(format!(
         "new archive in {}: ({}, {}) over {} local stores; keep a copy of site.key",
         a.dir.display(),

@@ -120,11 +120,11 @@ pub fn check_whole_streams_match_split_stream(
 ) {
     use std::io::Cursor;
     use umbra::engine::{CpuBackend, SplitPlan};
-    use umbra::envelope::ObjectMeta;
     use umbra::kernel::Level;
-    use umbra::share_file::HASH_LEN;
+    use umbra::share::envelope::ObjectMeta;
+    use umbra::share::format::HASH_LEN;
     use umbra::sharing::{Threshold, default_xs};
-    use umbra::split::{
+    use umbra::stream::split::{
         ShareWriter, SplitBuffers, SplitOptions, SplitSecrets, WholeStream, split_stream,
         split_whole_streams,
     };

@@ -20,11 +20,11 @@ use zeroize::Zeroizing;
 
 use crate::buffer::AlignedBuf;
 use crate::engine::{Backend, SplitJob, SplitPlan};
-use crate::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
-use crate::share_file::{self, DEFAULT_SEGMENT_SIZE, HASH_LEN, SPLIT_ID_LEN, ShareHeader};
+use crate::share::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
+use crate::share::format::{self, DEFAULT_SEGMENT_SIZE, HASH_LEN, SPLIT_ID_LEN, ShareHeader};
 
 /// Default stream bytes per batch: two 1 MiB segments. With (4, 8) the batch
 /// and its 16 MiB of shares stay in the last-level cache while they are
@@ -159,8 +159,7 @@ impl<W: Write + Seek> ShareWriter<W> {
     pub fn write_payload(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         debug_assert!(self.written.is_multiple_of(self.header.segment_size as u64));
         for segment in bytes.chunks(self.header.segment_size as usize) {
-            self.table
-                .extend_from_slice(&share_file::segment_hash(segment));
+            self.table.extend_from_slice(&format::segment_hash(segment));
         }
         self.sink.write_all(bytes)?;
         self.written += bytes.len() as u64;

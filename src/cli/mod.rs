@@ -12,17 +12,18 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use umbra::bench::{self, BenchConfig, SIZES};
-use umbra::combine::{self, CombineOptions, CombineTarget};
 use umbra::engine::{Backend, CpuBackend, CrossCheck, Fallback, SplitPlan};
 use umbra::gpu::{AdapterChoice, GpuBackend};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;
 use umbra::paper::reproduce::{self, ReproduceOptions};
 use umbra::paper::shadows::{self, FieldKind, KeySource, Scheme, ShadowParams};
+use umbra::share::format as share_file;
 use umbra::sharing::{self, Threshold};
-use umbra::split::{self, ShareNaming, SplitOptions, SplitSecrets};
-use umbra::{gfshare, share_file};
+use umbra::stream::combine::{self, CombineOptions, CombineTarget};
+use umbra::stream::gfshare;
+use umbra::stream::split::{self, ShareNaming, SplitOptions, SplitSecrets};
+use umbra::tools::bench::{self, BenchConfig, SIZES};
 
 /// Inputs at least this large get a progress bar (on a terminal); the
 /// environment variable UMBRA_PROGRESS_MIN_BYTES changes it.
@@ -917,7 +918,7 @@ fn synth_volume_cmd(a: &SynthVolumeArgs) -> anyhow::Result<ExitCode> {
     let mut pending = umbra::output::PendingFile::create(&a.output, a.force)?;
     let mut slice = Vec::new();
     for z in 0..a.slices {
-        umbra::synthetic::ct_slice(a.width, a.height, z, &mut slice);
+        umbra::tools::synthetic::ct_slice(a.width, a.height, z, &mut slice);
         pending
             .file()
             .write_all(&slice)

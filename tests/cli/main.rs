@@ -2,6 +2,7 @@
 //! a one-line error naming the file or share, a non-zero exit, and nothing
 //! half-written.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::fs;

@@ -9,7 +9,7 @@ use crate::engine::{Backend, SplitPlan, combine_matrix};
 use crate::error::Result;
 use crate::keystream::ObjectKey;
 use crate::sharing::{Threshold, default_xs};
-use crate::synthetic;
+use crate::tools::synthetic;
 
 /// An image or volume size from the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,11 +326,11 @@ pub fn stream_split(
     threshold: Threshold,
     bytes: u64,
 ) -> Result<StreamResult> {
-    use crate::split::{ShareWriter, SplitOptions, SplitSecrets, split_stream};
+    use crate::stream::split::{ShareWriter, SplitOptions, SplitSecrets, split_stream};
     let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
     let opts = SplitOptions::new(plan.clone());
     let secrets = SplitSecrets::from_os()?;
-    let meta = crate::envelope::ObjectMeta {
+    let meta = crate::share::envelope::ObjectMeta {
         name: "synthetic-volume.raw".into(),
         content_type: "application/octet-stream".into(),
         content_len: bytes,
@@ -349,7 +349,7 @@ pub fn stream_split(
             ShareWriter::new(Discard::default(), header).expect("discard never fails")
         })
         .collect();
-    let mut reader = crate::synthetic::VolumeReader::new(512, 512, bytes);
+    let mut reader = crate::tools::synthetic::VolumeReader::new(512, 512, bytes);
     let start = Instant::now();
     split_stream(
         backend,

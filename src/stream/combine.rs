@@ -16,12 +16,12 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::engine::Backend;
-use crate::envelope::{self, CHECK_KEY_LEN, EnvelopeError, ObjectMeta, Prefix};
 use crate::error::{Error, IoContext, Result};
 use crate::output::PendingFile;
-use crate::share_file::{self, HASH_LEN, HEADER_LEN, ShareHeader};
+use crate::share::envelope::{self, CHECK_KEY_LEN, EnvelopeError, ObjectMeta, Prefix};
+use crate::share::format::{self, HASH_LEN, HEADER_LEN, ShareHeader};
 use crate::sharing::Matrix;
-use crate::split::{DEFAULT_BATCH_BYTES, ShareWriter, read_up_to};
+use crate::stream::split::{DEFAULT_BATCH_BYTES, ShareWriter, read_up_to};
 
 /// An opened share whose header and segment table have been checked.
 pub struct ShareSource {
@@ -75,7 +75,7 @@ impl ShareSource {
 
     fn segment_ok(&self, k: u64, segment: &[u8]) -> bool {
         let at = k as usize * HASH_LEN;
-        self.table[at..at + HASH_LEN] == share_file::segment_hash(segment)
+        self.table[at..at + HASH_LEN] == format::segment_hash(segment)
     }
 }
 
@@ -696,16 +696,16 @@ pub fn inspect_share(path: &Path) -> Result<InspectReport> {
     }
     Ok(InspectReport {
         path: path.to_path_buf(),
-        version: share_file::VERSION,
+        version: format::VERSION,
         field_polynomial: format!("{:#05x}", crate::field::POLY),
         t: h.threshold.t(),
         n: h.threshold.n(),
         x: h.x,
-        split_id: crate::split::hex(&h.split_id),
+        split_id: crate::stream::split::hex(&h.split_id),
         payload_len: h.payload_len,
         segment_size: h.segment_size,
         segments: h.segment_count(),
-        tag: crate::split::hex(&h.tag),
+        tag: crate::stream::split::hex(&h.tag),
         header_ok: true,
         corrupt_segments: corrupt,
     })

@@ -4,6 +4,8 @@
 //! are shared exactly as read, never re-serialised. Files dicom-rs cannot
 //! parse are still protected, as plain bytes, with a warning.
 
+pub mod orthanc;
+
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -11,8 +13,8 @@ use std::path::{Path, PathBuf};
 use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 
-use super::catalog::Identity;
-use super::{At, Result, dicom_date_days};
+use crate::archive::catalog::Identity;
+use crate::archive::{At, Result, dicom_date_days};
 
 /// One regular file under the source root.
 #[derive(Debug, Clone)]
@@ -295,7 +297,7 @@ mod tests {
             study_date: Some("20040119".into()),
             ..Default::default()
         };
-        let today = super::super::days_from_civil(2004, 3, 1);
+        let today = crate::archive::days_from_civil(2004, 3, 1);
         let f = Filter {
             older_than_days: Some(30),
             modalities: Some(vec!["CT".into(), "MR".into()]),

@@ -34,17 +34,17 @@ use serde::Serialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::audit::AuditLog;
-use super::catalog::{Catalog, Identity, NewObject, ObjectRow, Placement, Selection};
-use super::config::{self, Config, Layout, SiteKey};
-use super::orthanc::Orthanc;
-use super::source::{self, Filter, Identified, SourceFile, SourceSpec};
-use super::store::{self, Store};
-use super::{ArchiveError, At, Result, now_secs};
-use crate::combine::{self, CombineOptions, CombineTarget, ShareSource};
+use crate::archive::audit::AuditLog;
+use crate::archive::catalog::{Catalog, Identity, NewObject, ObjectRow, Placement, Selection};
+use crate::archive::config::{self, Config, Layout, SiteKey};
+use crate::archive::source::orthanc::Orthanc;
+use crate::archive::source::{self, Filter, Identified, SourceFile, SourceSpec};
+use crate::archive::store::{self, Store};
+use crate::archive::{ArchiveError, At, Result, now_secs};
 use crate::engine::{Backend, SplitPlan};
-use crate::envelope::{self, ObjectMeta};
-use crate::split::{self, ShareWriter, SplitOptions, SplitSecrets};
+use crate::share::envelope::{self, ObjectMeta};
+use crate::stream::combine::{self, CombineOptions, CombineTarget, ShareSource};
+use crate::stream::split::{self, ShareWriter, SplitOptions, SplitSecrets};
 
 /// Where Orthanc downloads wait for their shares to be written, below the
 /// archive directory (hospital side).
@@ -2080,7 +2080,7 @@ impl Archive {
         let t = self.layout.threshold.t();
         let combined = tmp.join("combined");
         let mut proven = None;
-        for combo in crate::combine::combinations(good.len(), t).take(256) {
+        for combo in crate::stream::combine::combinations(good.len(), t).take(256) {
             let paths: Vec<PathBuf> = combo.iter().map(|&i| good[i].1.clone()).collect();
             let _ = std::fs::remove_file(&combined);
             let ok = combine::combine_files(

@@ -14,7 +14,7 @@ use crate::engine::{Backend, SplitPlan, combine_matrix};
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
-use crate::split::{DEFAULT_BATCH_BYTES, read_up_to};
+use crate::stream::split::{DEFAULT_BATCH_BYTES, read_up_to};
 
 /// `NAME.xxx`.
 pub fn share_file_name(base: &str, x: u8) -> String {

@@ -5,13 +5,13 @@
 //! in the same directory, flushed to disk, and linked into place only if the
 //! name is still free, so a reader never sees half a share and a resumed run
 //! never overwrites one. Cloud stores (`s3://`, `gs://`, `az://`, each
-//! behind its Cargo feature) live in `objstore.rs` (see [`open`]).
+//! behind its Cargo feature) live in `cloud.rs` (see [`open`]).
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{ArchiveError, Result};
+use crate::archive::{ArchiveError, Result};
 
 /// A place that holds share objects under opaque names.
 pub trait Store: Send + Sync {
@@ -99,7 +99,7 @@ fn open_cloud(
     endpoint: Option<&str>,
     region: Option<&str>,
 ) -> Result<Box<dyn Store>> {
-    Ok(Box::new(super::objstore::CloudStore::open(
+    Ok(Box::new(super::cloud::CloudStore::open(
         label, url, endpoint, region,
     )?))
 }

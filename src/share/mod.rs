@@ -1,0 +1,4 @@
+//! The share file.
+
+pub mod envelope;
+pub mod format;

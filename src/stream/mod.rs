@@ -1,0 +1,5 @@
+//! Streaming file operations.
+
+pub mod combine;
+pub mod gfshare;
+pub mod split;

@@ -1,0 +1,4 @@
+//! Tooling.
+
+pub mod bench;
+pub mod synthetic;
