@@ -6,10 +6,10 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use umbra::buffer::AlignedBuf;
-use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix};
+use umbra::engine::{Backend, CpuBackend};
 use umbra::kernel::{Kernel, Level};
 use umbra::keystream::{self, ObjectKey};
-use umbra::sharing::{Matrix, Threshold, default_xs};
+use umbra::sharing::{Matrix, SplitPlan, Threshold, combine_matrix, default_xs};
 use umbra::tools::synthetic;
 
 const BIG: usize = 8 << 20;

@@ -170,6 +170,56 @@ pub fn apply_reference(m: &Matrix, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) 
     }
 }
 
+/// What a split computes: the polynomial degree and the share coordinates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SplitPlan {
+    threshold: Threshold,
+    xs: Vec<u8>,
+    matrix: Matrix,
+}
+
+impl SplitPlan {
+    pub fn new(threshold: Threshold, xs: Vec<u8>) -> Result<Self, ParamError> {
+        if xs.len() != threshold.n() {
+            return Err(ParamError::WrongXCount {
+                given: xs.len(),
+                n: threshold.n(),
+            });
+        }
+        check_xs(&xs)?;
+        let matrix = Matrix::vandermonde(&xs, threshold.t());
+        Ok(Self {
+            threshold,
+            xs,
+            matrix,
+        })
+    }
+
+    pub fn threshold(&self) -> Threshold {
+        self.threshold
+    }
+
+    pub fn xs(&self) -> &[u8] {
+        &self.xs
+    }
+
+    /// n x t: row i is (1, x_i, x_i^2, ...).
+    pub fn matrix(&self) -> &Matrix {
+        &self.matrix
+    }
+}
+
+/// Lagrange weights that rebuild the secret (x = 0) from shares at `xs`.
+pub fn combine_matrix(xs: &[u8]) -> Result<Matrix, ParamError> {
+    Matrix::lagrange(xs, &[0])
+}
+
+/// Lagrange weights that rebuild the shares at `lost` from shares at `xs`.
+pub fn repair_matrix(xs: &[u8], lost: &[u8]) -> Result<Matrix, ParamError> {
+    check_xs(lost)?;
+    Matrix::lagrange(xs, lost)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

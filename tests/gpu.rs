@@ -15,7 +15,9 @@ mod common;
 
 use std::sync::OnceLock;
 
-use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix, repair_matrix};
+use umbra::sharing::{SplitPlan, combine_matrix, repair_matrix};
+
+use umbra::engine::{Backend, CpuBackend};
 use umbra::gpu::shaders::{self, PipelineSource, ShaderFile};
 use umbra::gpu::{AdapterChoice, ApplyJob, GpuBackend, GpuError, SplitJob};
 use umbra::keystream::{self, ObjectKey};

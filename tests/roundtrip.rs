@@ -6,7 +6,9 @@ mod common;
 
 use proptest::prelude::*;
 
-use umbra::engine::{Backend, CpuBackend, SplitPlan, combine_matrix, repair_matrix};
+use umbra::sharing::{SplitPlan, combine_matrix, repair_matrix};
+
+use umbra::engine::{Backend, CpuBackend};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;
 use umbra::sharing::Threshold;

@@ -3,7 +3,9 @@
 //! probability 1/256. Keys are fixed, so these tests are deterministic: they
 //! cannot flake, and a broken generator fails them every time.
 
-use umbra::engine::{Backend, CpuBackend, SplitPlan};
+use umbra::sharing::SplitPlan;
+
+use umbra::engine::{Backend, CpuBackend};
 use umbra::keystream::{self, ObjectKey};
 use umbra::sharing::{Threshold, default_xs};
 

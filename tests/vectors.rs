@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use umbra::engine::{CpuBackend, SplitPlan};
+use umbra::engine::CpuBackend;
 use umbra::kernel::Level;
-use umbra::sharing::{Threshold, default_xs};
+use umbra::sharing::{SplitPlan, Threshold, default_xs};
 use umbra::stream::split::{SplitOptions, SplitSecrets, split_file};
 
 const KEY: [u8; 32] = [0x11; 32];

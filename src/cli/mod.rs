@@ -12,7 +12,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use umbra::engine::{Backend, CpuBackend, CrossCheck, Fallback, SplitPlan};
+use umbra::sharing::SplitPlan;
+
+use umbra::engine::{Backend, CpuBackend, CrossCheck, Fallback};
 use umbra::gpu::{AdapterChoice, GpuBackend};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;

@@ -46,7 +46,9 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use zeroize::Zeroize;
 
-use crate::engine::{Backend, EngineError, SplitPlan};
+use crate::sharing::SplitPlan;
+
+use crate::engine::{Backend, EngineError};
 use crate::keystream::ObjectKey;
 use crate::sharing::Matrix;
 

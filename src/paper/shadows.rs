@@ -35,10 +35,10 @@ use serde::{Deserialize, Serialize};
 
 use super::image_io::{self, GrayImage};
 use super::{AtPath, PaperError, Result, p257};
-use crate::engine::{Backend, SplitPlan, combine_matrix};
+use crate::engine::Backend;
 use crate::field;
 use crate::keystream::ObjectKey;
-use crate::sharing::{Matrix, ParamError, Threshold};
+use crate::sharing::{Matrix, ParamError, SplitPlan, Threshold, combine_matrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -10,10 +10,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::buffer::AlignedBuf;
-use crate::engine::{Backend, SplitPlan, combine_matrix};
+use crate::engine::Backend;
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
+use crate::sharing::{SplitPlan, combine_matrix};
 use crate::stream::split::{DEFAULT_BATCH_BYTES, read_up_to};
 
 /// `NAME.xxx`.

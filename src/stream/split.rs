@@ -19,12 +19,13 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::buffer::AlignedBuf;
-use crate::engine::{Backend, SplitJob, SplitPlan};
+use crate::engine::{Backend, SplitJob};
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
 use crate::share::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
 use crate::share::format::{self, DEFAULT_SEGMENT_SIZE, HASH_LEN, SPLIT_ID_LEN, ShareHeader};
+use crate::sharing::SplitPlan;
 
 /// Default stream bytes per batch: two 1 MiB segments. With (4, 8) the batch
 /// and its 16 MiB of shares stay in the last-level cache while they are

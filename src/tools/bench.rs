@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use crate::buffer::AlignedBuf;
-use crate::engine::{Backend, SplitPlan, combine_matrix};
+use crate::engine::Backend;
 use crate::error::Result;
 use crate::keystream::ObjectKey;
-use crate::sharing::{Threshold, default_xs};
+use crate::sharing::{SplitPlan, Threshold, combine_matrix, default_xs};
 use crate::tools::synthetic;
 
 /// An image or volume size from the list.

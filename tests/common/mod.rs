@@ -119,11 +119,11 @@ pub fn check_whole_streams_match_split_stream(
     n: usize,
 ) {
     use std::io::Cursor;
-    use umbra::engine::{CpuBackend, SplitPlan};
+    use umbra::engine::CpuBackend;
     use umbra::kernel::Level;
     use umbra::share::envelope::ObjectMeta;
     use umbra::share::format::HASH_LEN;
-    use umbra::sharing::{Threshold, default_xs};
+    use umbra::sharing::{SplitPlan, Threshold, default_xs};
     use umbra::stream::split::{
         ShareWriter, SplitBuffers, SplitOptions, SplitSecrets, WholeStream, split_stream,
         split_whole_streams,

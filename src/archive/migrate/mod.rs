@@ -41,8 +41,9 @@ use crate::archive::source::orthanc::Orthanc;
 use crate::archive::source::{self, Filter, Identified, SourceFile, SourceSpec};
 use crate::archive::store::{self, Store};
 use crate::archive::{ArchiveError, At, Result, now_secs};
-use crate::engine::{Backend, SplitPlan};
+use crate::engine::Backend;
 use crate::share::envelope::{self, ObjectMeta};
+use crate::sharing::SplitPlan;
 use crate::stream::combine::{self, CombineOptions, CombineTarget, ShareSource};
 use crate::stream::split::{self, ShareWriter, SplitOptions, SplitSecrets};
 

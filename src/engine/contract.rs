@@ -1,0 +1,85 @@
+//! The backend contract: what every place where share arithmetic runs
+//! (the CPU here, the GPU in `gpu`) computes, and how it reports failure.
+
+use crate::kernel::LevelError;
+use crate::keystream::ObjectKey;
+use crate::sharing::{Matrix, SplitPlan};
+
+/// Why a backend could not compute.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Level(#[from] LevelError),
+    #[error("GPU backend failed: {0}")]
+    Gpu(String),
+    #[error(
+        "cross-check failed: {first} and {second} differ in {operation} at stream offset {offset} \
+         (output row {row})"
+    )]
+    Mismatch {
+        first: String,
+        second: String,
+        operation: &'static str,
+        offset: u64,
+        row: usize,
+    },
+    /// A failure in one object of [`Backend::split_many`].
+    #[error("object {index} of a batch of {count}: {error}")]
+    InBatch {
+        index: usize,
+        count: usize,
+        error: Box<EngineError>,
+    },
+}
+
+/// One object of [`Backend::split_many`]: its own key, where its data sits
+/// in its shared stream, and where its n shares go.
+pub struct SplitJob<'a> {
+    pub key: &'a ObjectKey,
+    /// Byte offset of `secret` in the object's shared stream.
+    pub offset: u64,
+    pub secret: &'a [u8],
+    /// n outputs, each as long as `secret`.
+    pub shares: Vec<&'a mut [u8]>,
+}
+
+/// A place where share arithmetic runs.
+pub trait Backend: Send + Sync {
+    /// Says what runs, for logs and bench tables: "cpu (avx512-gfni)".
+    fn describe(&self) -> String;
+
+    /// Shares of `secret`, which sits at byte `offset` of the shared stream:
+    /// `shares[i][k] = sum over j of x_i^j * a_j[offset + k]`, with `a_0` the
+    /// secret and `a_j` keystream `j` of `key`.
+    fn split(
+        &self,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        secret: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> Result<(), EngineError>;
+
+    /// [`Backend::split`] of many independent objects with one plan, in one
+    /// call, so that a backend with a cost per call (a GPU dispatch) can pack
+    /// small objects together. Every job gets the shares it would get split
+    /// alone. After an error no output is to be used.
+    ///
+    /// By default, one job after the other: the CPU gains nothing from
+    /// packing, since each split already spreads over every core.
+    fn split_many(&self, plan: &SplitPlan, jobs: &mut [SplitJob<'_>]) -> Result<(), EngineError> {
+        for job in jobs.iter_mut() {
+            self.split(plan, job.key, job.offset, job.secret, &mut job.shares)?;
+        }
+        Ok(())
+    }
+
+    /// `outputs[r] = sum over c of matrix[r][c] * inputs[c]`: combine (Lagrange
+    /// weights at 0) and repair (weights at a lost x).
+    fn apply(
+        &self,
+        matrix: &Matrix,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Result<(), EngineError>;
+}
