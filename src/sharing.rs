@@ -220,6 +220,28 @@ pub fn repair_matrix(xs: &[u8], lost: &[u8]) -> Result<Matrix, ParamError> {
     Matrix::lagrange(xs, lost)
 }
 
+/// k-combinations of 0..n in lexicographic order.
+pub fn combinations(n: usize, k: usize) -> impl Iterator<Item = Vec<usize>> {
+    let mut next = (k <= n).then(|| (0..k).collect::<Vec<usize>>());
+    std::iter::from_fn(move || {
+        let current = next.take()?;
+        let mut c = current.clone();
+        let mut i = k;
+        while i > 0 {
+            i -= 1;
+            if c[i] < n - k + i {
+                c[i] += 1;
+                for j in i + 1..k {
+                    c[j] = c[j - 1] + 1;
+                }
+                next = Some(c);
+                break;
+            }
+        }
+        Some(current)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +299,23 @@ mod tests {
         let w = Matrix::lagrange(&[1, 2], &[0]).unwrap();
         let secret = field::mul(w.get(0, 0), 0x00) ^ field::mul(w.get(0, 1), 0x01);
         assert_eq!(secret, 0xF4);
+    }
+
+    #[test]
+    fn combinations_in_order() {
+        let all: Vec<Vec<usize>> = combinations(4, 2).collect();
+        assert_eq!(
+            all,
+            vec![
+                vec![0, 1],
+                vec![0, 2],
+                vec![0, 3],
+                vec![1, 2],
+                vec![1, 3],
+                vec![2, 3]
+            ]
+        );
+        assert_eq!(combinations(8, 4).count(), 70);
+        assert_eq!(combinations(2, 3).count(), 0);
     }
 }

@@ -12,7 +12,8 @@ use umbra::engine::{Backend, CpuBackend};
 use umbra::kernel::Level;
 use umbra::keystream::ObjectKey;
 use umbra::sharing::Threshold;
-use umbra::stream::combine::{CombineOptions, CombineTarget, combine_files, repair_share};
+use umbra::stream::combine::{CombineOptions, CombineTarget, combine_files};
+use umbra::stream::repair::repair_share;
 use umbra::stream::split::{SplitOptions, SplitSecrets, split_file};
 
 /// (t, n), distinct non-zero xs, and a subset of t share indices.

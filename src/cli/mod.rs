@@ -651,7 +651,7 @@ fn repair_cmd(ui: &Ui, a: &RepairArgs) -> anyhow::Result<ExitCode> {
         Some(o) => o.clone(),
         None => default_repair_path(&a.shares[0], a.x),
     };
-    let report = combine::repair_share(
+    let report = umbra::stream::repair::repair_share(
         backend.as_ref(),
         &a.shares,
         a.x,
@@ -683,7 +683,7 @@ fn default_repair_path(first: &Path, x: u8) -> PathBuf {
         ["umbra", digits, base]
             if digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit()) =>
         {
-            split::share_file_name(base, x)
+            umbra::share::writer::share_file_name(base, x)
         }
         _ => format!("share-{x:03}.umbra"),
     };
@@ -695,7 +695,7 @@ fn inspect_cmd(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let mut json = Vec::new();
     let mut all_intact = true;
     for path in &a.shares {
-        match combine::inspect_share(path) {
+        match umbra::share::inspect::inspect_share(path) {
             Ok(r) => {
                 all_intact &= r.intact();
                 json.push(serde_json::to_value(&r)?);

@@ -288,6 +288,11 @@ pub fn segment_hash(segment: &[u8]) -> [u8; HASH_LEN] {
     *blake3::hash(segment).as_bytes()
 }
 
+/// Bytes as lowercase hex: split ids and tags in reports and names.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

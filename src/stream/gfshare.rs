@@ -10,12 +10,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::buffer::AlignedBuf;
+use crate::buffer::read_up_to;
 use crate::engine::Backend;
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
 use crate::sharing::{SplitPlan, combine_matrix};
-use crate::stream::split::{DEFAULT_BATCH_BYTES, read_up_to};
+use crate::stream::split::DEFAULT_BATCH_BYTES;
 
 /// `NAME.xxx`.
 pub fn share_file_name(base: &str, x: u8) -> String {

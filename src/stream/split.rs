@@ -18,13 +18,14 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::buffer::AlignedBuf;
+use crate::buffer::{AlignedBuf, read_up_to};
 use crate::engine::{Backend, SplitJob};
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
 use crate::share::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
-use crate::share::format::{self, DEFAULT_SEGMENT_SIZE, HASH_LEN, SPLIT_ID_LEN, ShareHeader};
+use crate::share::format::{DEFAULT_SEGMENT_SIZE, HASH_LEN, SPLIT_ID_LEN, ShareHeader, hex};
+use crate::share::writer::{ShareWriter, share_file_name};
 use crate::sharing::SplitPlan;
 
 /// Default stream bytes per batch: two 1 MiB segments. With (4, 8) the batch
@@ -128,59 +129,6 @@ pub struct SplitReport {
     pub content_len: u64,
     pub stream_len: u64,
     pub split_id: [u8; SPLIT_ID_LEN],
-}
-
-/// The file name a share gets: `BASE.xxx.umbra`.
-pub fn share_file_name(base: &str, x: u8) -> String {
-    format!("{base}.{x:03}.umbra")
-}
-
-/// Writes one share's payload, hashing its segments on the way.
-pub struct ShareWriter<W: Write + Seek> {
-    sink: W,
-    header: ShareHeader,
-    table: Vec<u8>,
-    written: u64,
-}
-
-impl<W: Write + Seek> ShareWriter<W> {
-    /// Positions `sink` past the header and table, which are written last.
-    pub fn new(mut sink: W, header: ShareHeader) -> std::io::Result<Self> {
-        sink.seek(SeekFrom::Start(header.payload_offset()))?;
-        let table = Vec::with_capacity(header.table_len() as usize);
-        Ok(Self {
-            sink,
-            header,
-            table,
-            written: 0,
-        })
-    }
-
-    /// Appends payload bytes. Every call but the last must hold whole segments.
-    pub fn write_payload(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        debug_assert!(self.written.is_multiple_of(self.header.segment_size as u64));
-        for segment in bytes.chunks(self.header.segment_size as usize) {
-            self.table.extend_from_slice(&format::segment_hash(segment));
-        }
-        self.sink.write_all(bytes)?;
-        self.written += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Writes header and table once the tag is known, and returns the sink.
-    pub fn finish(mut self, tag: [u8; HASH_LEN]) -> std::io::Result<W> {
-        assert_eq!(
-            self.written, self.header.payload_len,
-            "payload fully written"
-        );
-        self.header.tag = tag;
-        let header = self.header.encode(&self.table);
-        self.sink.seek(SeekFrom::Start(0))?;
-        self.sink.write_all(&header)?;
-        self.sink.write_all(&self.table)?;
-        self.sink.flush()?;
-        Ok(self.sink)
-    }
 }
 
 /// The working memory of [`split_stream_with`]: a batch of plaintext and one
@@ -569,24 +517,6 @@ pub fn split_file(
         stream_len: object.stream_len(),
         split_id: secrets.split_id,
     })
-}
-
-/// Reads until `buf` is full or the source ends.
-pub(crate) fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

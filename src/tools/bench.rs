@@ -326,7 +326,8 @@ pub fn stream_split(
     threshold: Threshold,
     bytes: u64,
 ) -> Result<StreamResult> {
-    use crate::stream::split::{ShareWriter, SplitOptions, SplitSecrets, split_stream};
+    use crate::share::writer::ShareWriter;
+    use crate::stream::split::{SplitOptions, SplitSecrets, split_stream};
     let plan = SplitPlan::new(threshold, default_xs(threshold.n()))?;
     let opts = SplitOptions::new(plan.clone());
     let secrets = SplitSecrets::from_os()?;

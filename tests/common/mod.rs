@@ -123,10 +123,10 @@ pub fn check_whole_streams_match_split_stream(
     use umbra::kernel::Level;
     use umbra::share::envelope::ObjectMeta;
     use umbra::share::format::HASH_LEN;
+    use umbra::share::writer::ShareWriter;
     use umbra::sharing::{SplitPlan, Threshold, default_xs};
     use umbra::stream::split::{
-        ShareWriter, SplitBuffers, SplitOptions, SplitSecrets, WholeStream, split_stream,
-        split_whole_streams,
+        SplitBuffers, SplitOptions, SplitSecrets, WholeStream, split_stream, split_whole_streams,
     };
 
     let plan = SplitPlan::new(Threshold::new(t, n).unwrap(), default_xs(n)).unwrap();

@@ -41,11 +41,17 @@ use crate::archive::source::orthanc::Orthanc;
 use crate::archive::source::{self, Filter, Identified, SourceFile, SourceSpec};
 use crate::archive::store::{self, Store};
 use crate::archive::{ArchiveError, At, Result, now_secs};
+use crate::buffer::read_up_to;
 use crate::engine::Backend;
 use crate::share::envelope::{self, ObjectMeta};
+use crate::share::format::hex;
+use crate::share::inspect::inspect_share;
+use crate::share::reader::ShareSource;
+use crate::share::writer::ShareWriter;
 use crate::sharing::SplitPlan;
-use crate::stream::combine::{self, CombineOptions, CombineTarget, ShareSource};
-use crate::stream::split::{self, ShareWriter, SplitOptions, SplitSecrets};
+use crate::stream::combine::{self, CombineOptions, CombineTarget};
+use crate::stream::repair::repair_share;
+use crate::stream::split::{self, SplitOptions, SplitSecrets};
 
 /// Where Orthanc downloads wait for their shares to be written, below the
 /// archive directory (hospital side).
@@ -713,13 +719,7 @@ impl Archive {
                 let splits: Vec<(i64, String, &[Placement])> = staged
                     .jobs
                     .iter()
-                    .map(|j| {
-                        (
-                            j.row.id,
-                            split::hex(&j.secrets.split_id),
-                            j.placements.as_slice(),
-                        )
-                    })
+                    .map(|j| (j.row.id, hex(&j.secrets.split_id), j.placements.as_slice()))
                     .collect();
                 let splits: Vec<(i64, &str, &[Placement])> = splits
                     .iter()
@@ -1029,7 +1029,7 @@ impl Archive {
             .into());
         }
         let mut head = [0u8; HEAD_BYTES];
-        let n = split::read_up_to(&mut file, &mut head).at(&path)?;
+        let n = read_up_to(&mut file, &mut head).at(&path)?;
         let meta = ObjectMeta {
             name: job.row.source_ref.clone(),
             content_type: envelope::sniff_content_type(&head[..n]).to_string(),
@@ -1299,14 +1299,14 @@ fn read_whole(stream: &mut [u8], row: &ObjectRow, opened: &Opened) -> Result<()>
     let (prefix, content) = stream.split_at_mut(opened.prefix.len());
     prefix.copy_from_slice(&opened.prefix);
     let mut file = File::open(path).at(path)?;
-    let found = split::read_up_to(&mut file, content).at(path)?;
+    let found = read_up_to(&mut file, content).at(path)?;
     let mut probe = [0u8; 1];
     let error = if found < content.len() {
         Some(split::SplitStreamError::Shrank {
             expected: row.size,
             found: found as u64,
         })
-    } else if split::read_up_to(&mut file, &mut probe).at(path)? != 0 {
+    } else if read_up_to(&mut file, &mut probe).at(path)? != 0 {
         Some(split::SplitStreamError::Grew { expected: row.size })
     } else {
         None
@@ -1402,7 +1402,7 @@ impl Archive {
                     Err(e) => ShareState::Unreachable(e.to_string()),
                     Ok(Err(e)) => ShareState::Unreachable(e.to_string()),
                     Ok(Ok(false)) => ShareState::Missing,
-                    Ok(Ok(true)) => match combine::inspect_share(&dest) {
+                    Ok(Ok(true)) => match inspect_share(&dest) {
                         Err(e) => ShareState::Corrupt(e.to_string()),
                         Ok(r) if !r.intact() => ShareState::Corrupt(format!(
                             "segments {:?} fail their BLAKE3",
@@ -1678,7 +1678,7 @@ impl Archive {
                 return None;
             }
             let h = ShareSource::open(&dest).ok()?.header;
-            if Some(split::hex(&h.split_id)) != row.split_id || h.x != p.x {
+            if Some(hex(&h.split_id)) != row.split_id || h.x != p.x {
                 return None;
             }
             paths.push(dest);
@@ -1828,7 +1828,7 @@ impl Archive {
         }
         let t = self.layout.threshold.t();
         for (split_id, paths) in groups {
-            let id = split::hex(&split_id);
+            let id = hex(&split_id);
             if paths.len() < t {
                 report.warnings.push(format!(
                     "split {id}: only {} share(s) found, {t} needed; skipped (an unfinished \
@@ -2081,7 +2081,7 @@ impl Archive {
         let t = self.layout.threshold.t();
         let combined = tmp.join("combined");
         let mut proven = None;
-        for combo in crate::stream::combine::combinations(good.len(), t).take(256) {
+        for combo in crate::sharing::combinations(good.len(), t).take(256) {
             let paths: Vec<PathBuf> = combo.iter().map(|&i| good[i].1.clone()).collect();
             let _ = std::fs::remove_file(&combined);
             let ok = combine::combine_files(
@@ -2114,7 +2114,7 @@ impl Archive {
                 continue;
             }
             let expected = tmp.join(format!("expected.x{:03}", p.x));
-            combine::repair_share(backend, &proven, p.x, &expected, &CombineOptions::default())?;
+            repair_share(backend, &proven, p.x, &expected, &CombineOptions::default())?;
             if hash_file(&expected)? != hash_file(path)? {
                 forged.push((
                     p.clone(),
@@ -2140,7 +2140,7 @@ impl Archive {
         backend: &dyn Backend,
     ) -> Result<()> {
         let out = tmp.join(format!("repaired.x{:03}", p.x));
-        combine::repair_share(backend, good, p.x, &out, &CombineOptions::default())?;
+        repair_share(backend, good, p.x, &out, &CombineOptions::default())?;
         let store = self.store(&p.store)?;
         // Delete then create: each step is atomic; a crash between them
         // leaves the share missing, which the next repair fixes.
