@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::{Backend, EngineError};
+use super::contract::{Backend, EngineError};
 use crate::kernel::{Kernel, Level, LevelError};
 use crate::keystream::{self, ObjectKey};
 use crate::sharing::{Matrix, SplitPlan};

@@ -1,7 +1,7 @@
 //! `--cross-check`: every operation on two backends from the same inputs,
 //! compared byte for byte.
 
-use super::{Backend, EngineError, SplitJob};
+use super::contract::{Backend, EngineError, SplitJob};
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
 

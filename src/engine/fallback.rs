@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Backend, EngineError, SplitJob};
+use super::contract::{Backend, EngineError, SplitJob};
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
 

@@ -1,6 +1,7 @@
 //! Backends and batches shared by the engine's unit tests.
 
-use super::{Backend, CpuBackend, EngineError, SplitJob, TASK_BYTES};
+use super::contract::{Backend, EngineError, SplitJob};
+use super::cpu::{CpuBackend, TASK_BYTES};
 use crate::kernel::Level;
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};

@@ -2,11 +2,41 @@
 //! fault reports, the bind group layout, the two pipelines and the matrix
 //! buffer.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
-use super::plan::{MAX_PIECES, PIECE_BYTES};
+use super::error::GpuError;
+use super::plan::{BLOCK_BYTES, MAX_PIECES, PIECE_BYTES};
 use super::shaders::{self, PipelineSource};
-use super::{AdapterChoice, BLOCK_BYTES, DEFAULT_MAX_SLICE_BYTES, GpuBackend, GpuError, lock};
+use crate::sharing::Matrix;
+
+/// Which adapters [`Device::open`] may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdapterChoice {
+    /// A hardware GPU only; software rasterisers (device type Cpu, such as
+    /// Mesa's llvmpipe) are refused.
+    HardwareOnly,
+    /// The best adapter there is, hardware preferred, software accepted.
+    Any,
+}
+
+/// A lock that a panic elsewhere does not poison for good.
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An opened adapter with everything built once: device and queue, fault
+/// reports, the bind group layout, both pipelines and the matrix buffer.
+pub(super) struct Device {
+    pub(super) info: wgpu::AdapterInfo,
+    pub(super) device: wgpu::Device,
+    pub(super) queue: wgpu::Queue,
+    pub(super) layout: wgpu::BindGroupLayout,
+    pub(super) split_pipeline: wgpu::ComputePipeline,
+    pub(super) apply_pipeline: wgpu::ComputePipeline,
+    pub(super) matrix: wgpu::Buffer,
+    pub(super) limits: wgpu::Limits,
+    pub(super) faults: Arc<Faults>,
+}
 
 /// The largest matrix: 255 x 255 entries, one u32 each.
 const MATRIX_BYTES: u64 = 255 * 255 * 4;
@@ -14,8 +44,8 @@ const MATRIX_BYTES: u64 = 255 * 255 * 4;
 /// Faults that wgpu reports through callbacks, checked after each wait.
 #[derive(Default)]
 pub(super) struct Faults {
-    pub(super) lost: Mutex<Option<String>>,
-    pub(super) error: Mutex<Option<GpuError>>,
+    lost: Mutex<Option<String>>,
+    error: Mutex<Option<GpuError>>,
 }
 
 impl Faults {
@@ -30,7 +60,7 @@ impl Faults {
     }
 }
 
-pub(super) fn backend_name(b: wgpu::Backend) -> &'static str {
+fn backend_name(b: wgpu::Backend) -> &'static str {
     match b {
         wgpu::Backend::Noop => "no-op",
         wgpu::Backend::Vulkan => "Vulkan",
@@ -41,7 +71,7 @@ pub(super) fn backend_name(b: wgpu::Backend) -> &'static str {
     }
 }
 
-pub(super) fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+fn device_type_name(t: wgpu::DeviceType) -> &'static str {
     match t {
         wgpu::DeviceType::DiscreteGpu => "discrete",
         wgpu::DeviceType::IntegratedGpu => "integrated",
@@ -52,7 +82,7 @@ pub(super) fn device_type_name(t: wgpu::DeviceType) -> &'static str {
 }
 
 /// Preference among adapters: hardware first, software last.
-pub(super) fn device_type_rank(t: wgpu::DeviceType) -> u8 {
+fn device_type_rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 4,
         wgpu::DeviceType::IntegratedGpu => 3,
@@ -71,40 +101,96 @@ pub(super) fn describe_info(info: &wgpu::AdapterInfo) -> String {
     )
 }
 
-impl GpuBackend {
+/// The best adapter that `choice` allows, and a description of every
+/// adapter seen for the error when there is none.
+fn pick_adapter(choice: AdapterChoice) -> Result<wgpu::Adapter, GpuError> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let seen = if adapters.is_empty() {
+        "none".to_string()
+    } else {
+        adapters
+            .iter()
+            .map(|a| describe_info(&a.get_info()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    adapters
+        .into_iter()
+        .filter(|a| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        })
+        .filter(|a| {
+            choice == AdapterChoice::Any || a.get_info().device_type != wgpu::DeviceType::Cpu
+        })
+        .max_by_key(|a| device_type_rank(a.get_info().device_type))
+        .ok_or(GpuError::NoAdapter {
+            wanted: match choice {
+                AdapterChoice::HardwareOnly => "hardware",
+                AdapterChoice::Any => "hardware or software",
+            },
+            seen,
+        })
+}
+
+/// Routes wgpu's fault callbacks into `faults`, checked after each wait.
+fn watch_faults(device: &wgpu::Device) -> Arc<Faults> {
+    let faults = Arc::new(Faults::default());
+    {
+        let faults = faults.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&faults.lost) = Some(format!("{reason:?}: {message}"));
+        });
+    }
+    {
+        let faults = faults.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = lock(&faults.error);
+            if slot.is_none() {
+                *slot = Some(match e {
+                    wgpu::Error::OutOfMemory { .. } => GpuError::OutOfMemory(e.to_string()),
+                    other => GpuError::Job(other.to_string()),
+                });
+            }
+        }));
+    }
+    faults
+}
+
+/// The layout of `shaders/bindings.wgsl`: params (uniform), matrix, inputs,
+/// outputs (storage) and the piece table (uniform).
+fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
+    let buffer = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("umbra streams"),
+        entries: &[
+            buffer(0, wgpu::BufferBindingType::Uniform),
+            buffer(1, storage(true)),
+            buffer(2, storage(false)),
+            buffer(3, storage(false)),
+            buffer(4, wgpu::BufferBindingType::Uniform),
+        ],
+    })
+}
+
+impl Device {
     /// Opens the best adapter that `choice` allows and builds the device,
     /// the pipelines and the matrix buffer.
-    pub fn new(choice: AdapterChoice) -> Result<GpuBackend, GpuError> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-        let seen = if adapters.is_empty() {
-            "none".to_string()
-        } else {
-            adapters
-                .iter()
-                .map(|a| describe_info(&a.get_info()))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let adapter = adapters
-            .into_iter()
-            .filter(|a| {
-                a.get_downlevel_capabilities()
-                    .flags
-                    .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-            })
-            .filter(|a| {
-                choice == AdapterChoice::Any || a.get_info().device_type != wgpu::DeviceType::Cpu
-            })
-            .max_by_key(|a| device_type_rank(a.get_info().device_type))
-            .ok_or(GpuError::NoAdapter {
-                wanted: match choice {
-                    AdapterChoice::HardwareOnly => "hardware",
-                    AdapterChoice::Any => "hardware or software",
-                },
-                seen,
-            })?;
+    pub(super) fn open(choice: AdapterChoice) -> Result<Device, GpuError> {
+        let adapter = pick_adapter(choice)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         if limits.max_uniform_buffer_binding_size < (MAX_PIECES * PIECE_BYTES) as u64 {
@@ -127,65 +213,8 @@ impl GpuBackend {
             adapter: describe_info(&info),
             message: e.to_string(),
         })?;
-
-        let faults = Arc::new(Faults::default());
-        {
-            let faults = faults.clone();
-            device.set_device_lost_callback(move |reason, message| {
-                *lock(&faults.lost) = Some(format!("{reason:?}: {message}"));
-            });
-        }
-        {
-            let faults = faults.clone();
-            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-                let mut slot = lock(&faults.error);
-                if slot.is_none() {
-                    *slot = Some(match e {
-                        wgpu::Error::OutOfMemory { .. } => GpuError::OutOfMemory(e.to_string()),
-                        other => GpuError::Job(other.to_string()),
-                    });
-                }
-            }));
-        }
-
-        let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("umbra streams"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                storage(1, true),
-                storage(2, false),
-                storage(3, false),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 4,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-            ],
-        });
+        let faults = watch_faults(&device);
+        let layout = bind_group_layout(&device);
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("umbra"),
             bind_group_layouts: &[Some(&layout)],
@@ -199,7 +228,7 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let backend = GpuBackend {
+        let opened = Device {
             info,
             device,
             queue,
@@ -208,35 +237,19 @@ impl GpuBackend {
             apply_pipeline,
             matrix,
             limits,
-            max_slice_bytes: DEFAULT_MAX_SLICE_BYTES,
             faults,
-            slots: Mutex::new(None),
         };
-        backend.faults.check()?;
-        Ok(backend)
-    }
-
-    /// Caps the bytes of each stream per slice (rounded down to whole 64-byte
-    /// blocks, at least one). Smaller slices use less memory; tests use them
-    /// to cross slice boundaries cheaply.
-    pub fn with_max_slice_bytes(mut self, bytes: usize) -> GpuBackend {
-        self.max_slice_bytes = (bytes / BLOCK_BYTES).max(1) * BLOCK_BYTES;
-        self
-    }
-
-    /// The adapter this backend runs on.
-    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
-        &self.info
-    }
-
-    /// Whether the adapter is a software rasteriser (llvmpipe and the like).
-    pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
+        opened.faults.check()?;
+        Ok(opened)
     }
 
     /// Bytes of each stream per slice for a job with `streams` rows in its
-    /// largest buffer: the configured cap, within the device's limits.
-    pub fn slice_bytes(&self, streams: usize) -> Result<usize, GpuError> {
+    /// largest buffer: `max_slice_bytes`, within the device's limits.
+    pub(super) fn slice_bytes(
+        &self,
+        max_slice_bytes: usize,
+        streams: usize,
+    ) -> Result<usize, GpuError> {
         let binding = self
             .limits
             .max_storage_buffer_binding_size
@@ -248,13 +261,12 @@ impl GpuBackend {
                 binding_bytes: binding,
             });
         }
-        Ok((self.max_slice_bytes as u64).min(by_limits) as usize)
+        Ok((max_slice_bytes as u64).min(by_limits) as usize)
     }
 
     /// Compiles a pipeline from `source` with this backend's layout, for
     /// tests of the error path; the pipeline is thrown away.
-    #[doc(hidden)]
-    pub fn check_compiles(&self, source: &PipelineSource) -> Result<(), GpuError> {
+    pub(super) fn check_compiles(&self, source: &PipelineSource) -> Result<(), GpuError> {
         let layout = self
             .device
             .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -267,14 +279,61 @@ impl GpuBackend {
 
     /// Destroys the device, as a lost device would be, for tests of the
     /// fault path: every later job must fail, never return partial output.
-    #[doc(hidden)]
-    pub fn simulate_device_loss(&self) {
+    pub(super) fn destroy(&self) {
         self.device.destroy();
+    }
+
+    /// The matrix into its buffer, one u32 per entry, row by row.
+    pub(super) fn write_matrix(&self, matrix: &Matrix) {
+        let mut entries = Vec::with_capacity(matrix.rows() * matrix.cols() * 4);
+        for r in 0..matrix.rows() {
+            for &e in matrix.row(r) {
+                entries.extend_from_slice(&u32::from(e).to_le_bytes());
+            }
+        }
+        self.queue.write_buffer(&self.matrix, 0, &entries);
+    }
+
+    pub(super) fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Blocks until submission `index` has finished and its callbacks ran.
+    pub(super) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), GpuError> {
+        let polled = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        });
+        // A lost device or an error report explains a failed wait best.
+        self.faults.check()?;
+        polled.map_err(|e| GpuError::Job(format!("waiting for the device: {e}")))?;
+        Ok(())
+    }
+
+    /// The result of a map request whose submission has finished.
+    pub(super) fn map_result(
+        &self,
+        rx: &mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
+        what: &str,
+    ) -> Result<(), GpuError> {
+        let result = match rx.try_recv() {
+            Ok(r) => r,
+            Err(_) => {
+                self.device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| GpuError::Job(format!("waiting for the device: {e}")))?;
+                self.faults.check()?;
+                rx.recv()
+                    .map_err(|_| GpuError::Job(format!("{what}: mapping never completed")))?
+            }
+        };
+        result.map_err(|e| GpuError::Job(format!("{what}: mapping failed: {e}")))
     }
 }
 
 /// Compiles one pipeline's module; a failure names the shader files.
-pub(super) fn build_pipeline(
+fn build_pipeline(
     device: &wgpu::Device,
     layout: &wgpu::PipelineLayout,
     source: &PipelineSource,

@@ -1,9 +1,11 @@
 //! How a job is cut up: objects into pieces of whole 64-byte keystream
 //! blocks, pieces into slices that fit the device, slices into workgroups.
 
-use super::BLOCK_BYTES;
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
+
+/// Bytes of one keystream block; slices are whole blocks.
+pub(super) const BLOCK_BYTES: usize = 64;
 
 /// Invocations per workgroup; must match `@workgroup_size` in the shaders.
 pub(super) const WORKGROUP_SIZE: u32 = 64;

@@ -3,8 +3,8 @@
 
 use std::sync::mpsc;
 
-use super::GpuBackend;
-use super::GpuError;
+use super::device::Device;
+use super::error::GpuError;
 use super::plan::{MAX_PIECES, PARAMS_BYTES, PIECE_BYTES};
 
 /// Slots of buffers in rotation (double buffering).
@@ -27,6 +27,17 @@ pub(super) struct Slot {
     pub(super) upload_map: MapState,
     /// Bytes of `pieces` that may hold keys, wiped after each split.
     pub(super) pieces_used: usize,
+}
+
+impl Slot {
+    /// Waits until the upload staging buffer is mapped again.
+    pub(super) fn wait_upload_mapped(&mut self, device: &Device) -> Result<(), GpuError> {
+        if let MapState::Pending(rx) = &self.upload_map {
+            device.map_result(rx, "upload staging buffer")?;
+            self.upload_map = MapState::Mapped;
+        }
+        Ok(())
+    }
 }
 
 /// Buffer sizes in bytes of every slot.
@@ -56,26 +67,27 @@ pub(super) struct Slots {
     pub(super) slots: Vec<Slot>,
 }
 
-impl GpuBackend {
+impl Slots {
     /// Overwrites the piece tables (which held keys) with zeros.
-    pub(super) fn wipe_keys(&self, slots: &mut Option<Slots>) {
+    pub(super) fn wipe_keys(device: &Device, slots: &mut Option<Slots>) {
         if let Some(slots) = slots {
             let zeros = vec![0u8; MAX_PIECES * PIECE_BYTES];
             for slot in &mut slots.slots {
                 if slot.pieces_used > 0 {
-                    self.queue
+                    device
+                        .queue
                         .write_buffer(&slot.pieces, 0, &zeros[..slot.pieces_used]);
                     slot.pieces_used = 0;
                 }
             }
-            self.queue.submit([]);
-            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+            device.queue.submit([]);
+            let _ = device.device.poll(wgpu::PollType::wait_indefinitely());
         }
     }
 
     /// Builds (or grows) the rotation slots to at least `need`.
-    pub(super) fn ensure_slots(
-        &self,
+    pub(super) fn ensure(
+        device: &Device,
         slots: &mut Option<Slots>,
         need: Capacity,
     ) -> Result<(), GpuError> {
@@ -87,8 +99,12 @@ impl GpuBackend {
         let capacity = slots.as_ref().map_or(need, |s| s.capacity.max(&need));
         // Drop the old buffers first, so that peak memory is one set.
         *slots = None;
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let built: Vec<Slot> = (0..SLOTS).map(|i| self.build_slot(i, capacity)).collect();
+        let scope = device
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let built: Vec<Slot> = (0..SLOTS)
+            .map(|i| build_slot(device, i, capacity))
+            .collect();
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::OutOfMemory(format!(
                 "allocating {} bytes of buffers: {e}",
@@ -101,69 +117,69 @@ impl GpuBackend {
         });
         Ok(())
     }
+}
 
-    pub(super) fn build_slot(&self, i: usize, cap: Capacity) -> Slot {
-        let buffer = |what: &str, size: u64, usage: wgpu::BufferUsages, mapped: bool| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(&format!("umbra slot {i} {what}")),
-                size,
-                usage,
-                mapped_at_creation: mapped,
-            })
-        };
-        use wgpu::BufferUsages as U;
-        let params = buffer(
-            "params",
-            PARAMS_BYTES as u64,
-            U::UNIFORM | U::COPY_DST,
-            false,
-        );
-        let pieces = buffer(
-            "pieces",
-            (MAX_PIECES * PIECE_BYTES) as u64,
-            U::UNIFORM | U::COPY_DST,
-            false,
-        );
-        let upload = buffer("upload", cap.upload, U::MAP_WRITE | U::COPY_SRC, true);
-        let inputs = buffer("inputs", cap.inputs, U::STORAGE | U::COPY_DST, false);
-        let outputs = buffer("outputs", cap.outputs, U::STORAGE | U::COPY_SRC, false);
-        let download = buffer("download", cap.outputs, U::MAP_READ | U::COPY_DST, false);
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("umbra streams"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: self.matrix.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: inputs.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: outputs.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: pieces.as_entire_binding(),
-                },
-            ],
-        });
-        Slot {
-            params,
-            pieces,
-            pieces_used: 0,
-            upload,
-            inputs,
-            outputs,
-            download,
-            bind_group,
-            upload_map: MapState::Mapped,
-        }
+fn build_slot(device: &Device, i: usize, cap: Capacity) -> Slot {
+    let buffer = |what: &str, size: u64, usage: wgpu::BufferUsages, mapped: bool| {
+        device.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(&format!("umbra slot {i} {what}")),
+            size,
+            usage,
+            mapped_at_creation: mapped,
+        })
+    };
+    use wgpu::BufferUsages as U;
+    let params = buffer(
+        "params",
+        PARAMS_BYTES as u64,
+        U::UNIFORM | U::COPY_DST,
+        false,
+    );
+    let pieces = buffer(
+        "pieces",
+        (MAX_PIECES * PIECE_BYTES) as u64,
+        U::UNIFORM | U::COPY_DST,
+        false,
+    );
+    let upload = buffer("upload", cap.upload, U::MAP_WRITE | U::COPY_SRC, true);
+    let inputs = buffer("inputs", cap.inputs, U::STORAGE | U::COPY_DST, false);
+    let outputs = buffer("outputs", cap.outputs, U::STORAGE | U::COPY_SRC, false);
+    let download = buffer("download", cap.outputs, U::MAP_READ | U::COPY_DST, false);
+    let bind_group = device.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("umbra streams"),
+        layout: &device.layout,
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: device.matrix.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: inputs.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: outputs.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 4,
+                resource: pieces.as_entire_binding(),
+            },
+        ],
+    });
+    Slot {
+        params,
+        pieces,
+        pieces_used: 0,
+        upload,
+        inputs,
+        outputs,
+        download,
+        bind_group,
+        upload_map: MapState::Mapped,
     }
 }
