@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::catalog::Catalog;
-use super::{ArchiveError, At, Result, now_secs};
+use super::error::{ArchiveError, At, Result};
+use super::time::now_secs;
 
 const HEAD_KEY: &str = "audit_head";
 const ZERO_MAC: &str = "0000000000000000000000000000000000000000000000000000000000000000";

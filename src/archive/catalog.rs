@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{ArchiveError, Result, now_secs};
+use super::error::{ArchiveError, Result};
+use super::time::now_secs;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (

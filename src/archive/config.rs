@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ArchiveError, At, Result};
+use super::error::{ArchiveError, At, Result};
 use crate::sharing::Threshold;
 
 pub const CONFIG_FILE: &str = "umbra.toml";

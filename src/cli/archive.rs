@@ -10,9 +10,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use umbra::archive::Archive;
 use umbra::archive::catalog::Selection;
 use umbra::archive::config::check_placement;
-use umbra::archive::migrate::{self, Archive, MigrateOptions, RestoreOptions};
+use umbra::archive::migrate::{self, MigrateOptions};
+use umbra::archive::restore::RestoreOptions;
 use umbra::archive::source::{self, Filter, SourceSpec};
 
 use super::Ui;
@@ -203,7 +205,7 @@ fn exit(ok: bool) -> ExitCode {
 }
 
 pub fn init_cmd(ui: &Ui, a: &InitArgs) -> anyhow::Result<ExitCode> {
-    let archive = migrate::init(&a.dir, a.t, a.n, a.stores.unwrap_or(a.n))?;
+    let archive = umbra::archive::init(&a.dir, a.t, a.n, a.stores.unwrap_or(a.n))?;
     ui.note(format!(
         "new archive in {}: ({}, {}) over {} local stores; keep a copy of site.key",
         a.dir.display(),

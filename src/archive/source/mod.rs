@@ -14,7 +14,8 @@ use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
 
 use crate::archive::catalog::Identity;
-use crate::archive::{At, Result, dicom_date_days};
+use crate::archive::error::{At, Result};
+use crate::archive::time::dicom_date_days;
 
 /// One regular file under the source root.
 #[derive(Debug, Clone)]
@@ -297,7 +298,7 @@ mod tests {
             study_date: Some("20040119".into()),
             ..Default::default()
         };
-        let today = crate::archive::days_from_civil(2004, 3, 1);
+        let today = crate::archive::time::days_from_civil(2004, 3, 1);
         let f = Filter {
             older_than_days: Some(30),
             modalities: Some(vec!["CT".into(), "MR".into()]),

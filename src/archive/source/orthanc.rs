@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::archive::{ArchiveError, At, Result};
+use crate::archive::error::{ArchiveError, At, Result};
 
 const PAGE: usize = 1000;
 

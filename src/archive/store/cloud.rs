@@ -35,7 +35,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::{Store, valid_name};
-use crate::archive::{ArchiveError, Result};
+use crate::archive::error::{ArchiveError, Result};
 
 /// The bytes of the finished file `src` for a put, mapped rather than read
 /// into the heap: a share of a large object costs page cache, which the

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::archive::{ArchiveError, Result};
+use crate::archive::error::{ArchiveError, Result};
 
 /// A place that holds share objects under opaque names.
 pub trait Store: Send + Sync {

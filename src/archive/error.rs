@@ -1,0 +1,68 @@
+//! Everything that can go wrong in the archive pipeline; each variant names
+//! the file, store or object at fault.
+
+use std::path::PathBuf;
+
+fn show(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+/// Everything that can go wrong in the archive pipeline; each variant names
+/// the file, store or object at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{}: {error}", show(path))]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: {reason}", show(path))]
+    Config { path: PathBuf, reason: String },
+    #[error("catalog {}: {error}", show(path))]
+    Catalog {
+        path: PathBuf,
+        error: rusqlite::Error,
+    },
+    #[error("store {store}: object {object}: {error}")]
+    Store {
+        store: String,
+        object: String,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Core(#[from] crate::Error),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{}: another umbra process holds the archive lock", show(path))]
+    Locked { path: PathBuf },
+    #[error("operating system random source failed: {0}")]
+    Random(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+
+pub(crate) trait At<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> At<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|error| ArchiveError::Io {
+            path: path.to_path_buf(),
+            error,
+        })
+    }
+}
+
+/// The error for a store operation on one object.
+pub(crate) fn store_err(store: &str, object: &str) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    let store = store.to_string();
+    let object = object.to_string();
+    move |error| ArchiveError::Store {
+        store,
+        object,
+        error,
+    }
+}

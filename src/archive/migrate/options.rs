@@ -1,0 +1,51 @@
+//! What a migrate run is asked to do, and what it reports.
+
+use serde::Serialize;
+
+use crate::archive::source::{Filter, SourceSpec};
+
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    pub source: SourceSpec,
+    pub filter: Filter,
+    pub dry_run: bool,
+    /// Orthanc: list every instance instead of following `/changes` from
+    /// the stored cursor (the first run always does).
+    pub full_scan: bool,
+    /// Objects written and made durable together (see [`DEFAULT_GROUP`]).
+    pub group: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MigrateReport {
+    pub dry_run: bool,
+    /// Files found under the source.
+    pub scanned: u64,
+    /// Files whose latest version is already recorded.
+    pub unchanged: u64,
+    /// Files the selection (--older-than, --modality) left out.
+    pub not_selected: u64,
+    /// New objects or new versions of changed ones recorded in this run.
+    pub new_versions: u64,
+    /// Versions whose n shares were written in this run.
+    pub written: u64,
+    pub bytes_written: u64,
+    /// Versions that failed (they stay pending and are retried next run).
+    pub failed: u64,
+    /// Pending versions whose source file disappeared before they were
+    /// written: forgotten.
+    pub vanished: u64,
+    /// Orthanc, full scans: archived instances no longer in the PACS (their
+    /// shares are kept).
+    pub gone_from_source: u64,
+    /// Orthanc: whether every instance was listed (else `/changes` only).
+    pub full_scan: bool,
+    pub warnings: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// Objects written and made durable together, by default.
+pub const DEFAULT_GROUP: usize = 64;
+
+/// Progress of a run: objects done of total, source bytes done.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, u64);

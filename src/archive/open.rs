@@ -1,0 +1,156 @@
+//! An opened archive: its configuration, stores, catalog, site key and
+//! audit log, and the lock that lets one writer at a time change it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::archive::audit::AuditLog;
+use crate::archive::catalog::Catalog;
+use crate::archive::config::{self, Config, Layout, SiteKey};
+use crate::archive::error::{ArchiveError, At, Result};
+use crate::archive::store::{self, Store};
+use crate::engine::Backend;
+use crate::sharing::SplitPlan;
+
+/// Temporary directories of repair (removed by the lock's cleanup) and of
+/// a plain verify (left alone: it runs without the lock).
+pub(crate) const VERIFY_PREFIX: &str = ".umbra-verify-";
+
+pub(crate) const CHECK_PREFIX: &str = ".umbra-check-";
+
+/// Chooses the backend once the job size is known (the CLI honours
+/// `--backend` and `--cross-check` here).
+pub type BackendFactory<'a> = &'a mut dyn FnMut(u64) -> Result<Box<dyn Backend>, String>;
+
+/// An opened archive directory.
+pub struct Archive {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub layout: Layout,
+    pub stores: Vec<Box<dyn Store>>,
+    /// Missing only in a disaster: `restore --without-catalog` works
+    /// without it (it reads names from the stores, not from the key).
+    site_key: std::result::Result<SiteKey, String>,
+    _lock: Option<File>,
+}
+
+/// Creates a new archive in `dir` (config, empty catalog, site key, stores).
+pub fn init(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Archive> {
+    let config = config::write_new(dir, t, n, stores)?;
+    Catalog::create(&dir.join(&config.catalog))?;
+    Archive::open(dir)
+}
+
+impl Archive {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let config = Config::load(dir)?;
+        let layout = config.layout(&dir.join(config::CONFIG_FILE))?;
+        let stores = config
+            .stores
+            .iter()
+            .map(|s| {
+                store::open(
+                    &s.name,
+                    &s.url,
+                    s.endpoint.as_deref(),
+                    s.region.as_deref(),
+                    dir,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let site_key = SiteKey::load(&dir.join(&config.site_key)).map_err(|e| e.to_string());
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            layout,
+            stores,
+            site_key,
+            _lock: None,
+        })
+    }
+
+    /// Takes the archive's exclusive lock (one writer at a time), then
+    /// removes what a killed writer left: staging files and store partials.
+    pub(crate) fn lock(&mut self) -> Result<()> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(ArchiveError::Locked { path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
+        }
+        self._lock = Some(f);
+        // Only what this code creates there (tempfile's `.tmp*` directories),
+        // whatever the configuration names as staging.
+        let staging = self.staging();
+        std::fs::create_dir_all(&staging).at(&staging)?;
+        for entry in std::fs::read_dir(&staging).at(&staging)? {
+            let entry = entry.at(&staging)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with(".tmp") || name.starts_with(VERIFY_PREFIX))
+                && entry.file_type().at(&entry.path())?.is_dir()
+            {
+                std::fs::remove_dir_all(entry.path()).at(&entry.path())?;
+            }
+        }
+        for s in &self.stores {
+            // A store that cannot be listed now fails later, per object.
+            let _ = s.clean_partials();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn staging(&self) -> PathBuf {
+        self.dir.join(&self.config.staging)
+    }
+
+    pub fn catalog(&self) -> Result<Catalog> {
+        Catalog::open(&self.dir.join(&self.config.catalog))
+    }
+
+    pub(crate) fn site_key(&self) -> Result<&SiteKey> {
+        self.site_key
+            .as_ref()
+            .map_err(|e| ArchiveError::Failed(e.clone()))
+    }
+
+    pub fn audit(&self) -> Result<AuditLog> {
+        Ok(AuditLog::new(
+            &self.dir.join(&self.config.audit_log),
+            self.site_key()?.audit_key(),
+        ))
+    }
+
+    pub(crate) fn store(&self, name: &str) -> Result<&dyn Store> {
+        self.stores
+            .iter()
+            .find(|s| s.label() == name)
+            .map(|s| s.as_ref())
+            .ok_or_else(|| {
+                ArchiveError::Failed(format!(
+                    "the catalog names store {name:?}, which umbra.toml does not configure"
+                ))
+            })
+    }
+
+    pub(crate) fn store_index(&self, name: &str) -> Result<usize> {
+        self.stores
+            .iter()
+            .position(|s| s.label() == name)
+            .ok_or_else(|| {
+                ArchiveError::Failed(format!(
+                    "the catalog names store {name:?}, which umbra.toml does not configure"
+                ))
+            })
+    }
+
+    pub(crate) fn plan(&self) -> Result<SplitPlan> {
+        let xs: Vec<u8> = self.layout.placement.iter().map(|p| p.0).collect();
+        SplitPlan::new(self.layout.threshold, xs).map_err(|e| ArchiveError::Core(e.into()))
+    }
+}

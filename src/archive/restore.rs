@@ -1,0 +1,493 @@
+//! Restore: objects rebuilt from any t reachable stores, by the catalog or,
+//! in a disaster, from the stores alone; each proven against its tag and
+//! the catalog's BLAKE3 before it is put in place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::archive::catalog::{Identity, ObjectRow, Placement, Selection};
+use crate::archive::check::{ShareState, describe};
+use crate::archive::error::{ArchiveError, At, Result};
+use crate::archive::open::Archive;
+use crate::archive::source::orthanc::Orthanc;
+use crate::archive::source::{self};
+use crate::archive::util::{hash_file, parallel_map};
+use crate::engine::Backend;
+use crate::share::format::hex;
+use crate::share::reader::ShareSource;
+use crate::stream::combine::{self, CombineOptions, CombineTarget};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    pub restored: u64,
+    pub already_present: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub files: Vec<PathBuf>,
+    /// Files stored into Orthanc (with --to).
+    pub pushed: u64,
+    pub warnings: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub selection: Selection,
+    pub out: PathBuf,
+    pub without_catalog: bool,
+    /// Also push every restored file into this Orthanc (`http://HOST:PORT`).
+    pub push_to: Option<String>,
+}
+
+/// Moves a combined file to `out/rel`; an identical file there already is
+/// kept, a different one keeps its place and this one gets a hash suffix.
+pub(crate) fn place(
+    combined: &Path,
+    out: &Path,
+    rel: &Path,
+    hash: &blake3::Hash,
+) -> Result<Option<PathBuf>> {
+    let mut target = out.join(rel);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).at(parent)?;
+    }
+    if target.exists() {
+        if hash_file(&target)? == *hash {
+            return Ok(None);
+        }
+        // SOP.dcm -> SOP.HASH.dcm: one UID can come with different bytes.
+        let stem = target
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ext = target
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        target.set_file_name(format!("{stem}.{}{ext}", &hash.to_hex()[..16]));
+        if target.exists() {
+            return Ok(None);
+        }
+    }
+    // Link, then unlink: never replaces a file that appeared meanwhile.
+    std::fs::hard_link(combined, &target).at(&target)?;
+    std::fs::remove_file(combined).at(combined)?;
+    Ok(Some(target))
+}
+
+/// An object rebuilt into the restore's temporary directory.
+pub(crate) struct Rebuilt<'a> {
+    row: &'a ObjectRow,
+    _dir: tempfile::TempDir,
+    combined: PathBuf,
+    hash: blake3::Hash,
+}
+
+/// Objects rebuilt at a time and made durable together by restore.
+pub(crate) const RESTORE_GROUP: usize = 16;
+
+/// Makes a group of rebuilt objects durable together (one file system sync,
+/// not one per file), then puts each into place below `out`: a restored
+/// name never points at data that is not on disk.
+pub(crate) fn place_group(
+    rebuilt: Vec<Rebuilt<'_>>,
+    tmp: &Path,
+    out: &Path,
+) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    let files: Vec<&Path> = rebuilt.iter().map(|r| r.combined.as_path()).collect();
+    crate::output::sync_paths(&files).at(tmp)?;
+    for r in &rebuilt {
+        let rel = source::restore_path(&r.row.ids, &r.row.source_ref);
+        match place(&r.combined, out, &rel, &r.hash) {
+            Ok(Some(p)) => {
+                report.restored += 1;
+                report.bytes += r.row.size;
+                report.files.push(p);
+            }
+            Ok(None) => report.already_present += 1,
+            Err(e) => {
+                report.failed += 1;
+                report.failures.push(format!("object #{}: {e}", r.row.id));
+            }
+        }
+    }
+    Ok(report)
+}
+
+pub(crate) fn join_placed(
+    h: std::thread::ScopedJoinHandle<'_, Result<RestoreReport>>,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let placed = h.join().expect("the placing thread panicked")?;
+    report.restored += placed.restored;
+    report.already_present += placed.already_present;
+    report.failed += placed.failed;
+    report.bytes += placed.bytes;
+    report.files.extend(placed.files);
+    report.failures.extend(placed.failures);
+    Ok(())
+}
+
+impl Archive {
+    pub fn restore(&self, opts: &RestoreOptions, backend: &dyn Backend) -> Result<RestoreReport> {
+        std::fs::create_dir_all(&opts.out).at(&opts.out)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".umbra-restore-")
+            .tempdir_in(&opts.out)
+            .at(&opts.out)?;
+        let mut report = RestoreReport::default();
+        let catalog = if opts.without_catalog {
+            self.restore_from_stores(tmp.path(), opts, backend, &mut report)?;
+            None
+        } else {
+            let cat = self.catalog()?;
+            let rows = cat
+                .select(&opts.selection)?
+                .into_iter()
+                .map(|row| Ok((cat.placements(row.id)?, row)))
+                .collect::<Result<Vec<_>>>()?;
+            // A pipeline: while one group is made durable and put into
+            // place, the next is rebuilt.
+            std::thread::scope(|scope| -> Result<()> {
+                let mut in_flight = None;
+                for group in rows.chunks(RESTORE_GROUP) {
+                    let rebuilt = self.rebuild_group(group, tmp.path(), backend, &mut report);
+                    if let Some(h) = in_flight.take() {
+                        join_placed(h, &mut report)?;
+                    }
+                    let out = opts.out.as_path();
+                    let tmp = tmp.path();
+                    in_flight = Some(scope.spawn(move || place_group(rebuilt, tmp, out)));
+                }
+                if let Some(h) = in_flight.take() {
+                    join_placed(h, &mut report)?;
+                }
+                Ok(())
+            })?;
+            // The placed names, on disk before the run says they are.
+            crate::output::sync_paths(&[opts.out.as_path()]).at(&opts.out)?;
+            Some(cat)
+        };
+        if let Some(url) = &opts.push_to {
+            let orthanc = Orthanc::new(url);
+            for f in &report.files {
+                match orthanc.upload(f) {
+                    Ok(_) => report.pushed += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        report.failures.push(e.to_string());
+                    }
+                }
+            }
+        }
+        let details = json!({
+            "without_catalog": opts.without_catalog,
+            "restored": report.restored,
+            "already_present": report.already_present,
+            "failed": report.failed,
+            "bytes": report.bytes,
+            "pushed": report.pushed,
+            "warnings": report.warnings.len(),
+        });
+        match self.audit() {
+            Ok(log) => log.append(catalog.as_ref(), "restore", details)?,
+            // Disaster recovery without the site key still restores.
+            Err(e) => report
+                .warnings
+                .push(format!("this restore is not in the audit log: {e}")),
+        }
+        Ok(report)
+    }
+
+    /// Rebuilds a group of objects in parallel into `tmp`; failures go to
+    /// the report.
+    pub(crate) fn rebuild_group<'a>(
+        &self,
+        group: &'a [(Vec<Placement>, ObjectRow)],
+        tmp: &Path,
+        backend: &dyn Backend,
+        report: &mut RestoreReport,
+    ) -> Vec<Rebuilt<'a>> {
+        let results = parallel_map(
+            group,
+            || (),
+            |_, _, (placements, row)| -> Result<_> {
+                let dir = tempfile::tempdir_in(tmp).at(tmp)?;
+                let (warnings, result) = self.rebuild(row, placements, dir.path(), backend);
+                Ok((dir, warnings, result))
+            },
+        );
+        let mut rebuilt = Vec::new();
+        for ((_, row), r) in group.iter().zip(results) {
+            let r = r.and_then(|(dir, warnings, result)| {
+                report.warnings.extend(warnings);
+                result.map(|(combined, hash)| Rebuilt {
+                    row,
+                    _dir: dir,
+                    combined,
+                    hash,
+                })
+            });
+            match r {
+                Ok(done) => rebuilt.push(done),
+                Err(e) => {
+                    report.failed += 1;
+                    report.failures.push(format!("object #{}: {e}", row.id));
+                }
+            }
+        }
+        rebuilt
+    }
+
+    /// Rebuilds one object into a file below `tmp` and checks it against
+    /// the catalog's BLAKE3; also returns the warnings (shares skipped).
+    pub(crate) fn rebuild(
+        &self,
+        row: &ObjectRow,
+        placements: &[Placement],
+        tmp: &Path,
+        backend: &dyn Backend,
+    ) -> (Vec<String>, Result<(PathBuf, blake3::Hash)>) {
+        if let Some(done) = self.rebuild_fast(row, placements, tmp, backend) {
+            return (Vec::new(), Ok(done));
+        }
+        let mut warnings = Vec::new();
+        let careful = tmp.join("careful");
+        let result = std::fs::create_dir(&careful)
+            .at(&careful)
+            .and_then(|()| self.rebuild_careful(row, placements, &careful, backend, &mut warnings));
+        (warnings, result)
+    }
+
+    /// The common case, reading every share once: the first t shares go
+    /// straight into combine, which checks each segment's BLAKE3 and the tag
+    /// as it reads. `None` on anything unexpected: the careful path then
+    /// finds and names what is wrong.
+    pub(crate) fn rebuild_fast(
+        &self,
+        row: &ObjectRow,
+        placements: &[Placement],
+        tmp: &Path,
+        backend: &dyn Backend,
+    ) -> Option<(PathBuf, blake3::Hash)> {
+        let t = self.layout.threshold.t();
+        let dir = tmp.join("fast");
+        std::fs::create_dir(&dir).ok()?;
+        let mut paths = Vec::with_capacity(t);
+        for p in placements.iter().take(t) {
+            let dest = dir.join(format!("{}.x{:03}", p.store, p.x));
+            if !self.store(&p.store).ok()?.get(&p.name, &dest).ok()? {
+                return None;
+            }
+            let h = ShareSource::open(&dest).ok()?.header;
+            if Some(hex(&h.split_id)) != row.split_id || h.x != p.x {
+                return None;
+            }
+            paths.push(dest);
+        }
+        let combined = dir.join("combined");
+        let r = combine::combine_files(
+            backend,
+            &paths,
+            &CombineTarget::File(combined.clone()),
+            &CombineOptions::default(),
+            &mut |_| {},
+        )
+        .ok()?;
+        let hash = r.blake3?;
+        (r.warnings.is_empty() && hash.to_hex().as_str() == row.blake3).then_some((combined, hash))
+    }
+
+    /// Every share checked on its own first: the bad ones are named and
+    /// skipped, spares are fetched as needed.
+    pub(crate) fn rebuild_careful(
+        &self,
+        row: &ObjectRow,
+        placements: &[Placement],
+        tmp: &Path,
+        backend: &dyn Backend,
+        warnings: &mut Vec<String>,
+    ) -> Result<(PathBuf, blake3::Hash)> {
+        // t shares first, in waves: more only to replace bad ones, or if
+        // the first t do not combine to the tagged object.
+        let t = self.layout.threshold.t();
+        let mut good = Vec::new();
+        let mut next = 0;
+        let fetch =
+            |upto: usize, next: &mut usize, good: &mut Vec<PathBuf>, warnings: &mut Vec<String>| {
+                while good.len() < upto && *next < placements.len() {
+                    let wave =
+                        &placements[*next..(*next + upto - good.len()).min(placements.len())];
+                    *next += wave.len();
+                    for (p, state) in self.check_shares(row, wave, tmp) {
+                        match state {
+                            ShareState::Good(path) => good.push(path),
+                            ShareState::Missing => {
+                                warnings.push(format!("{}: missing, skipped", describe(row, &p)))
+                            }
+                            ShareState::Corrupt(why) | ShareState::Unreachable(why) => {
+                                warnings.push(format!("{}: {why}; skipped", describe(row, &p)))
+                            }
+                        }
+                    }
+                }
+            };
+        fetch(t, &mut next, &mut good, warnings);
+        if good.len() < t {
+            return Err(ArchiveError::Failed(format!(
+                "only {} good share(s) reachable, {t} needed",
+                good.len()
+            )));
+        }
+        let combined = tmp.join("combined");
+        let combine = |good: &[PathBuf]| {
+            combine::combine_files(
+                backend,
+                good,
+                &CombineTarget::File(combined.clone()),
+                &CombineOptions {
+                    hash_content: true,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+        };
+        let r = match combine(&good) {
+            Ok(r) => r,
+            // A share with intact hashes but wrong content: bring in the
+            // spares, and combine finds t that agree.
+            Err(e) if next < placements.len() => {
+                warnings.push(format!(
+                    "object #{}: the first {t} shares did not combine ({e}); fetching the others",
+                    row.id
+                ));
+                fetch(placements.len(), &mut next, &mut good, warnings);
+                combine(&good)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        warnings.extend(r.warnings.iter().map(|w| {
+            format!(
+                "object #{}: {}",
+                row.id,
+                w.replace(&format!("{}/", tmp.display()), "")
+            )
+        }));
+        let hash = r.blake3.expect("asked for");
+        if hash.to_hex().as_str() != row.blake3 {
+            return Err(ArchiveError::Failed(
+                "the rebuilt object passes its tag but not the catalog's BLAKE3".into(),
+            ));
+        }
+        Ok((combined, hash))
+    }
+
+    /// Disaster recovery: lists every store, groups the shares by split id
+    /// (from their headers) and rebuilds every split with t good shares; the
+    /// object's name travels inside the shares, its layout comes from its
+    /// own DICOM header.
+    pub(crate) fn restore_from_stores(
+        &self,
+        tmp: &Path,
+        opts: &RestoreOptions,
+        backend: &dyn Backend,
+        report: &mut RestoreReport,
+    ) -> Result<()> {
+        let fetched = tmp.join("fetched");
+        std::fs::create_dir_all(&fetched).at(&fetched)?;
+        let mut groups: BTreeMap<[u8; 16], Vec<PathBuf>> = BTreeMap::new();
+        for s in &self.stores {
+            let names = match s.list() {
+                Ok(n) => n,
+                Err(e) => {
+                    report
+                        .warnings
+                        .push(format!("store {}: cannot list ({e}); skipped", s.label()));
+                    continue;
+                }
+            };
+            for name in names {
+                let dest = fetched.join(format!("{}.{name}", s.label()));
+                match s.get(&name, &dest) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        report
+                            .warnings
+                            .push(format!("store {}: object {name}: {e}; skipped", s.label()));
+                        continue;
+                    }
+                }
+                match ShareSource::open(&dest) {
+                    Ok(src) => groups.entry(src.header.split_id).or_default().push(dest),
+                    Err(e) => {
+                        report
+                            .warnings
+                            .push(format!("store {}: object {name}: {e}; skipped", s.label()));
+                    }
+                }
+            }
+        }
+        let t = self.layout.threshold.t();
+        for (split_id, paths) in groups {
+            let id = hex(&split_id);
+            if paths.len() < t {
+                report.warnings.push(format!(
+                    "split {id}: only {} share(s) found, {t} needed; skipped (an unfinished \
+                     migration leaves such leftovers)",
+                    paths.len()
+                ));
+                continue;
+            }
+            let combined = tmp.join(format!("combined-{id}"));
+            let result = combine::combine_files(
+                backend,
+                &paths,
+                &CombineTarget::File(combined.clone()),
+                &CombineOptions {
+                    sync: true,
+                    hash_content: true,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            );
+            let r = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    report.failed += 1;
+                    report.failures.push(format!("split {id}: {e}"));
+                    continue;
+                }
+            };
+            let prefix = format!("{}/", fetched.display());
+            report.warnings.extend(
+                r.warnings
+                    .iter()
+                    .map(|w| format!("split {id}: {}", w.replace(&prefix, ""))),
+            );
+            let ids = if source::looks_like_dicom(&combined)? {
+                source::read_identity(&combined).unwrap_or_default()
+            } else {
+                Identity::default()
+            };
+            let rel = source::restore_path(&ids, &r.meta.name);
+            let hash = r.blake3.expect("asked for");
+            match place(&combined, &opts.out, &rel, &hash)? {
+                Some(p) => {
+                    report.restored += 1;
+                    report.bytes += r.meta.content_len;
+                    report.files.push(p);
+                }
+                None => report.already_present += 1,
+            }
+            for p in &paths {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(())
+    }
+}
