@@ -101,7 +101,7 @@ pub(crate) fn place_group(
     let files: Vec<&Path> = rebuilt.iter().map(|r| r.combined.as_path()).collect();
     crate::output::sync_paths(&files).at(tmp)?;
     for r in &rebuilt {
-        let rel = source::restore_path(&r.row.ids, &r.row.source_ref);
+        let rel = restore_path(&r.row.ids, &r.row.source_ref);
         match place(&r.combined, out, &rel, &r.hash) {
             Ok(Some(p)) => {
                 report.restored += 1;
@@ -474,7 +474,7 @@ impl Archive {
             } else {
                 Identity::default()
             };
-            let rel = source::restore_path(&ids, &r.meta.name);
+            let rel = restore_path(&ids, &r.meta.name);
             let hash = r.blake3.expect("asked for");
             match place(&combined, &opts.out, &rel, &hash)? {
                 Some(p) => {
@@ -489,5 +489,76 @@ impl Archive {
             }
         }
         Ok(())
+    }
+}
+
+/// One path component made safe: letters, digits, `.`, `-`, `_`; others `_`.
+fn component(s: &str) -> String {
+    let c: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if c.is_empty() || c == "." || c == ".." {
+        "_".into()
+    } else {
+        c
+    }
+}
+
+/// Where a restored object goes below the output directory:
+/// `PATIENT/STUDY/SERIES/SOP.dcm` for DICOM with its UIDs, else
+/// `other/SOURCE_REF` (each component made safe: nothing escapes).
+pub fn restore_path(ids: &Identity, source_ref: &str) -> PathBuf {
+    match (&ids.study_uid, &ids.series_uid, &ids.sop_uid) {
+        (Some(study), Some(series), Some(sop)) => {
+            let mut p = PathBuf::from(component(
+                ids.patient_id.as_deref().unwrap_or("unknown-patient"),
+            ));
+            p.push(component(study));
+            p.push(component(series));
+            p.push(format!("{}.dcm", component(sop)));
+            p
+        }
+        _ => {
+            let mut p = PathBuf::from("other");
+            for part in source_ref.split('/').filter(|s| !s.is_empty()) {
+                p.push(component(part));
+            }
+            if p.as_os_str() == "other" {
+                p.push("_");
+            }
+            p
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_paths_stay_inside() {
+        let ids = Identity::default();
+        assert_eq!(
+            restore_path(&ids, "../../etc/passwd"),
+            PathBuf::from("other/_/_/etc/passwd")
+        );
+        let ids = Identity {
+            patient_id: Some("../x".into()),
+            study_uid: Some("1.2".into()),
+            series_uid: Some("1.2.3".into()),
+            sop_uid: Some("1.2.3.4".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            restore_path(&ids, "a"),
+            PathBuf::from(".._x/1.2/1.2.3/1.2.3.4.dcm")
+        );
     }
 }

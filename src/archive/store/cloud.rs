@@ -34,7 +34,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::{Store, valid_name};
+use super::contract::{Store, valid_name};
 use crate::archive::error::{ArchiveError, Result};
 
 /// The bytes of the finished file `src` for a put, mapped rather than read

@@ -1,134 +1,15 @@
-//! Where shares go: a small trait with four operations, and its local
-//! directory implementation.
+//! A local directory as a store: `ROOT/ab/abcdef...`.
 //!
 //! Writes are create-only and atomic: a share is written to a temporary file
 //! in the same directory, flushed to disk, and linked into place only if the
 //! name is still free, so a reader never sees half a share and a resumed run
-//! never overwrites one. Cloud stores (`s3://`, `gs://`, `az://`, each
-//! behind its Cargo feature) live in `cloud.rs` (see [`open`]).
+//! never overwrites one.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::archive::error::{ArchiveError, Result};
-
-/// A place that holds share objects under opaque names.
-pub trait Store: Send + Sync {
-    /// The name the configuration gives this store.
-    fn label(&self) -> &str;
-    /// Creates `name` holding the bytes of the file `src`, atomically.
-    /// `Ok(false)`: the name already existed and was left untouched. `src`
-    /// is a finished file that the caller will not change again: a store may
-    /// take it over (link it) instead of copying it.
-    fn put_if_absent(&self, name: &str, src: &Path) -> io::Result<bool>;
-    /// [`Store::put_if_absent`] for several objects, one result each, every
-    /// `Ok` durable when this returns. A store may make them durable
-    /// together (one file system sync instead of one per object); the
-    /// default puts them one by one.
-    fn put_all_if_absent(&self, items: &[(&str, &Path)]) -> Vec<io::Result<bool>> {
-        items
-            .iter()
-            .map(|(name, src)| self.put_if_absent(name, src))
-            .collect()
-    }
-    /// Copies `name` to the file `dest` (a new name). `Ok(false)`: there is
-    /// no such object. Callers only read `dest`: a store may link it.
-    fn get(&self, name: &str, dest: &Path) -> io::Result<bool>;
-    /// Every object name in the store.
-    fn list(&self) -> io::Result<Vec<String>>;
-    /// Removes `name`. `Ok(false)`: there was no such object.
-    fn delete(&self, name: &str) -> io::Result<bool>;
-    /// Removes temporary files left by a killed writer; only called while
-    /// the archive lock is held. Returns how many.
-    fn clean_partials(&self) -> io::Result<usize> {
-        Ok(0)
-    }
-}
-
-/// Cloud URL schemes, the Cargo feature that builds each in, and whether
-/// this build has it.
-const CLOUD_SCHEMES: [(&str, &str, bool); 3] = [
-    ("s3", "aws", cfg!(feature = "aws")),
-    ("gs", "gcp", cfg!(feature = "gcp")),
-    ("az", "azure", cfg!(feature = "azure")),
-];
-
-/// Opens the store at `url`: a path (relative to `base`), `file://PATH`, or
-/// a cloud store, `s3://BUCKET/PREFIX` (feature `aws`), `gs://BUCKET/PREFIX`
-/// (feature `gcp`) or `az://CONTAINER/PREFIX` (feature `azure`), with an
-/// optional endpoint (and, for S3, region).
-pub fn open(
-    label: &str,
-    url: &str,
-    endpoint: Option<&str>,
-    region: Option<&str>,
-    base: &Path,
-) -> Result<Box<dyn Store>> {
-    if let Some((scheme, _)) = url.split_once("://")
-        && scheme != "file"
-    {
-        return match CLOUD_SCHEMES.iter().find(|s| s.0 == scheme) {
-            Some(&(_, _, true)) => open_cloud(label, url, endpoint, region),
-            Some(&(_, feature, false)) => Err(ArchiveError::Unsupported(format!(
-                "store {label}: {scheme}:// stores need umbra built with \
-                 `--features {feature}` (or `--features cloud` for all of them)"
-            ))),
-            None => Err(ArchiveError::Unsupported(format!(
-                "store {label}: {scheme}:// stores are not implemented; use a local \
-                 directory, s3://, gs:// or az://"
-            ))),
-        };
-    }
-    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
-    let root = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    };
-    Ok(Box::new(LocalStore {
-        label: label.to_string(),
-        root,
-    }))
-}
-
-#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
-fn open_cloud(
-    label: &str,
-    url: &str,
-    endpoint: Option<&str>,
-    region: Option<&str>,
-) -> Result<Box<dyn Store>> {
-    Ok(Box::new(super::cloud::CloudStore::open(
-        label, url, endpoint, region,
-    )?))
-}
-
-/// Never called: no scheme is built in without a cloud feature.
-#[cfg(not(any(feature = "aws", feature = "gcp", feature = "azure")))]
-fn open_cloud(
-    label: &str,
-    url: &str,
-    _endpoint: Option<&str>,
-    _region: Option<&str>,
-) -> Result<Box<dyn Store>> {
-    Err(ArchiveError::Unsupported(format!(
-        "store {label}: {url}: this umbra has no cloud stores built in"
-    )))
-}
-
-/// Object names are lowercase hex of 32 bytes: nothing else is ever stored,
-/// so nothing else is accepted (no path can escape the root).
-pub fn valid_name(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-fn bad_name(name: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("{name:?} is not an object name"),
-    )
-}
+use super::contract::{Store, bad_name, valid_name};
 
 /// A directory: `ROOT/ab/abcdef...` (the first two hex digits fan out).
 pub struct LocalStore {
@@ -140,6 +21,14 @@ const PARTIAL_PREFIX: &str = ".umbra-";
 const PARTIAL_SUFFIX: &str = ".partial";
 
 impl LocalStore {
+    /// The store named `label` in the directory `root`.
+    pub fn new(label: &str, root: PathBuf) -> Self {
+        Self {
+            label: label.to_string(),
+            root,
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -181,10 +70,6 @@ impl LocalStore {
         }
         Ok(dirs)
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl Store for LocalStore {
@@ -354,6 +239,10 @@ impl Store for LocalStore {
     }
 }
 
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,7 +252,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s");
         std::fs::create_dir(&root).unwrap();
-        let store = open("s", root.to_str().unwrap(), None, None, dir.path()).unwrap();
+        let store = LocalStore::new("s", root.clone());
         let src = dir.path().join("src");
         std::fs::write(&src, b"one").unwrap();
         let name = "ab".repeat(32);
@@ -386,7 +275,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s");
         std::fs::create_dir(&root).unwrap();
-        let store = open("s", root.to_str().unwrap(), None, None, dir.path()).unwrap();
+        let store = LocalStore::new("s", root.clone());
         let (a, b, c) = ("aa".repeat(32), "ab".repeat(32), "ba".repeat(32));
         let srcs: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("src{i}"))).collect();
         for (i, p) in srcs.iter().enumerate() {
@@ -424,48 +313,11 @@ mod tests {
     #[test]
     fn vanished_root_is_not_recreated() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open("s", "gone", None, None, dir.path()).unwrap();
+        let store = LocalStore::new("s", dir.path().join("gone"));
         let src = dir.path().join("src");
         std::fs::write(&src, b"x").unwrap();
         assert!(store.put_if_absent(&"00".repeat(32), &src).is_err());
         assert!(!dir.path().join("gone").exists());
         assert!(store.list().unwrap().is_empty());
-    }
-
-    #[test]
-    fn unknown_schemes_are_refused_honestly() {
-        let e = open("s", "ftp://host/prefix", None, None, Path::new("."))
-            .err()
-            .unwrap();
-        let e = e.to_string();
-        assert!(
-            e.contains("store s: ftp:// stores are not implemented"),
-            "{e}"
-        );
-    }
-
-    /// Each cloud scheme without its feature names the feature to build
-    /// with; with it, the URL reaches the cloud store's own checks.
-    #[test]
-    fn cloud_schemes_need_their_feature() {
-        for (scheme, feature, built) in CLOUD_SCHEMES {
-            let url = format!("{scheme}://bucket/prefix");
-            let opened = open("s", &url, None, None, Path::new("."));
-            if built {
-                // Building a client may still fail for want of credentials
-                // in this environment, but never with the feature hint.
-                if let Err(e) = opened {
-                    assert!(!e.to_string().contains("--features"), "{e}");
-                }
-            } else {
-                let e = opened.err().expect("refused").to_string();
-                assert!(
-                    e.contains(&format!(
-                        "store s: {scheme}:// stores need umbra built with `--features {feature}`"
-                    )),
-                    "{e}"
-                );
-            }
-        }
     }
 }
