@@ -889,7 +889,7 @@ fn shadows_cmd(ui: &Ui, a: &ShadowsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn stats_cmd(ui: &Ui, a: &StatsArgs) -> anyhow::Result<ExitCode> {
-    let sets = umbra::paper::stats::run_stats(&a.inputs, &a.output, a.levels)?;
+    let sets = umbra::paper::stats_report::run_stats(&a.inputs, &a.output, a.levels)?;
     ui.info(format!(
         "statistics of {} input(s) in {}",
         sets.len(),

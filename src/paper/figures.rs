@@ -11,9 +11,9 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
+use super::error::{PaperError, Result};
 use super::image_io::{self, GrayImage};
 use super::stats::SetStats;
-use super::{PaperError, Result};
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/LiberationSans-Regular.ttf");
 const FAMILY: &str = "sans-serif";

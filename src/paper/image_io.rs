@@ -16,7 +16,7 @@ use std::path::Path;
 
 use image::{DynamicImage, ExtendedColorType, ImageDecoder};
 
-use super::{AtPath, PaperError, Result, chain};
+use super::error::{AtPath, PaperError, Result, chain};
 use crate::output::PendingFile;
 
 /// One grayscale plane, row-major; `bits` is 8 or 16.

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{AtPath, PaperError, RecoverError, Result};
 use super::image_io::{self, GrayImage};
-use super::{AtPath, PaperError, Result, p257};
+use super::p257;
 use crate::engine::Backend;
 use crate::field;
 use crate::keystream::ObjectKey;
@@ -274,33 +275,6 @@ fn gf_vandermonde_inverse(xs: &[u8]) -> Result<Matrix, ParamError> {
         .flat_map(|r| m[r * w + t..r * w + w].to_vec())
         .collect();
     Ok(Matrix::new(t, t, entries))
-}
-
-/// Why shadows could not be recovered.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoverError {
-    #[error("{given} shadows given, exactly t = {t} needed")]
-    Count { given: usize, t: usize },
-    #[error(transparent)]
-    Params(#[from] ParamError),
-    #[error(
-        "shadow x = {x} is {} x {} at {} bits; {} x {} at {} bits expected for {what}",
-        found.0, found.1, found.2, expected.0, expected.1, expected.2
-    )]
-    Shape {
-        x: u8,
-        found: (u32, u32, u8),
-        expected: (u32, u32, u8),
-        what: String,
-    },
-    #[error("shadow x = {x} holds the value {value}, outside Z_257 (0..=256): not a p257 shadow")]
-    OutsideField { x: u8, value: u16 },
-    #[error(
-        "value {value} at position {position} is not a byte: these shadows are not of one image"
-    )]
-    NotOneImage { position: usize, value: u16 },
-    #[error(transparent)]
-    Engine(#[from] crate::engine::EngineError),
 }
 
 /// The image of `width` x `height` x `bits` rebuilt from exactly t shadows
