@@ -1,0 +1,97 @@
+//! The backend policy: which backend a job of a given size runs on, per
+//! `--backend` and `--cross-check`, and how a GPU that fails hands over.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+use umbra::engine::{Backend, CpuBackend, CrossCheck, Fallback};
+use umbra::gpu::{AdapterChoice, GpuBackend};
+use umbra::kernel::Level;
+
+use super::ui::Ui;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BackendChoice {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+/// Under `--backend auto`, jobs at least this large go to a hardware GPU if
+/// there is one: below it, starting the device costs more than it saves.
+/// The environment variable UMBRA_AUTO_GPU_MIN_BYTES changes it.
+pub(crate) const AUTO_GPU_MIN_BYTES: u64 = 256 << 20;
+
+pub(crate) fn auto_gpu_min_bytes() -> u64 {
+    std::env::var("UMBRA_AUTO_GPU_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(AUTO_GPU_MIN_BYTES)
+}
+
+impl Ui {
+    /// The backend for a job of `job_bytes`, per --backend and --cross-check.
+    pub(crate) fn backend(&self, job_bytes: u64) -> anyhow::Result<Box<dyn Backend>> {
+        let cpu =
+            || -> anyhow::Result<Box<dyn Backend>> { Ok(Box::new(CpuBackend::new(self.level)?)) };
+        let (primary, on_gpu): (Box<dyn Backend>, bool) = match self.backend {
+            BackendChoice::Cpu => (cpu()?, false),
+            BackendChoice::Gpu => {
+                let gpu = GpuBackend::new(AdapterChoice::Any).context("--backend gpu")?;
+                (Box::new(gpu), true)
+            }
+            BackendChoice::Auto if job_bytes < auto_gpu_min_bytes() => (cpu()?, false),
+            BackendChoice::Auto => match GpuBackend::new(AdapterChoice::HardwareOnly) {
+                // A GPU that fails mid-job hands its work to the CPU.
+                Ok(gpu) => {
+                    let quiet = self.quiet;
+                    let warn = move |e: &umbra::engine::EngineError| {
+                        if !quiet {
+                            eprintln!("umbra: warning: {e}; continuing on the CPU");
+                        }
+                    };
+                    let fallback = Fallback::new(Box::new(gpu), cpu()?, Box::new(warn));
+                    (Box::new(fallback) as Box<dyn Backend>, true)
+                }
+                Err(e) => {
+                    self.info(format!("no hardware GPU ({e}); using the CPU"));
+                    (cpu()?, false)
+                }
+            },
+        };
+        if !self.cross_check {
+            // Asked-for GPUs are always named: the adapter may be a software one.
+            let line = format!("backend: {}", primary.describe());
+            if self.backend == BackendChoice::Gpu {
+                self.note(line);
+            } else {
+                self.info(line);
+            }
+            return Ok(primary);
+        }
+        let second: Box<dyn Backend> = if on_gpu {
+            cpu()?
+        } else {
+            match GpuBackend::new(AdapterChoice::Any) {
+                Ok(gpu) => Box::new(gpu),
+                Err(e) => {
+                    self.note(format!(
+                        "no GPU to cross-check with ({e}); checking against the portable CPU path"
+                    ));
+                    Box::new(CpuBackend::new(Level::Portable)?)
+                }
+            }
+        };
+        let checked = CrossCheck::new(primary, second);
+        self.note(format!("backend: {}", checked.describe()));
+        Ok(Box::new(checked))
+    }
+}
+
+/// The size of a job on one file, for the backend choice (0 if unreadable:
+/// the command itself then names the file).
+pub(crate) fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}

@@ -1,0 +1,342 @@
+//! The share tools: `split`, `combine`, `repair` and `inspect`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+use umbra::keystream::ObjectKey;
+use umbra::share::format;
+use umbra::sharing::{self, SplitPlan, Threshold};
+use umbra::stream::combine::{self, CombineOptions, CombineTarget};
+use umbra::stream::gfshare;
+use umbra::stream::split::{self, ShareNaming, SplitOptions, SplitSecrets};
+
+use super::backend::file_len;
+use super::ui::Ui;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// umbra share files (header, hashes, integrity tag; the file name travels inside).
+    Umbra,
+    /// Bare libgfshare files NAME.xxx, readable by gfcombine; no integrity.
+    Gfshare,
+}
+
+#[derive(Args)]
+pub(crate) struct SplitArgs {
+    /// Threshold: shares needed to rebuild.
+    #[arg(short, long, default_value_t = 4)]
+    pub(crate) t: usize,
+    /// Number of shares to write.
+    #[arg(short, long, default_value_t = 8)]
+    pub(crate) n: usize,
+    /// Share coordinates, comma-separated (default 1..n).
+    #[arg(long, value_delimiter = ',', value_name = "X,...")]
+    pub(crate) xs: Option<Vec<u8>>,
+    /// Directory for the share files (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub(crate) output: PathBuf,
+    /// Share file format.
+    #[arg(long, value_enum, default_value_t = Format::Umbra)]
+    pub(crate) format: Format,
+    /// Name shares by their random split id instead of the input's name,
+    /// so that a share's name reveals nothing (umbra format only).
+    #[arg(long)]
+    pub(crate) anonymous: bool,
+    /// Payload bytes per hashed segment (a power of two from 4096 to 64 MiB).
+    #[arg(long, default_value_t = format::DEFAULT_SEGMENT_SIZE, value_name = "BYTES")]
+    pub(crate) segment_size: u32,
+    /// Overwrite existing share files.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// fsync each share before it is renamed into place.
+    #[arg(long)]
+    pub(crate) sync: bool,
+    /// Files to split.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct CombineArgs {
+    /// Output file, or an existing directory to restore the original name into.
+    #[arg(short, long, value_name = "OUT")]
+    pub(crate) output: PathBuf,
+    /// Share file format.
+    #[arg(long, value_enum, default_value_t = Format::Umbra)]
+    pub(crate) format: Format,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// fsync the output before it is renamed into place.
+    #[arg(long)]
+    pub(crate) sync: bool,
+    /// Shares of one split: at least t; extra ones stand in for bad ones.
+    #[arg(required = true, value_name = "SHARE")]
+    pub(crate) shares: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct RepairArgs {
+    /// The x of the share to rebuild.
+    #[arg(long, value_name = "X")]
+    pub(crate) x: u8,
+    /// Output share file (default: beside the first share, named for x).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Overwrite an existing output.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// At least t good shares of the same split.
+    #[arg(required = true, value_name = "SHARE")]
+    pub(crate) shares: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    /// One JSON object per share, as a JSON array.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[arg(required = true, value_name = "SHARE")]
+    pub(crate) shares: Vec<PathBuf>,
+}
+
+pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
+    let threshold = Threshold::new(a.t, a.n)?;
+    let xs = a.xs.clone().unwrap_or_else(|| sharing::default_xs(a.n));
+    let plan = SplitPlan::new(threshold, xs)?;
+    if !(format::MIN_SEGMENT_SIZE..=format::MAX_SEGMENT_SIZE).contains(&a.segment_size)
+        || !a.segment_size.is_power_of_two()
+    {
+        bail!(
+            "--segment-size {} is invalid: a power of two from {} to {}",
+            a.segment_size,
+            format::MIN_SEGMENT_SIZE,
+            format::MAX_SEGMENT_SIZE
+        );
+    }
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("cannot create output directory {}", a.output.display()))?;
+    let backend = ui.backend(a.files.iter().map(|f| file_len(f)).sum())?;
+    let backend = backend.as_ref();
+    let mut opts = SplitOptions::new(plan.clone());
+    opts.segment_size = a.segment_size;
+    opts.overwrite = a.force;
+    opts.sync = a.sync;
+    opts.naming = if a.anonymous {
+        ShareNaming::SplitId
+    } else {
+        ShareNaming::InputName
+    };
+    let mut failures = 0;
+    for input in &a.files {
+        let bar = ui.progress(file_len(input), &input.display().to_string());
+        let result = match a.format {
+            Format::Umbra => SplitSecrets::from_os().and_then(|secrets| {
+                split::split_file(backend, input, &a.output, &opts, &secrets, &mut |done| {
+                    bar.set_position(done)
+                })
+                .map(|r| r.shares)
+            }),
+            Format::Gfshare => ObjectKey::generate()
+                .map_err(|e| umbra::Error::Random(e.to_string()))
+                .and_then(|key| {
+                    gfshare::split_file(
+                        backend,
+                        &plan,
+                        &key,
+                        input,
+                        &a.output,
+                        a.force,
+                        &mut |done| bar.set_position(done),
+                    )
+                }),
+        };
+        bar.finish_and_clear();
+        match result {
+            Ok(shares) => ui.info(format!(
+                "{}: {} shares ({} of {} needed) in {}",
+                input.display(),
+                shares.len(),
+                a.t,
+                a.n,
+                a.output.display()
+            )),
+            Err(e) => {
+                eprintln!("umbra: error: {e}");
+                failures += 1;
+            }
+        }
+    }
+    if a.format == Format::Gfshare {
+        ui.note(
+            "gfshare shares carry no integrity check: a damaged share gives wrong bytes silently",
+        );
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub(crate) fn combine_cmd(ui: &Ui, a: &CombineArgs) -> anyhow::Result<ExitCode> {
+    let total: u64 = a.shares.first().map_or(0, |s| file_len(s));
+    let backend = ui.backend(total)?;
+    let backend = backend.as_ref();
+    let bar = ui.progress(total, "combine");
+    match a.format {
+        Format::Umbra => {
+            let target = if a.output.is_dir() {
+                CombineTarget::Dir(a.output.clone())
+            } else {
+                CombineTarget::File(a.output.clone())
+            };
+            let opts = CombineOptions {
+                overwrite: a.force,
+                sync: a.sync,
+                ..CombineOptions::default()
+            };
+            let report = combine::combine_files(backend, &a.shares, &target, &opts, &mut |done| {
+                bar.set_position(done)
+            });
+            bar.finish_and_clear();
+            let report = report?;
+            for w in &report.warnings {
+                ui.note(format!("warning: {w}"));
+            }
+            ui.info(format!(
+                "restored {} ({} bytes, {}) to {}",
+                report.meta.name,
+                report.meta.content_len,
+                report.meta.content_type,
+                report.output.display()
+            ));
+        }
+        Format::Gfshare => {
+            if a.output.is_dir() {
+                bail!(
+                    "{} is a directory: gfshare shares hold no file name, give -o FILE",
+                    a.output.display()
+                );
+            }
+            let result =
+                gfshare::combine_files(backend, &a.shares, &a.output, a.force, &mut |done| {
+                    bar.set_position(done)
+                });
+            bar.finish_and_clear();
+            result?;
+            ui.note("gfshare shares carry no integrity check: the output was not verified");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn repair_cmd(ui: &Ui, a: &RepairArgs) -> anyhow::Result<ExitCode> {
+    let backend = ui.backend(a.shares.first().map_or(0, |s| file_len(s)))?;
+    let output = match &a.output {
+        Some(o) => o.clone(),
+        None => default_repair_path(&a.shares[0], a.x),
+    };
+    let report = umbra::stream::repair::repair_share(
+        backend.as_ref(),
+        &a.shares,
+        a.x,
+        &output,
+        &CombineOptions {
+            overwrite: a.force,
+            ..CombineOptions::default()
+        },
+    )?;
+    for w in &report.warnings {
+        ui.note(format!("warning: {w}"));
+    }
+    ui.info(format!(
+        "rebuilt share x = {} as {}",
+        report.x,
+        report.output.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `BASE.xxx.umbra` beside a share named that way; else `share-xxx.umbra`.
+pub(crate) fn default_repair_path(first: &Path, x: u8) -> PathBuf {
+    let name = first
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parts: Vec<&str> = name.rsplitn(3, '.').collect();
+    let new_name = match parts.as_slice() {
+        ["umbra", digits, base]
+            if digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            umbra::share::writer::share_file_name(base, x)
+        }
+        _ => format!("share-{x:03}.umbra"),
+    };
+    first.with_file_name(new_name)
+}
+
+pub(crate) fn inspect_cmd(a: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let mut reports = Vec::new();
+    let mut json = Vec::new();
+    let mut all_intact = true;
+    for path in &a.shares {
+        match umbra::share::inspect::inspect_share(path) {
+            Ok(r) => {
+                all_intact &= r.intact();
+                json.push(serde_json::to_value(&r)?);
+                reports.push(r);
+            }
+            Err(e) => {
+                all_intact = false;
+                json.push(serde_json::json!({
+                    "path": path,
+                    "header_ok": false,
+                    "error": e.to_string(),
+                }));
+                eprintln!("umbra: error: {e}");
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        for r in &reports {
+            println!("{}", r.path.display());
+            println!(
+                "  format      umbra share v{}, field {}",
+                r.version, r.field_polynomial
+            );
+            println!(
+                "  threshold   t = {}, n = {}, this share x = {}",
+                r.t, r.n, r.x
+            );
+            println!("  split id    {}", r.split_id);
+            println!(
+                "  payload     {} bytes in {} segment(s) of {} bytes",
+                r.payload_len, r.segments, r.segment_size
+            );
+            println!("  tag         {}", r.tag);
+            if r.corrupt_segments.is_empty() {
+                println!("  hashes      ok (header and all segments)");
+            } else {
+                println!(
+                    "  hashes      CORRUPT segment(s): {}",
+                    r.corrupt_segments
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+    }
+    Ok(if all_intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
