@@ -1,19 +1,31 @@
 //! umbra: threshold secret sharing of medical image archives.
 //!
-//! Layers, each importing only those above it in this list:
-//! - [`field`]: GF(2^8) over 0x11D;
-//! - [`keystream`]: the ChaCha20 coefficient stream of DESIGN.md;
-//! - [`sharing`]: validated (t, n), share coordinates, Vandermonde and Lagrange matrices;
-//! - [`kernel`]: "small matrix times byte streams" on every CPU backend;
-//! - [`engine`]: split / combine / repair of in-memory chunks, scheduled on rayon;
-//! - [`gpu`]: the same operations as WGSL compute shaders through wgpu;
-//! - [`share_file`], [`envelope`]: the share file format and what travels inside the secret;
-//! - [`split`], [`combine`], [`gfshare`]: streaming file operations;
-//! - [`archive`]: the archive pipeline (stores, catalog, sources, migrate, restore, verify, repair, audit);
-//! - [`paper`]: the paper's experiment (shadow images, p = 257, Thien-Lin, statistics, report);
-//! - [`bench`], [`synthetic`]: the throughput benchmark behind `umbra bench` and its data.
+//! The layers, bottom to top; each imports only those above it in this list
+//! (docs/DESIGN.md gives the decisions they rest on, README's "How it works"
+//! the same map in prose):
 //!
-//! [`buffer`], [`output`] and [`error`] are small utilities for every layer.
+//! 1. [`field`]: GF(2^8) over 0x11D.
+//! 2. [`keystream`]: the ChaCha20 coefficient stream (docs/DESIGN.md,
+//!    "Randomness").
+//! 3. [`sharing`]: validated (t, n), share coordinates, and the matrices of
+//!    split (Vandermonde), combine and repair (Lagrange).
+//! 4. [`kernel`]: "small matrix times byte streams" on every CPU level.
+//! 5. [`engine`]: the [`Backend`](engine::Backend) contract, the CPU backend
+//!    and the decorators (cross-check, fallback); in-memory chunks, no I/O.
+//! 6. [`gpu`]: the same contract as WGSL compute shaders through wgpu.
+//! 7. [`share`]: the share file (docs/FORMAT.md): header, envelope, writer,
+//!    reader, inspection.
+//! 8. [`stream`]: split, combine and repair of files, and the gfshare format.
+//! 9. [`archive`]: sources, stores, catalog, audit log, and the operations
+//!    (migrate, restore, verify, repair).
+//! 10. [`paper`]: the paper's experiment (shadow images, statistics, report).
+//! 11. [`tools`]: benchmark and synthetic data behind `umbra bench`.
+//!
+//! Beside the layers, for all of them: [`buffer`] (aligned buffers, reads
+//! that fill them; imports nothing), [`error`] (the error of the file
+//! layers, [`share`] and [`stream`]: it wraps the typed errors of `sharing`,
+//! `engine` and `share::{format, envelope}`, which never use it) and
+//! [`output`] (files that appear whole or not at all).
 
 pub mod archive;
 pub mod buffer;

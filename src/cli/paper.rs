@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
+use umbra::paper::report;
 use umbra::paper::reproduce::{self, ReproduceOptions};
 use umbra::paper::shadows::{self, FieldKind, KeySource, Scheme, ShadowParams};
 
@@ -155,7 +156,8 @@ pub(crate) fn reproduce_cmd(ui: &Ui, a: &ReproduceArgs) -> anyhow::Result<ExitCo
         t: a.t,
         n: a.n,
     };
-    let report = reproduce::reproduce(backend.as_ref(), &opts, &mut |msg| ui.note(msg))?;
+    let results = reproduce::reproduce(backend.as_ref(), &opts, &mut |msg| ui.note(msg))?;
+    let report = report::write(&results, &opts)?;
     ui.note(format!("report: {}", report.display()));
     Ok(ExitCode::SUCCESS)
 }

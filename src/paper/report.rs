@@ -2,8 +2,10 @@
 //! measured, the tables per configuration, the Thien-Lin leak, the
 //! full-resolution images, written from the [`Report`] the experiment made.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::{AtPath, Result};
 use super::reproduce::{CONFIGS, Report, ReproduceOptions, Run};
 use super::shadows::{self, FieldKind, Scheme};
 use super::stats::SetStats;
@@ -57,6 +59,17 @@ fn config_runs(runs: &[Run], field: FieldKind, scheme: Scheme) -> Vec<&Run> {
     runs.iter()
         .filter(|r| r.field == field && r.scheme == scheme)
         .collect()
+}
+
+/// Writes `report.json` (every number) and `REPORT.md` under
+/// `opts.output`; returns the path of REPORT.md.
+pub fn write(report: &Report, opts: &ReproduceOptions) -> Result<PathBuf> {
+    let json_path = opts.output.join("report.json");
+    let json = serde_json::to_string_pretty(report).expect("report serialises");
+    std::fs::write(&json_path, json + "\n").at(&json_path)?;
+    let md_path = opts.output.join("REPORT.md");
+    std::fs::write(&md_path, markdown(report, opts)).at(&md_path)?;
+    Ok(md_path)
 }
 
 /// The whole report.

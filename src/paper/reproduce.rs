@@ -355,13 +355,14 @@ pub struct Report {
     pub total_time: Duration,
 }
 
-/// Runs the experiment and writes `REPORT.md`, `report.json` and the
-/// figures under `opts.output`; returns the report's path.
+/// Runs the experiment, writing shadows and figures under `opts.output`,
+/// and returns what [`report::write`](super::report::write) makes REPORT.md
+/// of.
 pub fn reproduce(
     backend: &dyn Backend,
     opts: &ReproduceOptions,
     note: &mut dyn FnMut(String),
-) -> Result<PathBuf> {
+) -> Result<Report> {
     let started = Instant::now();
     let (t, n) = (opts.t, opts.n);
     ShadowParams::new(t, n, FieldKind::P257, Scheme::Shamir)?;
@@ -437,12 +438,7 @@ pub fn reproduce(
         skipped,
         total_time: started.elapsed(),
     };
-    let json_path = opts.output.join("report.json");
-    let json = serde_json::to_string_pretty(&report).expect("report serialises");
-    std::fs::write(&json_path, json + "\n").at(&json_path)?;
-    let md_path = opts.output.join("REPORT.md");
-    std::fs::write(&md_path, super::report::markdown(&report, opts)).at(&md_path)?;
-    Ok(md_path)
+    Ok(report)
 }
 
 #[cfg(test)]
