@@ -888,3 +888,44 @@ fn small_objects_in_batches_and_large_ones_streamed() {
     let o = f.run(&["verify", "--deep"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A store that the catalog names but umbra.toml no longer lists (renamed,
+/// or its entry deleted) is one clear error in every command that reads the
+/// catalog's placements, naming the store and what to do: never a panic,
+/// never an error per object.
+#[test]
+fn store_missing_from_the_config_is_named_by_every_command() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let cfg_path = f.arc.join("umbra.toml");
+    let cfg = fs::read_to_string(&cfg_path).unwrap();
+    assert!(cfg.contains("name = \"store-2\""), "{cfg}");
+    fs::write(
+        &cfg_path,
+        cfg.replace("name = \"store-2\"", "name = \"renamed\""),
+    )
+    .unwrap();
+    let out = f.root.join("out");
+    let runs: Vec<(&str, Output)> = vec![
+        ("verify", f.run(&["verify"])),
+        ("verify --deep", f.run(&["verify", "--deep"])),
+        ("archive-repair", f.run(&["archive-repair"])),
+        ("migrate", f.migrate()),
+        ("restore", f.restore(&out, &["--all"])),
+    ];
+    for (what, o) in runs {
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert!(
+            err.contains("store \"store-2\"") && err.contains("umbra.toml does not list"),
+            "{what}: {err}"
+        );
+        assert!(err.contains("[[stores]] entry back"), "{what}: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+    }
+    // Put back, everything works again.
+    fs::write(&cfg_path, cfg).unwrap();
+    let o = f.run(&["verify", "--deep"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -37,6 +37,17 @@ pub enum ArchiveError {
     Locked { path: PathBuf },
     #[error("operating system random source failed: {0}")]
     Random(String),
+    #[error(
+        "the catalog places shares of {objects} object(s) in store {store:?}, which {} does not \
+         list: put its [[stores]] entry back as it was (if that provider is gone for good, keep \
+         the entry anyway: an unreachable store counts as lost and the other stores are used)",
+        show(config)
+    )]
+    UnknownStore {
+        store: String,
+        objects: u64,
+        config: PathBuf,
+    },
     #[error("{0}")]
     Failed(String),
 }

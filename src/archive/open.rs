@@ -126,27 +126,37 @@ impl Archive {
         ))
     }
 
+    /// The configured store `name`; a store that the catalog names and
+    /// umbra.toml no longer lists is [`ArchiveError::UnknownStore`].
     pub(crate) fn store(&self, name: &str) -> Result<&dyn Store> {
-        self.stores
-            .iter()
-            .find(|s| s.label() == name)
-            .map(|s| s.as_ref())
-            .ok_or_else(|| {
-                ArchiveError::Failed(format!(
-                    "the catalog names store {name:?}, which umbra.toml does not configure"
-                ))
-            })
+        self.store_index(name).map(|i| self.stores[i].as_ref())
     }
 
     pub(crate) fn store_index(&self, name: &str) -> Result<usize> {
         self.stores
             .iter()
             .position(|s| s.label() == name)
-            .ok_or_else(|| {
-                ArchiveError::Failed(format!(
-                    "the catalog names store {name:?}, which umbra.toml does not configure"
-                ))
-            })
+            .ok_or_else(|| self.unknown_store(name, 0))
+    }
+
+    fn unknown_store(&self, name: &str, objects: u64) -> ArchiveError {
+        ArchiveError::UnknownStore {
+            store: name.to_string(),
+            objects,
+            config: self.dir.join(config::CONFIG_FILE),
+        }
+    }
+
+    /// Every store the catalog places shares in must be configured: checked
+    /// before a command works on the catalog's objects, so that the error
+    /// names the store once instead of failing object by object.
+    pub(crate) fn check_catalog_stores(&self, cat: &Catalog) -> Result<()> {
+        for (store, objects) in cat.placement_stores()? {
+            if !self.stores.iter().any(|s| s.label() == store) {
+                return Err(self.unknown_store(&store, objects));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn plan(&self) -> Result<SplitPlan> {

@@ -145,6 +145,7 @@ impl Archive {
             None
         } else {
             let cat = self.catalog()?;
+            self.check_catalog_stores(&cat)?;
             let rows = cat
                 .select(&opts.selection)?
                 .into_iter()

@@ -61,6 +61,7 @@ impl Archive {
             self.lock()?;
         }
         let cat = self.catalog()?;
+        self.check_catalog_stores(&cat)?;
         let mut report = VerifyReport {
             stores: self
                 .layout
@@ -97,11 +98,8 @@ impl Archive {
             let mut good = Vec::new();
             let mut bad: Vec<(Placement, String)> = Vec::new();
             for (p, state) in states {
-                let h = report
-                    .stores
-                    .iter_mut()
-                    .find(|h| h.store == p.store)
-                    .expect("configured store");
+                let i = self.store_index(&p.store)?;
+                let h = &mut report.stores[i];
                 match state {
                     ShareState::Good(path) => {
                         h.present += 1;
@@ -144,11 +142,7 @@ impl Archive {
                             cat.set_state(row.id, "verified")?;
                         }
                         for (p, msg) in forged {
-                            let h = report
-                                .stores
-                                .iter_mut()
-                                .find(|h| h.store == p.store)
-                                .expect("configured store");
+                            let h = &mut report.stores[self.store_index(&p.store)?];
                             h.present -= 1;
                             h.corrupt += 1;
                             bad.push((p, msg));

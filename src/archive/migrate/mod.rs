@@ -80,6 +80,7 @@ impl Archive {
     ) -> Result<MigrateReport> {
         self.lock()?;
         let mut cat = self.catalog()?;
+        self.check_catalog_stores(&cat)?;
         let mut report = MigrateReport {
             dry_run: opts.dry_run,
             ..Default::default()
