@@ -1,4 +1,5 @@
-//! Azure Blob stores (feature `azure`) against Azurite, Microsoft's own
+//! Azure Blob stores (feature `azure`) held to the store contract
+//! (tests/common/store_contract.rs) against Azurite, Microsoft's own
 //! Azure Storage emulator, on a free loopback port: `npm install -g
 //! azurite@3.37.0`, found as $UMBRA_AZURITE or `azurite-blob` on PATH.
 //! Without it the test FAILS with that install hint; it never skips. Run
@@ -26,6 +27,7 @@ mod with_server {
     use hmac::{Hmac, Mac};
     use umbra::archive::store::{self, Store};
 
+    use common::store_contract::{self, Server, Subject};
     use common::*;
 
     /// Azurite's published development account and key (the same for every
@@ -47,6 +49,7 @@ mod with_server {
     struct Azurite {
         child: Option<Child>,
         port: u16,
+        location: PathBuf,
     }
 
     impl Azurite {
@@ -65,6 +68,7 @@ mod with_server {
             Self {
                 child: Some(child),
                 port,
+                location: location.to_path_buf(),
             }
         }
 
@@ -150,6 +154,35 @@ mod with_server {
         store::open(label, url, endpoint, None, Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    impl Server for Azurite {
+        fn store_config(&self, k: usize) -> String {
+            format!(
+                "url = \"az://{CONTAINER}/store-{k}\"\nendpoint = \"{}\"",
+                self.endpoint()
+            )
+        }
+
+        fn open(&self, k: usize) -> Box<dyn Store> {
+            open(
+                &format!("store-{k}"),
+                &format!("az://{CONTAINER}/store-{k}"),
+                Some(&self.endpoint()),
+            )
+        }
+
+        fn umbra(&self, arc: &Path, args: &[&str]) -> Output {
+            um(arc, args)
+        }
+
+        fn stop(&mut self) {
+            Azurite::stop(self);
+        }
+
+        fn restart(&mut self) {
+            *self = Azurite::start(&self.location.clone(), self.port);
+        }
+    }
+
     /// One test function: it sets the process environment, which must not
     /// race with another test thread.
     #[test]
@@ -164,37 +197,28 @@ mod with_server {
         let dir = tempfile::tempdir().unwrap();
         let server = Azurite::start(&dir.path().join("azurite"), free_port());
         server.create_container(CONTAINER);
-        azure_store_is_create_only(&server, dir.path());
+        let endpoint = server.endpoint();
+        let at = |prefix: &str| open("az", &format!("az://{CONTAINER}/{prefix}"), Some(&endpoint));
+        store_contract::contract(
+            &Subject {
+                open: &at,
+                seed: None,
+                missing: Some(open("gone", "az://no-such-container/p", Some(&endpoint))),
+            },
+            dir.path(),
+        );
         emulator_mode(&server, dir.path());
         drop(server);
-        migrate_restore_and_repair_through_azure_with_an_outage();
-    }
 
-    fn azure_store_is_create_only(server: &Azurite, dir: &Path) {
-        let store = open("az", "az://umbra/unit", Some(&server.endpoint()));
-        let src = dir.join("src");
-        fs::write(&src, b"first").unwrap();
-        let name = "cd".repeat(32);
-        assert!(store.put_if_absent(&name, &src).unwrap());
-        // Azurite must refuse the second put (If-None-Match: *), not
-        // overwrite: the content stays the first one.
-        fs::write(&src, b"second").unwrap();
-        assert!(!store.put_if_absent(&name, &src).unwrap(), "create-only");
-        let out = dir.join("out");
-        assert!(store.get(&name, &out).unwrap());
-        assert_eq!(fs::read(&out).unwrap(), b"first");
-        // Only this prefix's objects are listed.
-        let beside = open("az", "az://umbra/unit-2", Some(&server.endpoint()));
-        assert!(beside.put_if_absent(&"ef".repeat(32), &src).unwrap());
-        assert_eq!(store.list().unwrap(), vec![name.clone()]);
-        assert!(store.delete(&name).unwrap());
-        assert!(!store.delete(&name).unwrap());
-        assert!(!store.get(&name, &dir.join("out2")).unwrap());
-        assert!(store.list().unwrap().is_empty());
-        assert_eq!(beside.list().unwrap(), vec!["ef".repeat(32)]);
-        // A missing container is an error, not an empty store.
-        let gone = open("gone", "az://no-such-container/p", Some(&server.endpoint()));
-        assert!(gone.put_if_absent(&name, &src).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Azurite::start(&dir.path().join("azurite"), free_port());
+        server.create_container(CONTAINER);
+        store_contract::outage(&mut server, dir.path());
+        // An endpoint with the emulator flag set is refused, naming the store.
+        let arc = dir.path().join("arc");
+        let o = um_env(&arc, &["verify"], &[("AZURE_STORAGE_USE_EMULATOR", "true")]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("emulator mode"), "{}", stderr(&o));
     }
 
     /// `AZURE_STORAGE_USE_EMULATOR=true` with `AZURITE_BLOB_STORAGE_URL`,
@@ -239,108 +263,5 @@ mod with_server {
             std::env::set_var("AZURE_STORAGE_ACCOUNT_NAME", ACCOUNT);
             std::env::set_var("AZURE_STORAGE_ACCOUNT_KEY", KEY);
         }
-    }
-
-    fn migrate_restore_and_repair_through_azure_with_an_outage() {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let location = dir.path().join("azurite");
-        let mut server = Azurite::start(&location, port);
-        server.create_container(CONTAINER);
-        let endpoint = server.endpoint();
-        let arc = dir.path().join("arc");
-        let o = umbra()
-            .args(["init", "-t", "2", "-n", "3"])
-            .arg(&arc)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        // Stores 2 and 3 become Azure prefixes.
-        let cfg_path = arc.join("umbra.toml");
-        let mut cfg = fs::read_to_string(&cfg_path).unwrap();
-        for k in [2, 3] {
-            cfg = cfg.replace(
-                &format!("url = \"stores/store-{k}\""),
-                &format!("url = \"az://{CONTAINER}/store-{k}\"\nendpoint = \"{endpoint}\""),
-            );
-        }
-        fs::write(&cfg_path, cfg).unwrap();
-        let azure = |k: usize| {
-            open(
-                &format!("store-{k}"),
-                &format!("az://{CONTAINER}/store-{k}"),
-                Some(&endpoint),
-            )
-        };
-        let objects = |k: usize| azure(k).list().unwrap().len();
-
-        let src = dir.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        for f in ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"] {
-            fs::copy(repo_file(&format!("datasets/dicom/{f}")), src.join(f)).unwrap();
-        }
-        let source = src.to_str().unwrap();
-        let r = json(&um(&arc, &["migrate", "--source", source, "--json"]));
-        assert_eq!(r["written"], 3);
-        let r = json(&um(&arc, &["migrate", "--source", source, "--json"]));
-        assert_eq!(r["written"], 0);
-        assert_eq!((objects(2), objects(3)), (3, 3));
-
-        // Azurite goes down: the new object stays pending, its failure names
-        // the store.
-        server.stop();
-        fs::write(src.join("late.txt"), pseudo_random(5000, 1)).unwrap();
-        let o = um(&arc, &["migrate", "--source", source]);
-        assert!(!o.status.success());
-        let err = stderr(&o);
-        assert!(
-            err.contains("store store-2") || err.contains("store store-3"),
-            "{err}"
-        );
-        // Back up, on the same port and data: the next run completes it.
-        let server = Azurite::start(&location, port);
-        let r = json(&um(&arc, &["migrate", "--source", source, "--json"]));
-        assert_eq!(r["written"], 1);
-        assert_eq!((objects(2), objects(3)), (4, 4), "no leftovers");
-        let o = um(&arc, &["verify", "--deep"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-
-        // A share lost in Azure: verify names it, archive-repair puts it
-        // back (delete, then create-only put).
-        let lost = azure(3).list().unwrap()[0].clone();
-        assert!(azure(3).delete(&lost).unwrap());
-        let o = um(&arc, &["verify"]);
-        assert!(!o.status.success(), "a missing share must fail verify");
-        let o = um(&arc, &["archive-repair"]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(objects(3), 4);
-        let o = um(&arc, &["verify", "--deep"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-
-        // The local store is lost: restore from the two Azure stores alone.
-        fs::remove_dir_all(arc.join("stores/store-1")).unwrap();
-        let out = dir.path().join("out");
-        let o = um(&arc, &["restore", "--all", "-o", out.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(tree_hashes(&out), tree_hashes(&src));
-        let out2 = dir.path().join("out2");
-        let o = um(
-            &arc,
-            &[
-                "restore",
-                "--all",
-                "--without-catalog",
-                "-o",
-                out2.to_str().unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(tree_hashes(&out2), tree_hashes(&src));
-
-        // An endpoint with the emulator flag set is refused, naming the store.
-        let o = um_env(&arc, &["verify"], &[("AZURE_STORAGE_USE_EMULATOR", "true")]);
-        assert!(!o.status.success());
-        assert!(stderr(&o).contains("emulator mode"), "{}", stderr(&o));
-        drop(server);
     }
 }

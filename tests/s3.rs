@@ -1,4 +1,5 @@
-//! S3 stores (feature `aws`) against a real S3 server on loopback:
+//! S3 stores (feature `aws`) held to the store contract
+//! (tests/common/store_contract.rs) against a real S3 server on loopback:
 //! s3s-fs (`cargo install s3s-fs@0.14.1 --features binary --locked`), found
 //! as $UMBRA_S3S_FS, ~/.cargo/bin/s3s-fs or `s3s-fs` on PATH. Without it the
 //! test FAILS with that install hint; it never skips. Run with
@@ -21,7 +22,9 @@ mod with_server {
     use std::process::{Child, Command, Output, Stdio};
     use std::time::Duration;
 
+    use common::store_contract::{self, Server, Subject};
     use common::*;
+    use umbra::archive::store::{self, Store};
 
     const ACCESS: &str = "umbra-test-access";
     const SECRET: &str = "umbra-test-secret-key";
@@ -67,16 +70,12 @@ mod with_server {
         fn endpoint(&self) -> String {
             format!("http://127.0.0.1:{}", self.port)
         }
-
-        fn stop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 
     impl Drop for S3Server {
         fn drop(&mut self) {
-            self.stop();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 
@@ -91,122 +90,73 @@ mod with_server {
         )
     }
 
+    fn open(endpoint: &str, label: &str, url: &str) -> Box<dyn Store> {
+        store::open(
+            label,
+            url,
+            Some(endpoint),
+            Some("us-east-1"),
+            Path::new("."),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    impl Server for S3Server {
+        fn store_config(&self, k: usize) -> String {
+            format!(
+                "url = \"s3://bucket/store-{k}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"",
+                self.endpoint()
+            )
+        }
+
+        fn open(&self, k: usize) -> Box<dyn Store> {
+            open(
+                &self.endpoint(),
+                &format!("store-{k}"),
+                &format!("s3://bucket/store-{k}"),
+            )
+        }
+
+        fn umbra(&self, arc: &Path, args: &[&str]) -> Output {
+            um(arc, args)
+        }
+
+        fn stop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+
+        fn restart(&mut self) {
+            *self = S3Server::start(&self.root.clone(), self.port);
+        }
+    }
+
     /// One test function: it sets the process environment, which must not
     /// race with another test thread.
     #[test]
     fn s3_stores() {
-        s3_store_is_create_only();
-        migrate_and_restore_through_s3_with_an_outage();
-    }
-
-    fn s3_store_is_create_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let server = S3Server::start(&dir.path().join("s3"), free_port());
         // SAFETY: the only test in this binary, so no other thread reads the
         // environment meanwhile; credentials of the loopback server only.
         unsafe {
             std::env::set_var("AWS_ACCESS_KEY_ID", ACCESS);
             std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
         }
-        let store = umbra::archive::store::open(
-            "s3",
-            "s3://bucket/unit",
-            Some(&server.endpoint()),
-            Some("us-east-1"),
-            dir.path(),
-        )
-        .unwrap();
-        let src = dir.path().join("src");
-        fs::write(&src, b"first").unwrap();
-        let name = "cd".repeat(32);
-        assert!(store.put_if_absent(&name, &src).unwrap());
-        fs::write(&src, b"second").unwrap();
-        assert!(!store.put_if_absent(&name, &src).unwrap(), "create-only");
-        let out = dir.path().join("out");
-        assert!(store.get(&name, &out).unwrap());
-        assert_eq!(fs::read(&out).unwrap(), b"first");
-        assert_eq!(store.list().unwrap(), vec![name.clone()]);
-        assert!(store.delete(&name).unwrap());
-        assert!(!store.delete(&name).unwrap());
-        assert!(!store.get(&name, &out).unwrap());
-    }
-
-    fn migrate_and_restore_through_s3_with_an_outage() {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut server = S3Server::start(&dir.path().join("s3"), port);
-        let arc = dir.path().join("arc");
-        let o = umbra()
-            .args(["init", "-t", "2", "-n", "3"])
-            .arg(&arc)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        // Stores 2 and 3 become S3 prefixes.
-        let cfg_path = arc.join("umbra.toml");
-        let mut cfg = fs::read_to_string(&cfg_path).unwrap();
-        for k in [2, 3] {
-            cfg = cfg.replace(
-                &format!("url = \"stores/store-{k}\""),
-                &format!(
-                    "url = \"s3://bucket/store-{k}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"",
-                    server.endpoint()
-                ),
-            );
-        }
-        fs::write(&cfg_path, cfg).unwrap();
-
-        let src = dir.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        for f in ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"] {
-            fs::copy(repo_file(&format!("datasets/dicom/{f}")), src.join(f)).unwrap();
-        }
-        let source = src.to_str().unwrap();
-        let r = json(&um(&arc, &["migrate", "--source", source, "--json"]));
-        assert_eq!(r["written"], 3);
-        let r = json(&um(&arc, &["migrate", "--source", source, "--json"]));
-        assert_eq!(r["written"], 0);
-        let s3_root = server.root.clone();
-        let objects = |k: usize| {
-            fs::read_dir(s3_root.join("bucket").join(format!("store-{k}")))
-                .map(|d| d.count())
-                .unwrap_or(0)
-        };
-        assert_eq!((objects(2), objects(3)), (3, 3));
-
-        // The S3 server goes down: the new object stays pending.
-        server.stop();
-        fs::write(src.join("late.txt"), pseudo_random(5000, 1)).unwrap();
-        let o = um(&arc, &["migrate", "--source", source]);
-        assert!(!o.status.success());
-        assert!(stderr(&o).contains("store store-2") || stderr(&o).contains("store store-3"));
-        // Back up, on the same port and data: the next run completes it.
-        let server = S3Server::start(&s3_root, port);
-        let r = json(&um(&arc, &["migrate", "--source", source, "--json"]));
-        assert_eq!(r["written"], 1);
-        assert_eq!((objects(2), objects(3)), (4, 4), "no leftovers");
-        let o = um(&arc, &["verify", "--deep"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-
-        // The local store is lost: restore from the two S3 stores alone.
-        fs::remove_dir_all(arc.join("stores/store-1")).unwrap();
-        let out = dir.path().join("out");
-        let o = um(&arc, &["restore", "--all", "-o", out.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(tree_hashes(&out), tree_hashes(&src));
-        let out2 = dir.path().join("out2");
-        let o = um(
-            &arc,
-            &[
-                "restore",
-                "--all",
-                "--without-catalog",
-                "-o",
-                out2.to_str().unwrap(),
-            ],
+        let server = S3Server::start(&dir.path().join("s3"), free_port());
+        let endpoint = server.endpoint();
+        let at = |prefix: &str| open(&endpoint, "s3", &format!("s3://bucket/{prefix}"));
+        store_contract::contract(
+            &Subject {
+                open: &at,
+                seed: None,
+                missing: Some(open(&endpoint, "s3", "s3://no-such-bucket/p")),
+            },
+            dir.path(),
         );
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(tree_hashes(&out2), tree_hashes(&src));
         drop(server);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = S3Server::start(&dir.path().join("s3"), free_port());
+        store_contract::outage(&mut server, dir.path());
     }
 }

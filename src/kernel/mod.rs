@@ -287,6 +287,7 @@ impl Kernel {
 mod tests {
     use super::*;
     use crate::sharing::apply_reference;
+    use crate::tools::synthetic::pseudo_random;
 
     /// Every product c * x, for all 65,536 pairs, on every level this CPU has.
     #[test]
@@ -306,18 +307,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 24) as u8
-            })
-            .collect()
     }
 
     fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {

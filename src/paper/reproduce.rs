@@ -29,6 +29,7 @@ use super::stats::{PlaneStats, SetStats};
 use super::stats_report;
 use crate::engine::Backend;
 use crate::keystream::ObjectKey;
+use crate::sharing::combinations;
 
 pub struct ReproduceOptions {
     pub output: PathBuf,
@@ -92,27 +93,6 @@ pub struct Skipped {
     pub error: String,
 }
 
-/// All k-element subsets of 0..n, in lexicographic order.
-pub fn subsets(n: usize, k: usize) -> Vec<Vec<usize>> {
-    fn go(start: usize, n: usize, k: usize, cur: &mut Vec<usize>, all: &mut Vec<Vec<usize>>) {
-        if cur.len() == k {
-            all.push(cur.clone());
-            return;
-        }
-        for i in start..n {
-            if n - i < k - cur.len() {
-                break;
-            }
-            cur.push(i);
-            go(i + 1, n, k, cur, all);
-            cur.pop();
-        }
-    }
-    let mut all = Vec::new();
-    go(0, n, k, &mut Vec::new(), &mut all);
-    all
-}
-
 fn rel(base: &Path, p: &Path) -> String {
     p.strip_prefix(base)
         .unwrap_or(p)
@@ -155,9 +135,9 @@ fn run_one(
     let out = shadows::shadow_image(backend, input, dir, params, &KeySource::Os)?;
     let (t, n) = (params.t(), params.n());
     let mut checked = 0;
-    let total = subsets(n, t).len();
+    let total = combinations(n, t).count();
     if all_subsets {
-        for pick in subsets(n, t) {
+        for pick in combinations(n, t) {
             check_subset(backend, params, &out, &pick)?;
             checked += 1;
         }
@@ -167,7 +147,7 @@ fn run_one(
     let need = t.div_ceil(2);
     let mut cloud_sets = 0;
     if clouds >= need {
-        for set in subsets(clouds, need) {
+        for set in combinations(clouds, need) {
             let pick: Vec<usize> = set
                 .iter()
                 .flat_map(|&c| [2 * c, 2 * c + 1])
@@ -439,16 +419,4 @@ pub fn reproduce(
         total_time: started.elapsed(),
     };
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subsets_are_complete() {
-        assert_eq!(subsets(8, 4).len(), 70);
-        assert_eq!(subsets(4, 2).len(), 6);
-        assert_eq!(subsets(3, 3), vec![vec![0, 1, 2]]);
-    }
 }

@@ -2,7 +2,8 @@
 //! an elliptical phantom (air, soft tissue, bone ring, a few lesions) with
 //! noise from a fixed-seed generator. The same (width, height, slice) always
 //! gives the same bytes, so any slice can be produced on its own and a
-//! volume of several GB never needs to be stored.
+//! volume of several GB never needs to be stored. Also the noise bytes that
+//! the tests use ([`pseudo_random`]).
 
 /// Little-endian 16-bit samples of one slice, as a CT stores them
 /// (Hounsfield units + 1024, so air is about 24 and bone about 2000).
@@ -95,6 +96,21 @@ impl std::io::Read for VolumeReader {
         self.pos += n as u64;
         Ok(n)
     }
+}
+
+/// Deterministic noise bytes, different per seed (xorshift64): test data
+/// with no structure for a kernel to hide behind. The golden vectors of
+/// tests/vectors.rs are pinned to these exact bytes.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 32) as u8
+        })
+        .collect()
 }
 
 struct SplitMix64(u64);

@@ -247,68 +247,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn create_only_atomic_put() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("s");
-        std::fs::create_dir(&root).unwrap();
-        let store = LocalStore::new("s", root.clone());
-        let src = dir.path().join("src");
-        std::fs::write(&src, b"one").unwrap();
-        let name = "ab".repeat(32);
-        assert!(store.put_if_absent(&name, &src).unwrap());
-        let src2 = dir.path().join("src2");
-        std::fs::write(&src2, b"two").unwrap();
-        assert!(!store.put_if_absent(&name, &src2).unwrap());
-        let out = dir.path().join("out");
-        assert!(store.get(&name, &out).unwrap());
-        assert_eq!(std::fs::read(&out).unwrap(), b"one");
-        assert_eq!(store.list().unwrap(), vec![name.clone()]);
-        assert!(store.delete(&name).unwrap());
-        assert!(!store.delete(&name).unwrap());
-        assert!(!store.get(&name, &out).unwrap());
-        assert!(store.put_if_absent("../etc", &src).is_err());
-    }
-
-    #[test]
-    fn batch_put_is_create_only_per_object() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("s");
-        std::fs::create_dir(&root).unwrap();
-        let store = LocalStore::new("s", root.clone());
-        let (a, b, c) = ("aa".repeat(32), "ab".repeat(32), "ba".repeat(32));
-        let srcs: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("src{i}"))).collect();
-        for (i, p) in srcs.iter().enumerate() {
-            std::fs::write(p, format!("share {i}")).unwrap();
-        }
-        assert!(store.put_if_absent(&b, &srcs[0]).unwrap());
-        let r = store.put_all_if_absent(&[
-            (a.as_str(), srcs[1].as_path()),
-            (b.as_str(), srcs[1].as_path()),
-            ("../x", srcs[1].as_path()),
-            (c.as_str(), srcs[2].as_path()),
-        ]);
-        assert_eq!(r.len(), 4);
-        assert!(r[0].as_ref().unwrap());
-        assert!(!r[1].as_ref().unwrap(), "an existing name is left alone");
-        assert!(r[2].is_err());
-        assert!(r[3].as_ref().unwrap());
-        let read = |name: &str| {
-            let out = dir.path().join(format!("out-{name}"));
-            assert!(store.get(name, &out).unwrap());
-            std::fs::read_to_string(out).unwrap()
-        };
-        assert_eq!(read(&a), "share 1");
-        assert_eq!(read(&b), "share 0");
-        assert_eq!(read(&c), "share 2");
-        assert_eq!(store.list().unwrap(), vec![a.clone(), b, c]);
-
-        // A vanished root fails every put and is not recreated.
-        std::fs::remove_dir_all(&root).unwrap();
-        let r = store.put_all_if_absent(&[(a.as_str(), srcs[0].as_path())]);
-        assert!(r[0].is_err());
-        assert!(!root.exists());
-    }
+    // The Store contract itself (create-only puts, batches, names, listing)
+    // is tests/common/store_contract.rs, run on this store by tests/stores.rs.
 
     #[test]
     fn vanished_root_is_not_recreated() {

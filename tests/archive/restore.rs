@@ -1,0 +1,84 @@
+//! `restore`: by identity, and without the catalog.
+
+use super::*;
+
+#[test]
+fn restore_by_patient_study_and_sop() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let out = f.root.join("by-patient");
+    let o = f.restore(&out, &["--patient", "1CT1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = all_files(&out);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        fs::read(&files[0]).unwrap(),
+        fs::read(f.src.join("CT_small.dcm")).unwrap()
+    );
+    let out = f.root.join("by-sop");
+    let o = f.restore(
+        &out,
+        &["--sop", "1.2.777.777.77.7.7777.7777.20030903150023"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(all_files(&out).len(), 1);
+    let out = f.root.join("by-study");
+    let o = f.restore(
+        &out,
+        &["--study", "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // MR_small and its truncated copy share a study (and a SOP UID).
+    assert_eq!(all_files(&out).len(), 2);
+    // StudyDate range: the 2004 studies (CT_small, MR_small and its
+    // truncated copy, JPEG-LL), not rtplan (2003) nor undated files.
+    let out = f.root.join("by-date");
+    let o = f.restore(&out, &["--since", "20040101", "--until", "20041231"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(all_files(&out).len(), 4);
+    let out = f.root.join("by-patient-and-date");
+    let o = f.restore(&out, &["--patient", "4MR1", "--since", "20050101"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(all_files(&out).is_empty());
+    let o = f.restore(&f.root.join("none"), &[]);
+    assert!(!o.status.success());
+    let o = f.restore(&f.root.join("none"), &["--since", "2004"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn catalog_deleted_then_restore_without_catalog() {
+    let f = fixture(3, 5, 5);
+    f.migrate_ok();
+    let old_report = fs::read(f.src.join("notes/report.txt")).unwrap();
+    fs::write(f.src.join("notes/report.txt"), pseudo_random(1000, 5)).unwrap();
+    f.migrate_ok();
+    fs::remove_file(f.arc.join("catalog.sqlite")).unwrap();
+    // The site key is lost too: names come from the stores' listings.
+    fs::remove_file(f.arc.join("site.key")).unwrap();
+    let _ = fs::remove_file(f.arc.join("catalog.sqlite-wal"));
+    let _ = fs::remove_file(f.arc.join("catalog.sqlite-shm"));
+
+    // Writing on without a catalog would duplicate everything: refused.
+    let o = f.migrate();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--without-catalog"), "{}", stderr(&o));
+
+    // Two stores lost as well: t = 3 of 5 remain.
+    fs::remove_dir_all(f.store(2)).unwrap();
+    fs::remove_dir_all(f.store(5)).unwrap();
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--all", "--without-catalog"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not in the audit log"),
+        "{}",
+        stderr(&o)
+    );
+    // Every source file, plus the old version of the changed one.
+    let mut expected = contents(&f.src);
+    *expected.entry(sha256_hex(&old_report)).or_default() += 1;
+    assert_eq!(contents(&out), expected);
+    assert!(out.join("other/empty.bin").is_file());
+    assert!(out.join("1CT1").is_dir());
+}

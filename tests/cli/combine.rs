@@ -1,0 +1,154 @@
+//! `umbra combine`: every bad share set named, and spares standing in.
+
+use super::*;
+
+#[test]
+fn too_few_shares() {
+    let s = split(4, 8, 5000, 2);
+    let out = s.dir.path().join("out");
+    let o = combine(&out, &s.shares[..3], &[]);
+    assert_fails_with(&o, &["3 share(s) given", "t = 4"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn duplicate_share_or_duplicate_x() {
+    let s = split(3, 5, 5000, 3);
+    let out = s.dir.path().join("out");
+    let o = combine(
+        &out,
+        &[
+            s.shares[0].clone(),
+            s.shares[0].clone(),
+            s.shares[1].clone(),
+        ],
+        &[],
+    );
+    assert_fails_with(&o, &["x = 1", "scan.bin.001.umbra"]);
+    // The same share under another name is still x = 1.
+    let copy = s.dir.path().join("copy.umbra");
+    fs::copy(&s.shares[0], &copy).unwrap();
+    let o = combine(
+        &out,
+        &[s.shares[0].clone(), copy.clone(), s.shares[1].clone()],
+        &[],
+    );
+    assert_fails_with(&o, &["both hold x = 1", "copy.umbra"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn shares_of_different_splits() {
+    let a = split(2, 3, 5000, 4);
+    let b = split(2, 3, 5000, 4); // same bytes, another split
+    let out = a.dir.path().join("out");
+    let o = combine(&out, &[a.shares[0].clone(), b.shares[1].clone()], &[]);
+    assert_fails_with(&o, &["different splits"]);
+    let c = split(3, 4, 5000, 4); // other t and n
+    let o = combine(
+        &out,
+        &[
+            a.shares[0].clone(),
+            c.shares[1].clone(),
+            c.shares[2].clone(),
+        ],
+        &[],
+    );
+    assert_fails_with(&o, &["different splits"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn truncated_share_named() {
+    let s = split(2, 3, 5000, 5);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&s.shares[1])
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len - 10).unwrap();
+    let out = s.dir.path().join("out");
+    let o = combine(&out, &s.shares[..2], &[]);
+    assert_fails_with(&o, &["scan.bin.002.umbra", "truncated"]);
+    assert!(!out.exists());
+    // With a spare, the truncated share is skipped with a warning naming it.
+    let o = combine(&out, &s.shares, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("scan.bin.002.umbra"), "{}", stderr(&o));
+    assert_eq!(fs::read(&out).unwrap(), s.original);
+}
+
+#[test]
+fn corrupted_share_named() {
+    let s = split(3, 5, 3 << 20, 6);
+    let mut bytes = fs::read(&s.shares[2]).unwrap();
+    let at = bytes.len() - 100; // in the payload's last segment
+    bytes[at] ^= 0x01;
+    fs::write(&s.shares[2], &bytes).unwrap();
+    let out = s.dir.path().join("out");
+    let o = combine(&out, &s.shares[..3], &[]);
+    assert_fails_with(&o, &["scan.bin.003.umbra", "corrupt"]);
+    assert!(!out.exists());
+    assert_no_partials(s.dir.path());
+    // inspect names the bad segment and exits non-zero.
+    let o = run(&[&"inspect", &s.shares[2]]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("CORRUPT segment(s): 2"));
+    let o = run(&[&"inspect", &s.shares[1]]);
+    assert!(o.status.success());
+    // With spares, combine skips it and succeeds.
+    let o = combine(&out, &s.shares, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("scan.bin.003.umbra"));
+    assert_eq!(fs::read(&out).unwrap(), s.original);
+}
+
+#[test]
+fn wrong_magic_and_unknown_version() {
+    let s = split(2, 2, 1000, 7);
+    let not_a_share = s.dir.path().join("notes.txt");
+    fs::write(
+        &not_a_share,
+        "this is not a share, just text long enough to be read",
+    )
+    .unwrap();
+    let out = s.dir.path().join("out");
+    let o = combine(&out, &[s.shares[0].clone(), not_a_share.clone()], &[]);
+    assert_fails_with(&o, &["notes.txt", "not an umbra share"]);
+
+    let mut bytes = fs::read(&s.shares[1]).unwrap();
+    bytes[8] = 9; // version
+    let v9 = s.dir.path().join("v9.umbra");
+    fs::write(&v9, &bytes).unwrap();
+    let o = combine(&out, &[s.shares[0].clone(), v9], &[]);
+    assert_fails_with(&o, &["v9.umbra", "version 9 is not supported"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn zero_x_in_a_share_header() {
+    let s = split(2, 2, 1000, 8);
+    let mut bytes = fs::read(&s.shares[1]).unwrap();
+    bytes[16] = 0;
+    fs::write(&s.shares[1], &bytes).unwrap();
+    let o = combine(&s.dir.path().join("out"), &s.shares, &[]);
+    assert_fails_with(&o, &["scan.bin.002.umbra", "x = 0"]);
+}
+
+#[test]
+fn forged_share_fails_the_tag_and_spares_recover() {
+    let s = split(3, 5, 100_000, 9);
+    forge(&s.shares[1], 50_000);
+    // inspect cannot tell: its own hashes hold.
+    assert!(run(&[&"inspect", &s.shares[1]]).status.success());
+    let out = s.dir.path().join("out");
+    let o = combine(&out, &s.shares[..3], &[]);
+    assert_fails_with(&o, &["integrity check failed"]);
+    assert!(!out.exists());
+    assert_no_partials(s.dir.path());
+    // With spares, another subset rebuilds the tagged object.
+    let o = combine(&out, &s.shares, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("left out"), "{}", stderr(&o));
+    assert_eq!(fs::read(&out).unwrap(), s.original);
+}
