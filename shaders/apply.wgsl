@@ -2,7 +2,7 @@
 // rows, after split.wgsl has filled the coefficient rows), combine (Lagrange
 // weights at 0) and repair (Lagrange weights at a lost x).
 // CPU twin: src/kernel/ (`Kernel::apply`), driven by `CpuBackend::apply` in
-// src/engine.rs. Needs bindings.wgsl and kernel.wgsl before it.
+// src/engine/cpu.rs. Needs bindings.wgsl and kernel.wgsl before it.
 //
 // One invocation computes one packed word (four byte positions) of a group
 // of up to 8 output rows: the powers of each input word (gf_powers4) are

@@ -1,6 +1,7 @@
 // Bindings shared by every umbra compute pipeline (split.wgsl, apply.wgsl).
 // CPU twin: `Params`, `PieceSpec::table_entry` and the bind group layout in
-// src/gpu/mod.rs, which must keep the same field order and binding numbers.
+// src/gpu/plan.rs (`params_bytes`, `PieceSpec`) and src/gpu/device.rs (the
+// layout), which must keep the same field order and binding numbers.
 //
 // Byte streams are packed 4 bytes per u32, little-endian: byte k of a row is
 // bits 8*(k%4)..8*(k%4)+7 of word k/4. A buffer holds several rows (streams)

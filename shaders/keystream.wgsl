@@ -1,5 +1,5 @@
-// The coefficient keystream of DESIGN.md, on the GPU.
-// CPU twin: src/keystream.rs (this file must produce the same bytes).
+// The coefficient keystream of docs/DESIGN.md (section 4), on the GPU.
+// CPU twin: src/keystream/ (this file must produce the same bytes).
 //
 // Coefficient a_j at byte offset o of the shared stream is byte o mod 64 of
 // the ChaCha20 (RFC 8439, 20 rounds) block with the object's key, block

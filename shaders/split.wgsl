@@ -2,8 +2,8 @@
 // GPU from the keys in the piece table, so only the secret goes up and only the
 // shares come down. Part 2 is apply.wgsl with the n x t Vandermonde matrix:
 // shares = V * (secret, a_1, ..., a_{t-1}).
-// CPU twin: src/keystream.rs (`fill`), driven by `CpuBackend::split` in
-// src/engine.rs. Needs bindings.wgsl and keystream.wgsl before it.
+// CPU twin: src/keystream/ (`fill`), driven by `CpuBackend::split` in
+// src/engine/cpu.rs. Needs bindings.wgsl and keystream.wgsl before it.
 //
 // One invocation writes one 64-byte block of coefficient stream j into input
 // row j (row 0 is the secret, uploaded by the host). Grid: x, y over the

@@ -132,22 +132,21 @@ mod with_server {
     }
 
     fn um_env(arc: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let (words, rest) = args.split_at(1);
-        let mut c = umbra();
-        c.env("UMBRA_BACKEND", "cpu")
-            .env("AZURE_STORAGE_ACCOUNT_NAME", ACCOUNT)
-            .env("AZURE_STORAGE_ACCOUNT_KEY", KEY)
-            .env_remove("AZURE_STORAGE_USE_EMULATOR")
-            .env_remove("UMBRA_ARCHIVE");
-        for (k, v) in env {
-            c.env(k, v);
+        let mut vars: Vec<(&str, &dyn AsRef<std::ffi::OsStr>)> = vec![
+            ("AZURE_STORAGE_ACCOUNT_NAME", &ACCOUNT),
+            ("AZURE_STORAGE_ACCOUNT_KEY", &KEY),
+        ];
+        vars.extend(
+            env.iter()
+                .map(|(k, v)| (*k, v as &dyn AsRef<std::ffi::OsStr>)),
+        );
+        let mut c = umbra_at_cmd(arc, args, &[]);
+        // The emulator flag of this process must not reach umbra unless asked.
+        c.env_remove("AZURE_STORAGE_USE_EMULATOR");
+        for (k, v) in vars {
+            c.env(k, v.as_ref());
         }
-        c.args(words)
-            .arg("-C")
-            .arg(arc)
-            .args(rest)
-            .output()
-            .unwrap()
+        c.output().unwrap()
     }
 
     fn open(label: &str, url: &str, endpoint: Option<&str>) -> Box<dyn Store> {

@@ -46,17 +46,10 @@ fn gfsplit_shares_combine_in_umbra() {
         shares.sort();
         assert_eq!(shares.len(), 8);
         let out = dir.path().join("out.bin");
-        let o = run(&[
-            &"combine",
-            &"--format",
-            &"gfshare",
-            &"-o",
-            &out,
-            &shares[1],
-            &shares[6],
-            &shares[3],
-            &shares[4],
-        ]);
+        let o = run_line(
+            "combine --format gfshare -o {} {} {} {} {}",
+            &[&out, &shares[1], &shares[6], &shares[3], &shares[4]],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(fs::read(&out).unwrap(), data, "length {len}");
     }
@@ -70,18 +63,10 @@ fn umbra_gfshare_shares_combine_in_gfcombine() {
         let data = pseudo_random(len, 200 + i as u64);
         fs::write(&input, &data).unwrap();
         let out_dir = dir.path().join("shares");
-        let o = run(&[
-            &"split",
-            &"--format",
-            &"gfshare",
-            &"-t",
-            &"3",
-            &"-n",
-            &"5",
-            &"-o",
-            &out_dir,
-            &input,
-        ]);
+        let o = run_line(
+            "split --format gfshare -t 3 -n 5 -o {} {}",
+            &[&out_dir, &input],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let shares = files_ending(&out_dir, "");
         assert_eq!(shares.len(), 5);

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{repo_file, run, sha256_hex, stderr};
+use common::{repo_file, run_line, sha256_hex, stderr};
 use umbra::engine::CpuBackend;
 use umbra::keystream::ObjectKey;
 use umbra::paper::image_io::{GrayImage, read_gray, write_png};
@@ -329,7 +329,7 @@ fn shamir_shadows_of_a_constant_image_are_uniform_thien_lin_are_not() {
             let o = shadows_cmd(&out, fname, sname, &[&flat]);
             assert!(o.status.success(), "{}", stderr(&o));
             let st = tmp.path().join(format!("stats-{fname}-{sname}"));
-            let o = run(&[&"stats", &"-o", &st, &out.join("flat")]);
+            let o = run_line("stats -o {} {}", &[&st, &out.join("flat")]);
             assert!(o.status.success(), "{}", stderr(&o));
             let json: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(st.join("stats.json")).unwrap())
@@ -356,7 +356,10 @@ fn stats_on_images_and_shadow_directories() {
     let o = shadows_cmd(&tmp.path().join("s"), "p257", "shamir", &[&png]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = tmp.path().join("st");
-    let o = run(&[&"stats", &"-o", &out, &tmp.path().join("s/mr_small"), &png]);
+    let o = run_line(
+        "stats -o {} {} {}",
+        &[&out, &tmp.path().join("s/mr_small"), &png],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(out.join("stats.md")).unwrap();
     assert!(md.contains("NPCR") && md.contains("p-value"), "{md}");
@@ -370,7 +373,7 @@ fn stats_on_images_and_shadow_directories() {
         image::open(&fig).expect("the histogram figure decodes");
     }
     // A directory that is not a shadow set.
-    let o = run(&[&"stats", &"-o", &out, &tmp.path()]);
+    let o = run_line("stats -o {} {}", &[&out, &tmp.path()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("shadows.json"), "{}", stderr(&o));
 }
@@ -379,14 +382,10 @@ fn stats_on_images_and_shadow_directories() {
 fn reproduce_quick_writes_the_report_and_figures() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("r");
-    let o = run(&[
-        &"reproduce",
-        &"--quick",
-        &"-o",
-        &out,
-        &"--data",
-        &repo_file("datasets"),
-    ]);
+    let o = run_line(
+        "reproduce --quick -o {} --data {}",
+        &[&out, &repo_file("datasets")],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
     for phrase in [
@@ -469,20 +468,16 @@ fn bad_input_fails_naming_the_file() {
     assert!(!o.status.success());
     assert!(out.join("mr_small/recovered.png").exists());
     // Parameters.
-    let o = run(&[&"shadows", &"-t", &"9", &"-n", &"8", &"-o", &out, &good]);
+    let o = run_line("shadows -t 9 -n 8 -o {} {}", &[&out, &good]);
     assert!(
         !o.status.success() && stderr(&o).contains("exceeds"),
         "{}",
         stderr(&o)
     );
-    let o = run(&[
-        &"stats",
-        &"--levels",
-        &"256",
-        &"-o",
-        &out,
-        &out.join("mr_small/shadow-001.png"),
-    ]);
+    let o = run_line(
+        "stats --levels 256 -o {} {}",
+        &[&out, &out.join("mr_small/shadow-001.png")],
+    );
     assert!(
         !o.status.success() && stderr(&o).contains("--levels"),
         "{}",

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use super::error::{ArchiveError, Result};
 use super::time::now_secs;
@@ -108,6 +108,24 @@ pub struct Selection {
     /// StudyDate range, inclusive, YYYYMMDD (objects without one are left out).
     pub date_from: Option<String>,
     pub date_until: Option<String>,
+}
+
+/// The content and identity columns of a version, in the order of
+/// `insert` and `update_pending` (size, blake3, change_sig, kind, sop_uid,
+/// study_uid, series_uid, study_date, modality, patient_id).
+fn content_params<'a>(o: &'a NewObject<'_>, size: &'a i64) -> [&'a dyn ToSql; 10] {
+    [
+        size,
+        &o.blake3,
+        &o.change_sig,
+        &o.kind,
+        &o.ids.sop_uid,
+        &o.ids.study_uid,
+        &o.ids.series_uid,
+        &o.ids.study_date,
+        &o.ids.modality,
+        &o.ids.patient_id,
+    ]
 }
 
 pub struct Catalog {
@@ -219,6 +237,7 @@ impl Catalog {
 
     pub fn insert(&self, o: &NewObject<'_>) -> Result<i64> {
         let now = now_secs();
+        let size = o.size as i64;
         let version: i64 = self
             .conn
             .query_row(
@@ -233,21 +252,12 @@ impl Catalog {
                  study_uid, series_uid, study_date, modality, patient_id, state, created_at, \
                  updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
                  'pending', ?13, ?13)",
-                params![
-                    o.source_ref,
-                    version,
-                    o.size as i64,
-                    o.blake3,
-                    o.change_sig,
-                    o.kind,
-                    o.ids.sop_uid,
-                    o.ids.study_uid,
-                    o.ids.series_uid,
-                    o.ids.study_date,
-                    o.ids.modality,
-                    o.ids.patient_id,
-                    now
-                ],
+                rusqlite::params_from_iter(
+                    [&o.source_ref as &dyn ToSql, &version]
+                        .into_iter()
+                        .chain(content_params(o, &size))
+                        .chain([&now as &dyn ToSql]),
+                ),
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -256,25 +266,18 @@ impl Catalog {
     /// A pending version whose source changed before it was written
     /// becomes the new content (no shares of it were ever complete).
     pub fn update_pending(&self, id: i64, o: &NewObject<'_>) -> Result<()> {
+        let (now, size) = (now_secs(), o.size as i64);
         self.conn
             .execute(
                 "UPDATE objects SET size = ?2, blake3 = ?3, change_sig = ?4, kind = ?5, sop_uid = ?6, \
                  study_uid = ?7, series_uid = ?8, study_date = ?9, modality = ?10, \
                  patient_id = ?11, updated_at = ?12 WHERE id = ?1 AND state = 'pending'",
-                params![
-                    id,
-                    o.size as i64,
-                    o.blake3,
-                    o.change_sig,
-                    o.kind,
-                    o.ids.sop_uid,
-                    o.ids.study_uid,
-                    o.ids.series_uid,
-                    o.ids.study_date,
-                    o.ids.modality,
-                    o.ids.patient_id,
-                    now_secs()
-                ],
+                rusqlite::params_from_iter(
+                    [&id as &dyn ToSql]
+                        .into_iter()
+                        .chain(content_params(o, &size))
+                        .chain([&now as &dyn ToSql]),
+                ),
             )
             .map_err(|e| self.err(e))?;
         Ok(())

@@ -243,7 +243,7 @@ pub fn check_placement(layout: &Layout) -> PlacementReport {
         warnings.push(format!(
             "the threshold against colluding providers is {some_colluding} store(s), not {t}: \
              stores holding several shares each need fewer partners to reconstruct \
-             (DESIGN: a threshold weaker than it looks)"
+             (docs/DESIGN.md, section 1: collusion is counted in shares, not providers)"
         ));
     }
     if may_lose_any == 0 {

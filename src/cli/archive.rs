@@ -191,6 +191,16 @@ fn open(loc: &Location) -> anyhow::Result<Archive> {
         .with_context(|| format!("cannot open the archive in {}", loc.dir.display()))
 }
 
+/// A run's warnings (notes, silenced by -q) and failures (always shown).
+fn print_problems(ui: &Ui, warnings: &[String], failures: &[String]) {
+    for w in warnings {
+        ui.note(format!("warning: {w}"));
+    }
+    for f in failures {
+        eprintln!("umbra: failed: {f}");
+    }
+}
+
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -277,12 +287,7 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     bar.finish_and_clear();
-    for w in &report.warnings {
-        ui.note(format!("warning: {w}"));
-    }
-    for f in &report.failures {
-        eprintln!("umbra: failed: {f}");
-    }
+    print_problems(ui, &report.warnings, &report.failures);
     if a.json {
         print_json(&report)?;
     } else {
@@ -348,12 +353,7 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     };
     let backend = ui.backend(0)?;
     let report = archive.restore(&opts, backend.as_ref())?;
-    for w in &report.warnings {
-        ui.note(format!("warning: {w}"));
-    }
-    for f in &report.failures {
-        eprintln!("umbra: failed: {f}");
-    }
+    print_problems(ui, &report.warnings, &report.failures);
     if a.json {
         print_json(&report)?;
     } else {

@@ -1,7 +1,7 @@
 //! WGSL sources. WGSL has no includes, so each pipeline's module is the
 //! concatenation of the files it needs, in order. Each file in `shaders/` has
 //! a CPU twin named in its header comment (`keystream.wgsl` and
-//! `src/keystream.rs`, `kernel.wgsl` and `src/kernel/`).
+//! `src/keystream/`, `kernel.wgsl` and `src/kernel/`; docs/DESIGN.md section 9).
 
 /// One WGSL file, with the path that errors name.
 #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,4 @@
-//! The coefficient keystream of DESIGN.md.
+//! The coefficient keystream (docs/DESIGN.md, section 4).
 //!
 //! Coefficient `a_j` (j = 1..t-1) at byte offset `o` of the shared stream is
 //! byte `o mod 64` of the ChaCha20 (RFC 8439, 20 rounds) block with the
@@ -208,7 +208,7 @@ mod tests {
         }
     }
 
-    /// The layout of DESIGN.md: offset o of stream j is byte o mod 64 of the
+    /// The layout of docs/DESIGN.md (section 4): offset o of stream j is byte o mod 64 of the
     /// block with counter (o/64) mod 2^32 and nonce (j, (o/64) >> 32, 0).
     #[test]
     fn fill_follows_the_layout() {

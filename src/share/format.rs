@@ -17,7 +17,7 @@
 //!     20    4 segment size in bytes
 //!     24    8 payload length in bytes
 //!     32   16 split id
-//!     48   32 integrity tag (keyed BLAKE3 of the shared stream, see DESIGN.md)
+//!     48   32 integrity tag (keyed BLAKE3 of the shared stream, docs/DESIGN.md section 5)
 //!     80   16 reserved, zero
 //!     96   32 header hash: BLAKE3 of bytes 0..96 and the segment table
 //!    128 32*k segment table: BLAKE3 of each payload segment, k = ceil(len / segment)

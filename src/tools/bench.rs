@@ -84,6 +84,29 @@ pub struct BenchResult {
     pub phases_ms: Option<Phases>,
 }
 
+impl BenchResult {
+    /// A row: `bytes` of secret through `operation` in `median_seconds`.
+    pub fn new(
+        backend: String,
+        operation: String,
+        size: &str,
+        bytes: usize,
+        runs: usize,
+        median_seconds: f64,
+    ) -> Self {
+        Self {
+            backend,
+            operation,
+            size: size.to_string(),
+            bytes,
+            runs,
+            median_seconds,
+            gb_per_s: bytes as f64 / median_seconds / 1e9,
+            phases_ms: None,
+        }
+    }
+}
+
 /// Where a GPU job's time goes, in milliseconds.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Phases {
@@ -143,16 +166,14 @@ pub fn bench_one(
         backend.split(&plan, &key, 0, data, &mut refs)?;
         Ok(())
     })?;
-    let mut results = vec![BenchResult {
-        backend: backend.describe(),
-        operation: format!("split ({},{})", threshold.t(), threshold.n()),
-        size: size_name.to_string(),
-        bytes: data.len(),
+    let mut results = vec![BenchResult::new(
+        backend.describe(),
+        format!("split ({},{})", threshold.t(), threshold.n()),
+        size_name,
+        data.len(),
         runs,
-        median_seconds: secs,
-        gb_per_s: data.len() as f64 / secs / 1e9,
-        phases_ms: None,
-    }];
+        secs,
+    )];
 
     let t = threshold.t();
     let matrix = combine_matrix(&plan.xs()[..t])?;
@@ -170,16 +191,14 @@ pub fn bench_one(
             ),
         });
     }
-    results.push(BenchResult {
-        backend: backend.describe(),
-        operation: format!("combine (t={t})"),
-        size: size_name.to_string(),
-        bytes: data.len(),
+    results.push(BenchResult::new(
+        backend.describe(),
+        format!("combine (t={t})"),
+        size_name,
+        data.len(),
         runs,
-        median_seconds: secs,
-        gb_per_s: data.len() as f64 / secs / 1e9,
-        phases_ms: None,
-    });
+        secs,
+    ));
     Ok(results)
 }
 
@@ -227,14 +246,8 @@ pub fn bench_gpu_extra(
         download: ms(p.download),
     };
     let row = |operation: String, secs: f64, runs: usize, p: Option<Phases>| BenchResult {
-        backend: gpu.describe(),
-        operation,
-        size: size_name.to_string(),
-        bytes: len,
-        runs,
-        median_seconds: secs,
-        gb_per_s: len as f64 / secs / 1e9,
         phases_ms: p,
+        ..BenchResult::new(gpu.describe(), operation, size_name, len, runs, secs)
     };
     Ok(vec![
         row(

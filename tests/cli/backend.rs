@@ -12,14 +12,10 @@ fn simd_override_cannot_exceed_the_cpu() {
     } else {
         "avx2"
     };
-    let o = run(&[
-        &"--simd",
-        &foreign,
-        &"split",
-        &"-o",
-        &dir.path().join("o"),
-        &input,
-    ]);
+    let o = run_line(
+        "--simd {} split -o {} {}",
+        &[&foreign, &dir.path().join("o"), &input],
+    );
     assert_fails_with(&o, &[foreign, "lacks"]);
     let o = umbra()
         .env("UMBRA_SIMD", "portable")

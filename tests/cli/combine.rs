@@ -91,10 +91,10 @@ fn corrupted_share_named() {
     assert!(!out.exists());
     assert_no_partials(s.dir.path());
     // inspect names the bad segment and exits non-zero.
-    let o = run(&[&"inspect", &s.shares[2]]);
+    let o = run_line("inspect {}", &[&s.shares[2]]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("CORRUPT segment(s): 2"));
-    let o = run(&[&"inspect", &s.shares[1]]);
+    let o = run_line("inspect {}", &[&s.shares[1]]);
     assert!(o.status.success());
     // With spares, combine skips it and succeeds.
     let o = combine(&out, &s.shares, &[]);
@@ -140,7 +140,7 @@ fn forged_share_fails_the_tag_and_spares_recover() {
     let s = split(3, 5, 100_000, 9);
     forge(&s.shares[1], 50_000);
     // inspect cannot tell: its own hashes hold.
-    assert!(run(&[&"inspect", &s.shares[1]]).status.success());
+    assert!(run_line("inspect {}", &[&s.shares[1]]).status.success());
     let out = s.dir.path().join("out");
     let o = combine(&out, &s.shares[..3], &[]);
     assert_fails_with(&o, &["integrity check failed"]);

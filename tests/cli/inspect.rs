@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn inspect_json_reports_every_field() {
     let s = split(3, 5, 10_000, 16);
-    let o = run(&[&"inspect", &"--json", &s.shares[4]]);
+    let o = run_line("inspect --json {}", &[&s.shares[4]]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = &v[0];

@@ -34,16 +34,10 @@ fn split(t: usize, n: usize, len: usize, seed: u64) -> Split {
     let original = pseudo_random(len, seed);
     fs::write(&input, &original).unwrap();
     let out = dir.path().join("shares");
-    let o = run(&[
-        &"split",
-        &"-t",
-        &t.to_string(),
-        &"-n",
-        &n.to_string(),
-        &"-o",
-        &out,
-        &input,
-    ]);
+    let o = run_line(
+        "split -t {} -n {} -o {} {}",
+        &[&t.to_string(), &n.to_string(), &out, &input],
+    );
     assert!(o.status.success(), "split failed: {}", stderr(&o));
     let shares = files_ending(&out, ".umbra");
     assert_eq!(shares.len(), n);

@@ -22,7 +22,7 @@ fn every_command_has_help() {
         "archive-repair",
         "audit",
     ] {
-        let o = run(&[&cmd, &"--help"]);
+        let o = run_line("{} --help", &[&cmd]);
         assert!(o.status.success(), "{cmd} --help");
         assert!(
             String::from_utf8_lossy(&o.stdout).contains("Usage"),

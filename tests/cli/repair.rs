@@ -8,14 +8,10 @@ fn repair_rebuilds_the_exact_share() {
     let lost = s.shares[3].clone();
     let original_share = fs::read(&lost).unwrap();
     fs::remove_file(&lost).unwrap();
-    let o = run(&[
-        &"repair",
-        &"--x",
-        &"4",
-        &s.shares[0],
-        &s.shares[1],
-        &s.shares[4],
-    ]);
+    let o = run_line(
+        "repair --x 4 {} {} {}",
+        &[&s.shares[0], &s.shares[1], &s.shares[4]],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         fs::read(&lost).unwrap(),
@@ -23,16 +19,15 @@ fn repair_rebuilds_the_exact_share() {
         "repaired share is byte-identical"
     );
     // Repairing an x that is present is refused.
-    let o = run(&[
-        &"repair",
-        &"--x",
-        &"1",
-        &"-o",
-        &s.dir.path().join("r"),
-        &s.shares[0],
-        &s.shares[1],
-        &s.shares[4],
-    ]);
+    let o = run_line(
+        "repair --x 1 -o {} {} {} {}",
+        &[
+            &s.dir.path().join("r"),
+            &s.shares[0],
+            &s.shares[1],
+            &s.shares[4],
+        ],
+    );
     assert_fails_with(&o, &["x = 1"]);
 }
 
@@ -71,11 +66,11 @@ fn custom_coordinates_round_trip_and_repair_names_the_share() {
     );
     let lost = fs::read(&shares[1]).unwrap();
     fs::remove_file(&shares[1]).unwrap();
-    let o = run(&[&"repair", &"--x", &"200", &shares[0], &shares[2]]);
+    let o = run_line("repair --x 200 {} {}", &[&shares[0], &shares[2]]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::read(&shares[1]).unwrap(), lost);
     let restored = dir.path().join("back.raw");
-    let o = run(&[&"combine", &"-o", &restored, &shares[2], &shares[1]]);
+    let o = run_line("combine -o {} {} {}", &[&restored, &shares[2], &shares[1]]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::read(&restored).unwrap(), data);
 }

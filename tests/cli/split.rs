@@ -34,17 +34,7 @@ fn anonymous_names_hide_the_input_name() {
     let input = dir.path().join("PATIENT_DOE_JOHN.dcm");
     fs::write(&input, b"DICOM-ish bytes").unwrap();
     let out = dir.path().join("shares");
-    let o = run(&[
-        &"split",
-        &"--anonymous",
-        &"-t",
-        &"2",
-        &"-n",
-        &"3",
-        &"-o",
-        &out,
-        &input,
-    ]);
+    let o = run_line("split --anonymous -t 2 -n 3 -o {} {}", &[&out, &input]);
     assert!(o.status.success(), "{}", stderr(&o));
     let shares = files_ending(&out, ".umbra");
     assert_eq!(shares.len(), 3);
@@ -77,16 +67,10 @@ fn bad_parameters() {
         ("5", "4", "exceeds the share count"),
         ("4", "256", "n = 256"),
     ] {
-        let o = run(&[
-            &"split",
-            &"-t",
-            &t,
-            &"-n",
-            &n,
-            &"-o",
-            &dir.path().join("o"),
-            &input,
-        ]);
+        let o = run_line(
+            "split -t {} -n {} -o {} {}",
+            &[&t, &n, &dir.path().join("o"), &input],
+        );
         assert_fails_with(&o, &[needle]);
     }
     let o = run(&[
@@ -124,15 +108,12 @@ fn bad_parameters() {
 fn unreadable_input_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-file.dcm");
-    let o = run(&[&"split", &"-o", &dir.path().join("o"), &missing]);
+    let o = run_line("split -o {} {}", &[&dir.path().join("o"), &missing]);
     assert_fails_with(&o, &["no-such-file.dcm"]);
-    let o = run(&[
-        &"combine",
-        &"-o",
-        &dir.path().join("x"),
-        &missing,
-        &dir.path().join("other"),
-    ]);
+    let o = run_line(
+        "combine -o {} {} {}",
+        &[&dir.path().join("x"), &missing, &dir.path().join("other")],
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no-such-file.dcm"), "{}", stderr(&o));
 }
@@ -151,16 +132,10 @@ fn existing_output_refused_unless_forced() {
     // Splitting again into the same directory is refused too, and leaves
     // the earlier shares as they were.
     let before = fs::read(&s.shares[0]).unwrap();
-    let o = run(&[
-        &"split",
-        &"-t",
-        &"2",
-        &"-n",
-        &"3",
-        &"-o",
-        &s.shares[0].parent().unwrap(),
-        &s.input,
-    ]);
+    let o = run_line(
+        "split -t 2 -n 3 -o {} {}",
+        &[&s.shares[0].parent().unwrap(), &s.input],
+    );
     assert_fails_with(&o, &["already exists"]);
     assert_eq!(fs::read(&s.shares[0]).unwrap(), before);
     assert_no_partials(s.shares[0].parent().unwrap());

@@ -24,7 +24,7 @@ fn synthetic_volume_is_deterministic_and_not_overwritten() {
     let bytes = fs::read(&a).unwrap();
     assert_eq!(bytes.len(), 3 * 64 * 32 * 2);
     assert_eq!(bytes, fs::read(&b).unwrap());
-    let o = run(&[&"synth-volume", &"--slices", &"1", &"-o", &a]);
+    let o = run_line("synth-volume --slices 1 -o {}", &[&a]);
     assert_fails_with(&o, &["a.raw", "already exists"]);
     assert_eq!(fs::read(&a).unwrap(), bytes);
 }

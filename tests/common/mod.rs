@@ -21,6 +21,25 @@ pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     c.output().expect("umbra runs")
 }
 
+/// `umbra` with the words of `line`, each `{}` taking the next of `args`
+/// (paths, numbers): `run_line("split -t 2 -o {} {}", &[&out, &input])`.
+pub fn run_line(line: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut c = umbra();
+    let mut args = args.iter();
+    for word in line.split_whitespace() {
+        if word == "{}" {
+            c.arg(args.next().expect("an argument for every {}").as_ref());
+        } else {
+            c.arg(word);
+        }
+    }
+    assert!(
+        args.next().is_none(),
+        "more arguments than {{}} in {line:?}"
+    );
+    c.output().expect("umbra runs")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -279,20 +298,26 @@ pub fn find_tool(env: &str, name: &str, also: &[PathBuf], install: &str) -> Path
     panic!("{name} is not installed. Install it with {install}, or point {env} at it");
 }
 
-/// `umbra WORD -C ARC REST...` on the CPU backend, with `env` set.
-pub fn umbra_at(arc: &Path, args: &[&str], env: &[(&str, &dyn AsRef<std::ffi::OsStr>)]) -> Output {
+/// The command `umbra WORD -C ARC REST...` on the CPU backend, with `env`
+/// set, for a caller that changes it further.
+pub fn umbra_at_cmd(
+    arc: &Path,
+    args: &[&str],
+    env: &[(&str, &dyn AsRef<std::ffi::OsStr>)],
+) -> Command {
     let (words, rest) = args.split_at(1);
     let mut c = umbra();
     c.env("UMBRA_BACKEND", "cpu").env_remove("UMBRA_ARCHIVE");
     for (k, v) in env {
         c.env(k, v.as_ref());
     }
-    c.args(words)
-        .arg("-C")
-        .arg(arc)
-        .args(rest)
-        .output()
-        .unwrap()
+    c.args(words).arg("-C").arg(arc).args(rest);
+    c
+}
+
+/// `umbra WORD -C ARC REST...` on the CPU backend, with `env` set.
+pub fn umbra_at(arc: &Path, args: &[&str], env: &[(&str, &dyn AsRef<std::ffi::OsStr>)]) -> Output {
+    umbra_at_cmd(arc, args, env).output().unwrap()
 }
 
 /// A store URL of a kind built without its Cargo feature is refused with
