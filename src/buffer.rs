@@ -13,6 +13,7 @@ pub struct AlignedBuf {
 }
 
 impl AlignedBuf {
+    /// `len` zero bytes, 64-byte aligned.
     pub fn zeroed(len: usize) -> Self {
         Self {
             lines: vec![Line([0; 64]); len.div_ceil(64)],
@@ -20,10 +21,12 @@ impl AlignedBuf {
         }
     }
 
+    /// Bytes held.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether it holds no byte.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -12,6 +12,7 @@ fn show(p: &std::path::Path) -> String {
     p.display().to_string()
 }
 
+/// An error of the file layers, naming the file or share at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {error}", show(path))]
@@ -85,10 +86,12 @@ pub enum Error {
     BadInput { path: PathBuf, reason: String },
 }
 
+/// The file layers' result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Attaches a path to an I/O error.
 pub trait IoContext<T> {
+    /// The I/O error, with the path it happened at.
     fn at(self, path: &std::path::Path) -> Result<T>;
 }
 

@@ -90,7 +90,7 @@ pub const fn affine_matrix(c: u8) -> u64 {
 }
 
 /// The two 16-entry tables of "multiply by `c`" indexed by the low and the
-/// high nibble of the input, for PSHUFB / TBL kernels: c*x = lo[x & 15] ^ hi[x >> 4].
+/// high nibble of the input, for PSHUFB / TBL kernels: `c*x = lo[x & 15] ^ hi[x >> 4]`.
 /// The lookups happen inside a register shuffle, never in memory.
 pub const fn nibble_tables(c: u8) -> ([u8; 16], [u8; 16]) {
     let mut lo = [0u8; 16];

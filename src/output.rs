@@ -40,14 +40,17 @@ impl PendingFile {
         })
     }
 
+    /// The temporary file, to write the output into.
     pub fn file(&mut self) -> &mut File {
         self.temp.as_file_mut()
     }
 
+    /// The path it becomes on commit.
     pub fn target(&self) -> &Path {
         &self.target
     }
 
+    /// Changes the path it becomes on commit.
     pub fn set_target(&mut self, target: PathBuf) {
         self.target = target;
     }

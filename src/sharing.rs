@@ -34,6 +34,7 @@ pub struct Threshold {
 }
 
 impl Threshold {
+    /// (t, n) with 2 <= t <= n <= 255.
     pub fn new(t: usize, n: usize) -> Result<Self, ParamError> {
         if t < 2 {
             return Err(ParamError::ThresholdTooSmall { t });
@@ -50,10 +51,12 @@ impl Threshold {
         })
     }
 
+    /// Shares needed to rebuild.
     pub fn t(self) -> usize {
         self.t as usize
     }
 
+    /// Shares made.
     pub fn n(self) -> usize {
         self.n as usize
     }
@@ -79,7 +82,7 @@ pub fn default_xs(n: usize) -> Vec<u8> {
     (1..=n).map(|x| x as u8).collect()
 }
 
-/// A small row-major matrix over GF(2^8): out[r] = sum over c of m[r][c] * in[c].
+/// A small row-major matrix over GF(2^8): `out[r] = sum over c of m[r][c] * in[c]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Matrix {
     rows: usize,
@@ -88,6 +91,7 @@ pub struct Matrix {
 }
 
 impl Matrix {
+    /// A `rows` x `cols` matrix from its entries, row by row.
     pub fn new(rows: usize, cols: usize, entries: Vec<u8>) -> Self {
         assert_eq!(entries.len(), rows * cols, "matrix shape");
         Self {
@@ -97,18 +101,22 @@ impl Matrix {
         }
     }
 
+    /// Rows (outputs).
     pub fn rows(&self) -> usize {
         self.rows
     }
 
+    /// Columns (inputs).
     pub fn cols(&self) -> usize {
         self.cols
     }
 
+    /// The entry at row `r`, column `c`.
     pub fn get(&self, r: usize, c: usize) -> u8 {
         self.entries[r * self.cols + c]
     }
 
+    /// Row `r`.
     pub fn row(&self, r: usize) -> &[u8] {
         &self.entries[r * self.cols..(r + 1) * self.cols]
     }
@@ -179,6 +187,7 @@ pub struct SplitPlan {
 }
 
 impl SplitPlan {
+    /// The plan of a (t, n) split at the points `xs`: n distinct non-zero points.
     pub fn new(threshold: Threshold, xs: Vec<u8>) -> Result<Self, ParamError> {
         if xs.len() != threshold.n() {
             return Err(ParamError::WrongXCount {
@@ -195,10 +204,12 @@ impl SplitPlan {
         })
     }
 
+    /// t and n.
     pub fn threshold(&self) -> Threshold {
         self.threshold
     }
 
+    /// The share points, in share order.
     pub fn xs(&self) -> &[u8] {
         &self.xs
     }

@@ -23,6 +23,7 @@ const ZERO_MAC: &str = "00000000000000000000000000000000000000000000000000000000
 const LINE_START: &str = "{\"mac\":\"";
 const ENTRY_KEY: &str = "\",\"entry\":";
 
+/// The audit log file of an archive, and the key its chain is made with.
 pub struct AuditLog {
     path: PathBuf,
     key: [u8; 32],
@@ -43,6 +44,7 @@ fn mac(key: &[u8; 32], prev: &str, entry: &str) -> String {
 }
 
 impl AuditLog {
+    /// The log at `path`, chained with `key` (the site key's audit key).
     pub fn new(path: &Path, key: [u8; 32]) -> Self {
         Self {
             path: path.to_path_buf(),

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use super::error::{ArchiveError, Result};
 use super::time::now_secs;
 
+/// The catalog's tables and indexes, created if missing.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
     id          INTEGER PRIMARY KEY,
@@ -66,6 +67,7 @@ pub struct Identity {
     pub patient_id: Option<String>,
 }
 
+/// One object version as the catalog records it.
 #[derive(Debug, Clone)]
 pub struct ObjectRow {
     pub id: i64,
@@ -81,6 +83,7 @@ pub struct ObjectRow {
     pub attempts: i64,
 }
 
+/// Where one share of a version is: its x, its store and its name there.
 #[derive(Debug, Clone)]
 pub struct Placement {
     pub x: u8,
@@ -128,6 +131,7 @@ fn content_params<'a>(o: &'a NewObject<'_>, size: &'a i64) -> [&'a dyn ToSql; 10
     ]
 }
 
+/// An open catalog: one SQLite connection.
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
@@ -210,6 +214,7 @@ impl Catalog {
         Ok(c)
     }
 
+    /// The newest version recorded for `source_ref`, if any.
     pub fn latest(&self, source_ref: &str) -> Result<Option<ObjectRow>> {
         self.conn
             .query_row(
@@ -235,6 +240,7 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a new version of `o.source_ref`, `pending`; returns its id.
     pub fn insert(&self, o: &NewObject<'_>) -> Result<i64> {
         let now = now_secs();
         let size = o.size as i64;
@@ -294,6 +300,7 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// Every version whose shares are not all written yet.
     pub fn pending(&self) -> Result<Vec<ObjectRow>> {
         self.query(&format!(
             "SELECT {COLUMNS} FROM objects WHERE state = 'pending' ORDER BY id"
@@ -367,6 +374,7 @@ impl Catalog {
         Ok(rows)
     }
 
+    /// Notes that version `id`'s shares were just checked.
     pub fn set_checked(&self, id: i64) -> Result<()> {
         self.conn
             .execute(
@@ -377,6 +385,7 @@ impl Catalog {
         Ok(())
     }
 
+    /// Where version `id`'s shares are: one placement per x.
     pub fn placements(&self, id: i64) -> Result<Vec<Placement>> {
         let mut stmt = self
             .conn
@@ -466,6 +475,7 @@ impl Catalog {
         tx.commit().map_err(err)
     }
 
+    /// Sets version `id`'s state (`pending`, `written` or `verified`).
     pub fn set_state(&self, id: i64, state: &str) -> Result<()> {
         self.conn
             .execute(
@@ -481,6 +491,7 @@ impl Catalog {
         self.in_transaction(|c| ids.iter().try_for_each(|&id| c.set_state(id, "written")))
     }
 
+    /// Records why version `id` failed this run (it stays pending).
     pub fn set_error(&self, id: i64, error: &str) -> Result<()> {
         self.conn
             .execute(
@@ -507,6 +518,7 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// A value of the catalog's key-value table (cursors, the audit head).
     pub fn get_meta(&self, key: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
@@ -516,6 +528,7 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// Sets a value of the catalog's key-value table.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.conn
             .execute(

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::error::{ArchiveError, At, Result};
 use crate::sharing::Threshold;
 
+/// The configuration file of an archive directory.
 pub const CONFIG_FILE: &str = "umbra.toml";
+/// Bytes of the site key.
 pub const SITE_KEY_LEN: usize = 32;
 
 fn default_catalog() -> PathBuf {
@@ -26,6 +28,7 @@ fn default_staging() -> PathBuf {
     "staging".into()
 }
 
+/// An archive's `umbra.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -43,6 +46,7 @@ pub struct Config {
     pub stores: Vec<StoreConfig>,
 }
 
+/// One store of `umbra.toml`: its name, URL and optional endpoint and region.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
@@ -72,6 +76,7 @@ pub struct Layout {
 }
 
 impl Config {
+    /// Reads and checks `DIR/umbra.toml`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).at(&path)?;
@@ -355,6 +360,7 @@ fn write_site_key(path: &Path) -> Result<()> {
 pub struct SiteKey(zeroize::Zeroizing<[u8; SITE_KEY_LEN]>);
 
 impl SiteKey {
+    /// Reads the site key at `path`, refusing a file of the wrong length.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = zeroize::Zeroizing::new(std::fs::read(path).at(path)?);
         let key: [u8; SITE_KEY_LEN] =

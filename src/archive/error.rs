@@ -52,6 +52,7 @@ pub enum ArchiveError {
     Failed(String),
 }
 
+/// The archive's result type.
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
 
 pub(crate) trait At<T> {

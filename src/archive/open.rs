@@ -42,6 +42,7 @@ pub fn init(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Archive> {
 }
 
 impl Archive {
+    /// Opens the archive in `dir`: its configuration, stores and site key.
     pub fn open(dir: &Path) -> Result<Self> {
         let config = Config::load(dir)?;
         let layout = config.layout(&dir.join(config::CONFIG_FILE))?;
@@ -109,6 +110,7 @@ impl Archive {
         self.dir.join(&self.config.staging)
     }
 
+    /// Opens the archive's catalog.
     pub fn catalog(&self) -> Result<Catalog> {
         Catalog::open(&self.dir.join(&self.config.catalog))
     }
@@ -119,6 +121,7 @@ impl Archive {
             .map_err(|e| ArchiveError::Failed(e.clone()))
     }
 
+    /// The archive's audit log (needs the site key).
     pub fn audit(&self) -> Result<AuditLog> {
         Ok(AuditLog::new(
             &self.dir.join(&self.config.audit_log),

@@ -20,6 +20,7 @@ use crate::share::format::hex;
 use crate::share::reader::ShareSource;
 use crate::stream::combine::{self, CombineOptions, CombineTarget};
 
+/// What a restore did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreReport {
     pub restored: u64,
@@ -33,6 +34,7 @@ pub struct RestoreReport {
     pub failures: Vec<String>,
 }
 
+/// What to restore, and where.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
     pub selection: Selection,
@@ -133,6 +135,7 @@ pub(crate) fn join_placed(
 }
 
 impl Archive {
+    /// Rebuilds the selected objects (or, without the catalog, every split found in the stores) into `opts.out`.
     pub fn restore(&self, opts: &RestoreOptions, backend: &dyn Backend) -> Result<RestoreReport> {
         std::fs::create_dir_all(&opts.out).at(&opts.out)?;
         let tmp = tempfile::Builder::new()

@@ -16,6 +16,7 @@ use crate::engine::Backend;
 use crate::stream::combine::{self, CombineOptions, CombineTarget};
 use crate::stream::repair::repair_share;
 
+/// Share counts of one store after a verify.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StoreHealth {
     pub store: String,
@@ -25,6 +26,7 @@ pub struct StoreHealth {
     pub unreachable: u64,
 }
 
+/// What a verify (or archive-repair) found and did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
     pub objects: u64,
@@ -40,6 +42,7 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// No problem found.
     pub fn healthy(&self) -> bool {
         self.problems.is_empty()
     }

@@ -50,6 +50,7 @@ impl CpuBackend {
         }
     }
 
+    /// The SIMD level this backend runs.
     pub fn level(&self) -> Level {
         self.level
     }

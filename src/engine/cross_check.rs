@@ -14,6 +14,7 @@ pub struct CrossCheck {
 }
 
 impl CrossCheck {
+    /// Runs on `first` (whose output is returned) and checks against `second`.
     pub fn new(first: Box<dyn Backend>, second: Box<dyn Backend>) -> Self {
         Self { first, second }
     }

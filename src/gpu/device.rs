@@ -9,7 +9,7 @@ use super::plan::{BLOCK_BYTES, MAX_PIECES, PIECE_BYTES};
 use super::shaders::{self, PipelineSource};
 use crate::sharing::Matrix;
 
-/// Which adapters [`Device::open`] may take.
+/// Which adapters [`GpuBackend::new`](super::GpuBackend::new) may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AdapterChoice {
     /// A hardware GPU only; software rasterisers (device type Cpu, such as

@@ -10,26 +10,31 @@ pub struct ShaderFile {
     pub source: &'static str,
 }
 
+/// The bindings and `Params` layout every pipeline shares.
 pub const BINDINGS: ShaderFile = ShaderFile {
     path: "shaders/bindings.wgsl",
     source: include_str!("../../shaders/bindings.wgsl"),
 };
 
+/// The ChaCha20 keystream (twin of `src/keystream/`).
 pub const KEYSTREAM: ShaderFile = ShaderFile {
     path: "shaders/keystream.wgsl",
     source: include_str!("../../shaders/keystream.wgsl"),
 };
 
+/// GF(2^8) multiply by a constant, shift-xor (twin of `src/kernel/portable.rs`).
 pub const KERNEL: ShaderFile = ShaderFile {
     path: "shaders/kernel.wgsl",
     source: include_str!("../../shaders/kernel.wgsl"),
 };
 
+/// The coefficient pass of a split.
 pub const SPLIT: ShaderFile = ShaderFile {
     path: "shaders/split.wgsl",
     source: include_str!("../../shaders/split.wgsl"),
 };
 
+/// The matrix pass of split, combine and repair.
 pub const APPLY: ShaderFile = ShaderFile {
     path: "shaders/apply.wgsl",
     source: include_str!("../../shaders/apply.wgsl"),

@@ -11,7 +11,8 @@ use super::slots::{Capacity, Slots};
 use crate::sharing::Matrix;
 
 /// Where the time of a job went, when run phase by phase
-/// ([`GpuBackend::split_timed`], [`GpuBackend::apply_timed`]).
+/// ([`GpuBackend::split_timed`](super::GpuBackend::split_timed),
+/// [`GpuBackend::apply_timed`](super::GpuBackend::apply_timed)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PhaseTimes {
     /// Host bytes into the staging buffer and across to the device.
@@ -25,6 +26,7 @@ pub struct PhaseTimes {
 }
 
 impl PhaseTimes {
+    /// Upload, compute and download together.
     pub fn total(&self) -> Duration {
         self.upload + self.compute + self.download
     }

@@ -50,6 +50,7 @@ pub enum LevelError {
 }
 
 impl Level {
+    /// Every level, portable first.
     pub const ALL: [Level; 6] = [
         Level::Portable,
         Level::Ssse3,
@@ -59,6 +60,7 @@ impl Level {
         Level::Neon,
     ];
 
+    /// The level's name, as `--simd` takes it.
     pub fn name(self) -> &'static str {
         match self {
             Level::Portable => "portable",
@@ -82,6 +84,7 @@ impl Level {
         }
     }
 
+    /// The level named `name` (`--simd`, `UMBRA_SIMD`).
     pub fn parse(name: &str) -> Result<Level, LevelError> {
         Level::ALL
             .into_iter()
@@ -210,15 +213,17 @@ impl Kernel {
         })
     }
 
+    /// The level this kernel runs at.
     pub fn level(&self) -> Level {
         self.level
     }
 
+    /// The matrix this kernel applies.
     pub fn matrix(&self) -> &Matrix {
         &self.matrix
     }
 
-    /// out[r] = sum over c of m[r][c] * in[c], for every byte position.
+    /// `out[r] = sum over c of m[r][c] * in[c]`, for every byte position.
     ///
     /// # Panics
     /// If the numbers of inputs and outputs do not match the matrix, or the

@@ -92,6 +92,7 @@ pub enum RecoverError {
     Engine(#[from] crate::engine::EngineError),
 }
 
+/// The paper's result type.
 pub type Result<T, E = PaperError> = std::result::Result<T, E>;
 
 pub(crate) trait AtPath<T> {

@@ -48,6 +48,7 @@ impl GrayImage {
         }
     }
 
+    /// 1 for 8-bit images, 2 for 16-bit ones.
     pub fn bytes_per_sample(&self) -> usize {
         usize::from(self.bits / 8)
     }
@@ -83,6 +84,7 @@ impl GrayImage {
         Self::new(width, height, bits, samples)
     }
 
+    /// The sample at column `x`, row `y`.
     pub fn get(&self, x: u32, y: u32) -> u16 {
         self.samples[y as usize * self.width as usize + x as usize]
     }

@@ -23,23 +23,28 @@
 
 use crate::keystream::{self, ObjectKey};
 
+/// The prime of the paper's field.
 pub const P: u32 = 257;
 
+/// a + b mod 257.
 #[inline]
 pub fn add(a: u16, b: u16) -> u16 {
     ((u32::from(a) + u32::from(b)) % P) as u16
 }
 
+/// a - b mod 257.
 #[inline]
 pub fn sub(a: u16, b: u16) -> u16 {
     ((u32::from(a) + P - u32::from(b) % P) % P) as u16
 }
 
+/// a * b mod 257.
 #[inline]
 pub fn mul(a: u16, b: u16) -> u16 {
     ((u32::from(a) * u32::from(b)) % P) as u16
 }
 
+/// a^e mod 257, by squaring.
 pub fn pow(a: u16, mut e: u32) -> u16 {
     let mut result = 1u16;
     let mut base = a % P as u16;
@@ -74,6 +79,7 @@ pub struct CoefficientStream<'k> {
 const STREAM_BUF: usize = 16 * 1024;
 
 impl<'k> CoefficientStream<'k> {
+    /// Coefficient stream `j` of `key`, from offset 0.
     pub fn new(key: &'k ObjectKey, j: u32) -> Self {
         Self {
             key,

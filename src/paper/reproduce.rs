@@ -31,6 +31,7 @@ use crate::engine::Backend;
 use crate::keystream::ObjectKey;
 use crate::sharing::combinations;
 
+/// What `umbra reproduce` runs: where, on which data, (t, n), how much.
 pub struct ReproduceOptions {
     pub output: PathBuf,
     /// A directory holding `paper256/` and `dicom/`.

@@ -14,7 +14,7 @@
 //! image's bytes: 8-bit pixels as they are, 16-bit samples as two bytes,
 //! little-endian. In GF(2^8) that is the core engine's split (Shamir) or its
 //! matrix kernel (Thien-Lin); in Z_257 each byte is an element 0..=255 and
-//! the arithmetic is [`p257`](super::p257)'s. A 16-bit image in p257 thus
+//! the arithmetic is [`p257`]'s. A 16-bit image in p257 thus
 //! gives shadows twice as wide, one 16-bit sample per shared byte: lossless,
 //! at four times the original's storage.
 //!
@@ -41,6 +41,7 @@ use crate::field;
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, ParamError, SplitPlan, Threshold, combine_matrix};
 
+/// The field the shadows are computed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FieldKind {
@@ -50,6 +51,7 @@ pub enum FieldKind {
     P257,
 }
 
+/// How an image becomes polynomials: Shamir (secret) or Thien-Lin (compact, leaks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
@@ -92,6 +94,7 @@ pub struct ShadowParams {
 }
 
 impl ShadowParams {
+    /// Checked parameters: 2 <= t <= n <= 255, at the points 1..=n.
     pub fn new(t: usize, n: usize, field: FieldKind, scheme: Scheme) -> Result<Self> {
         let threshold = Threshold::new(t, n)?;
         Ok(Self {
@@ -102,10 +105,12 @@ impl ShadowParams {
         })
     }
 
+    /// Shadows needed to recover.
     pub fn t(&self) -> usize {
         self.threshold.t()
     }
 
+    /// Shadows made.
     pub fn n(&self) -> usize {
         self.threshold.n()
     }
@@ -403,6 +408,7 @@ pub struct ShadowManifest {
     pub recovered_from: Vec<u8>,
 }
 
+/// One shadow of a manifest: its x and its file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShadowEntry {
     pub x: u8,
@@ -415,14 +421,17 @@ pub struct ShadowEntry {
 }
 
 impl ShadowManifest {
+    /// The manifest's file name in a shadow directory.
     pub const FILE: &'static str = "shadows.json";
 
+    /// The parameters the shadows were made with.
     pub fn params(&self) -> Result<ShadowParams> {
         let mut p = ShadowParams::new(self.t, self.n, self.field, self.scheme)?;
         p.xs = self.shadows.iter().map(|s| s.x).collect();
         Ok(p)
     }
 
+    /// Reads the manifest of the shadow directory `dir`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(Self::FILE);
         let text = std::fs::read_to_string(&path).at(&path)?;

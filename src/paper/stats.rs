@@ -235,6 +235,7 @@ pub struct PlaneStats {
 }
 
 impl PlaneStats {
+    /// The statistics of `img` over an alphabet of `levels` values; an error names a sample outside it.
     pub fn compute(name: &str, img: &GrayImage, levels: u32) -> std::result::Result<Self, String> {
         let histogram = histogram(&img.samples, levels).ok_or_else(|| {
             format!(

@@ -15,8 +15,11 @@
 
 use zeroize::Zeroizing;
 
+/// Bytes of the random check key at the start of the shared stream.
 pub const CHECK_KEY_LEN: usize = 32;
+/// The envelope's magic, after the check key.
 pub const MAGIC: [u8; 8] = *b"UMBRAOBJ";
+/// The envelope's version.
 pub const VERSION: u8 = 1;
 /// Bytes before the name: check key, magic, version, name length.
 const FIXED_HEAD: usize = CHECK_KEY_LEN + 8 + 1 + 2;
@@ -29,6 +32,7 @@ pub struct ObjectMeta {
     pub content_len: u64,
 }
 
+/// Why a decoded stream is not an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
     #[error(
@@ -51,6 +55,7 @@ impl ObjectMeta {
         self.prefix_len() as u64 + self.content_len
     }
 
+    /// Bytes of the envelope before the content.
     pub fn prefix_len(&self) -> usize {
         FIXED_HEAD + self.name.len() + 2 + self.content_type.len() + 8
     }

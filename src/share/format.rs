@@ -27,10 +27,15 @@
 use crate::field;
 use crate::sharing::{ParamError, Threshold};
 
+/// The share file's magic.
 pub const MAGIC: [u8; 8] = *b"UMBRASHR";
+/// The share file's version.
 pub const VERSION: u16 = 1;
+/// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 128;
+/// Bytes of a BLAKE3 hash (segment hashes, tag, header hash).
 pub const HASH_LEN: usize = 32;
+/// Bytes of the split id.
 pub const SPLIT_ID_LEN: usize = 16;
 /// Default payload bytes per hashed segment.
 pub const DEFAULT_SEGMENT_SIZE: u32 = 1 << 20;
@@ -97,6 +102,7 @@ impl ShareHeader {
         self.payload_len.div_ceil(self.segment_size as u64)
     }
 
+    /// Bytes of the segment table.
     pub fn table_len(&self) -> u64 {
         self.segment_count() * HASH_LEN as u64
     }

@@ -29,6 +29,7 @@ pub struct InspectReport {
 }
 
 impl InspectReport {
+    /// The header and every segment hold.
     pub fn intact(&self) -> bool {
         self.header_ok && self.corrupt_segments.is_empty()
     }

@@ -29,6 +29,7 @@ pub enum CombineTarget {
     Dir(PathBuf),
 }
 
+/// How a combine writes its output.
 #[derive(Debug, Clone)]
 pub struct CombineOptions {
     pub overwrite: bool,
@@ -50,6 +51,7 @@ impl Default for CombineOptions {
     }
 }
 
+/// What a combine wrote, and what it read around.
 #[derive(Debug, Clone)]
 pub struct CombineReport {
     pub output: PathBuf,

@@ -1,7 +1,7 @@
 //! File operations on shares, streaming with bounded memory: [`split`] a
 //! file into n share files, [`combine`] t of them back into the file,
 //! [`repair`] a lost share from t others, and the bare libgfshare format
-//! ([`gfshare`]) for interoperability. [`rebuild`] is the core that combine
+//! ([`gfshare`]) for interoperability. `rebuild` is the core that combine
 //! and repair share.
 
 pub mod combine;

@@ -12,6 +12,7 @@ use crate::output::PendingFile;
 use crate::share::reader::open_shares;
 use crate::share::writer::ShareWriter;
 
+/// What a repair wrote, and the shares it skipped.
 #[derive(Debug, Clone)]
 pub struct RepairReport {
     pub output: PathBuf,

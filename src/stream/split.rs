@@ -42,6 +42,7 @@ pub struct SplitSecrets {
 }
 
 impl SplitSecrets {
+    /// Fresh object key, check key and split id from the operating system.
     pub fn from_os() -> Result<Self> {
         let key = ObjectKey::generate().map_err(|e| Error::Random(e.to_string()))?;
         let mut check_key = Zeroizing::new([0u8; CHECK_KEY_LEN]);
@@ -74,6 +75,7 @@ pub enum ShareNaming {
     SplitId,
 }
 
+/// How a split is made and its shares written.
 #[derive(Debug, Clone)]
 pub struct SplitOptions {
     pub plan: SplitPlan,
@@ -85,6 +87,8 @@ pub struct SplitOptions {
 }
 
 impl SplitOptions {
+    /// Defaults for `plan`: 1 MiB segments, 2 MiB batches, shares named after
+    /// the input, no overwrite, no fsync.
     pub fn new(plan: SplitPlan) -> Self {
         Self {
             plan,

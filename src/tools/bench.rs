@@ -22,6 +22,7 @@ pub struct BenchSize {
 }
 
 impl BenchSize {
+    /// Bytes of one image or volume of this size.
     pub fn bytes(&self) -> usize {
         self.width * self.height * self.slices * self.bytes_per_sample
     }
@@ -115,6 +116,7 @@ pub struct Phases {
     pub download: f64,
 }
 
+/// What `umbra bench` measures, and for how long.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
     pub threshold: Threshold,

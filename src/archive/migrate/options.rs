@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::archive::source::{Filter, SourceSpec};
 
+/// What a migrate run is asked to do.
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
     pub source: SourceSpec,
@@ -16,6 +17,7 @@ pub struct MigrateOptions {
     pub group: usize,
 }
 
+/// What a migrate run did, object by object counted (`--json` prints it).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MigrateReport {
     pub dry_run: bool,

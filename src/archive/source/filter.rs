@@ -31,6 +31,7 @@ pub fn parse_age(s: &str) -> std::result::Result<i64, String> {
 }
 
 impl Filter {
+    /// Whether the filter selects everything.
     pub fn is_empty(&self) -> bool {
         self.older_than_days.is_none() && self.modalities.is_none()
     }

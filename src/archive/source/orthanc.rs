@@ -15,6 +15,7 @@ use crate::archive::error::{ArchiveError, At, Result};
 
 const PAGE: usize = 1000;
 
+/// An Orthanc server's REST API at a base URL.
 pub struct Orthanc {
     base: String,
     agent: ureq::Agent,
@@ -33,6 +34,7 @@ impl Orthanc {
         }
     }
 
+    /// The base URL, as given.
     pub fn base(&self) -> &str {
         &self.base
     }

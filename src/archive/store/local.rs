@@ -29,6 +29,7 @@ impl LocalStore {
         }
     }
 
+    /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -1,5 +1,5 @@
 //! Where shares go: the [`Store`] contract ([`contract`]), a local
-//! directory ([`local`]), cloud buckets through `object_store` ([`cloud`],
+//! directory ([`local`]), cloud buckets through `object_store` (`cloud`,
 //! each scheme behind its Cargo feature), and the URL scheme that picks one
 //! ([`scheme`]).
 
