@@ -58,7 +58,10 @@ echo "== cargo clippy --all-targets -- -D warnings (without and with the cloud s
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features cloud -- -D warnings
 
-echo "== cargo test (GPU tests required on a software Vulkan adapter)"
+echo "== cargo doc (broken links and doc errors fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
+echo "== cargo test (GPU tests required on a software Vulkan adapter; tests/layers.rs holds the code to lib.rs's layers)"
 UMBRA_GPU_TESTS=required cargo test
 
 echo "== cloud stores against real servers: S3, GCS and Azure (cloud feature)"
