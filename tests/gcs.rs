@@ -240,17 +240,11 @@ mod with_server {
         let dir = tempfile::tempdir().unwrap();
         let server = FakeGcs::start(dir.path());
         let arc = dir.path().join("arc");
-        let o = umbra()
-            .args(["init", "-t", "2", "-n", "3"])
-            .arg(&arc)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        let src = dir.path().join("src");
-        fs::create_dir_all(&src).unwrap();
-        for f in ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"] {
-            fs::copy(repo_file(&format!("datasets/dicom/{f}")), src.join(f)).unwrap();
-        }
+        init_archive(&arc, 2, 3, None);
+        let src = dicom_source(
+            &dir.path().join("src"),
+            &["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"],
+        );
         let source = src.to_str().unwrap();
         let r = json(&um(
             &arc,

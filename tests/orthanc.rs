@@ -180,12 +180,7 @@ fn orthanc_source_migrate_restore_and_push_back() {
     }
     let dir = tempfile::tempdir().unwrap();
     let arc = dir.path().join("arc");
-    let o = umbra()
-        .args(["init", "-t", "2", "-n", "3"])
-        .arg(&arc)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    init_archive(&arc, 2, 3, None);
     let source = format!("orthanc+{}", server.base);
 
     // The first run lists everything and keeps the change cursor.

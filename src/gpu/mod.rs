@@ -170,15 +170,7 @@ impl GpuBackend {
         len: usize,
         reps: u32,
     ) -> Result<Duration, GpuError> {
-        timing::kernel_time(
-            &self.device,
-            &self.slots,
-            self.max_slice_bytes,
-            plan.matrix(),
-            true,
-            len,
-            reps,
-        )
+        timing::kernel_time(self.runner(), plan.matrix(), true, len, reps)
     }
 
     /// As [`GpuBackend::kernel_time_split`], for the apply pass alone
@@ -189,15 +181,7 @@ impl GpuBackend {
         len: usize,
         reps: u32,
     ) -> Result<Duration, GpuError> {
-        timing::kernel_time(
-            &self.device,
-            &self.slots,
-            self.max_slice_bytes,
-            matrix,
-            false,
-            len,
-            reps,
-        )
+        timing::kernel_time(self.runner(), matrix, false, len, reps)
     }
 
     /// [`Backend::split`], run phase by phase (upload, compute, download, each
@@ -237,14 +221,15 @@ impl GpuBackend {
         objects: &mut [Object<'_, '_, '_>],
         timing: Option<&mut PhaseTimes>,
     ) -> Result<(), GpuError> {
-        run::run(
-            &self.device,
-            &self.slots,
-            self.max_slice_bytes,
-            matrix,
-            objects,
-            timing,
-        )
+        run::run(self.runner(), matrix, objects, timing)
+    }
+
+    fn runner(&self) -> run::Runner<'_> {
+        run::Runner {
+            device: &self.device,
+            slots: &self.slots,
+            max_slice_bytes: self.max_slice_bytes,
+        }
     }
 }
 

@@ -43,18 +43,29 @@ struct Shape {
     upload_rows: usize,
 }
 
-/// Runs `matrix` over `objects` on `device` with the rotation `slots`, in
-/// slices of at most `max_slice_bytes` per stream; with `timing`, phase by
-/// phase (each waited for) and timed. Keys are wiped from the device after
-/// a split, and the slots are rebuilt after a failure.
+/// What a job runs on: the device, its rotation slots (one job at a time
+/// holds them), and the cap on bytes per stream per slice.
+#[derive(Clone, Copy)]
+pub(super) struct Runner<'a> {
+    pub(super) device: &'a Device,
+    pub(super) slots: &'a Mutex<Option<Slots>>,
+    pub(super) max_slice_bytes: usize,
+}
+
+/// Runs `matrix` over `objects`; with `timing`, phase by phase (each waited
+/// for) and timed. Keys are wiped from the device after a split, and the
+/// slots are rebuilt after a failure.
 pub(super) fn run(
-    device: &Device,
-    slots: &Mutex<Option<Slots>>,
-    max_slice_bytes: usize,
+    runner: Runner<'_>,
     matrix: &Matrix,
     objects: &mut [Object<'_, '_, '_>],
     timing: Option<&mut PhaseTimes>,
 ) -> Result<(), GpuError> {
+    let Runner {
+        device,
+        slots,
+        max_slice_bytes,
+    } = runner;
     if matrix.rows() > 255 || matrix.cols() > 255 {
         return Err(GpuError::MatrixTooLarge {
             rows: matrix.rows(),

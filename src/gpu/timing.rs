@@ -1,12 +1,12 @@
 //! Where a job's time goes: the phases of a job timed one by one, and the
 //! kernel alone with its data resident on the device. For benchmarks.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::device::{Device, lock};
+use super::device::lock;
 use super::error::GpuError;
 use super::plan::{BLOCK_BYTES, GROUP_ROWS, PieceSpec, grid, params_bytes};
+use super::run::Runner;
 use super::slots::{Capacity, Slots};
 use crate::sharing::Matrix;
 
@@ -37,24 +37,23 @@ impl PhaseTimes {
 /// submission (after a warm-up), scaled to `len`. With `split`, the keystream
 /// pass too, from a dummy key.
 pub(super) fn kernel_time(
-    device: &Device,
-    slots: &Mutex<Option<Slots>>,
-    max_slice_bytes: usize,
+    runner: Runner<'_>,
     matrix: &Matrix,
     split: bool,
     len: usize,
     reps: u32,
 ) -> Result<Duration, GpuError> {
+    let device = runner.device;
     let rows = matrix.rows();
     let cols = matrix.cols();
     if rows == 0 || rows > 255 || cols > 255 {
         return Err(GpuError::MatrixTooLarge { rows, cols });
     }
-    let slice_bytes = device.slice_bytes(max_slice_bytes, rows.max(cols))?;
+    let slice_bytes = device.slice_bytes(runner.max_slice_bytes, rows.max(cols))?;
     let bytes = len.clamp(BLOCK_BYTES, slice_bytes).div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
     let blocks = (bytes / BLOCK_BYTES) as u32;
     let words = blocks * (BLOCK_BYTES / 4) as u32;
-    let mut guard = lock(slots);
+    let mut guard = lock(runner.slots);
     let need = Capacity {
         upload: (cols * bytes) as u64,
         inputs: (cols * bytes) as u64,

@@ -60,13 +60,7 @@ fn fixture(t: usize, n: usize, stores: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let arc = root.join("arc");
-    let o = umbra()
-        .args(["init", "-t", &t.to_string(), "-n", &n.to_string()])
-        .args(["--stores", &stores.to_string()])
-        .arg(&arc)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "init: {}", stderr(&o));
+    init_archive(&arc, t, n, Some(stores));
     let src = root.join("src");
     small_source(&src);
     Fixture {

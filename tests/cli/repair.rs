@@ -38,18 +38,7 @@ fn custom_coordinates_round_trip_and_repair_names_the_share() {
     let data = pseudo_random(40_000, 17);
     fs::write(&input, &data).unwrap();
     let out = dir.path().join("s");
-    let o = run(&[
-        &"split",
-        &"-t",
-        &"2",
-        &"-n",
-        &"3",
-        &"--xs",
-        &"7,200,255",
-        &"-o",
-        &out,
-        &input,
-    ]);
+    let o = run_line("split -t 2 -n 3 --xs 7,200,255 -o {} {}", &[&out, &input]);
     assert!(o.status.success(), "{}", stderr(&o));
     let shares = files_ending(&out, ".umbra");
     let names: Vec<String> = shares

@@ -73,31 +73,15 @@ fn bad_parameters() {
         );
         assert_fails_with(&o, &[needle]);
     }
-    let o = run(&[
-        &"split",
-        &"-t",
-        &"2",
-        &"-n",
-        &"3",
-        &"--xs",
-        &"0,1,2",
-        &"-o",
-        &dir.path().join("o"),
-        &input,
-    ]);
+    let o = run_line(
+        "split -t 2 -n 3 --xs 0,1,2 -o {} {}",
+        &[&dir.path().join("o"), &input],
+    );
     assert_fails_with(&o, &["x = 0"]);
-    let o = run(&[
-        &"split",
-        &"-t",
-        &"2",
-        &"-n",
-        &"3",
-        &"--xs",
-        &"1,2,2",
-        &"-o",
-        &dir.path().join("o"),
-        &input,
-    ]);
+    let o = run_line(
+        "split -t 2 -n 3 --xs 1,2,2 -o {} {}",
+        &[&dir.path().join("o"), &input],
+    );
     assert_fails_with(&o, &["x = 2 appears twice"]);
     assert!(
         !dir.path().join("o").exists() || files_ending(&dir.path().join("o"), ".umbra").is_empty()

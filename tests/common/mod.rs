@@ -320,6 +320,28 @@ pub fn umbra_at(arc: &Path, args: &[&str], env: &[(&str, &dyn AsRef<std::ffi::Os
     umbra_at_cmd(arc, args, env).output().unwrap()
 }
 
+/// `umbra init` of a (t, n) archive at `arc` (with `stores` stores, else n),
+/// which must succeed.
+pub fn init_archive(arc: &Path, t: usize, n: usize, stores: Option<usize>) {
+    let mut c = umbra();
+    c.args(["init", "-t", &t.to_string(), "-n", &n.to_string()]);
+    if let Some(k) = stores {
+        c.args(["--stores", &k.to_string()]);
+    }
+    let o = c.arg(arc).output().unwrap();
+    assert!(o.status.success(), "init: {}", stderr(&o));
+}
+
+/// A source folder `dir` holding copies of the bundled DICOM files `names`
+/// (of datasets/dicom/).
+pub fn dicom_source(dir: &Path, names: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in names {
+        std::fs::copy(repo_file(&format!("datasets/dicom/{f}")), dir.join(f)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
 /// A store URL of a kind built without its Cargo feature is refused with
 /// the feature to build with.
 pub fn assert_needs_feature(url: &str, feature: &str) {

@@ -202,12 +202,7 @@ pub trait Server {
 /// store lost, restore (with and without the catalog) gives the source back.
 pub fn outage(server: &mut dyn Server, scratch: &Path) {
     let arc = scratch.join("arc");
-    let o = umbra()
-        .args(["init", "-t", "2", "-n", "3"])
-        .arg(&arc)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    init_archive(&arc, 2, 3, None);
     let cfg_path = arc.join("umbra.toml");
     let mut cfg = fs::read_to_string(&cfg_path).unwrap();
     for k in [2, 3] {
@@ -219,11 +214,10 @@ pub fn outage(server: &mut dyn Server, scratch: &Path) {
     fs::write(&cfg_path, cfg).unwrap();
     let objects = |server: &dyn Server, k: usize| server.open(k).list().unwrap().len();
 
-    let src = scratch.join("src");
-    fs::create_dir_all(&src).unwrap();
-    for f in ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"] {
-        fs::copy(repo_file(&format!("datasets/dicom/{f}")), src.join(f)).unwrap();
-    }
+    let src = dicom_source(
+        &scratch.join("src"),
+        &["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"],
+    );
     let source = src.to_str().unwrap();
     let r = json(&server.umbra(&arc, &["migrate", "--source", source, "--json"]));
     assert_eq!(r["written"], 3);
