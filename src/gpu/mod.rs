@@ -224,8 +224,8 @@ impl GpuBackend {
         run::run(self.runner(), matrix, objects, timing)
     }
 
-    fn runner(&self) -> run::Runner<'_> {
-        run::Runner {
+    fn runner(&self) -> slots::Runner<'_> {
+        slots::Runner {
             device: &self.device,
             slots: &self.slots,
             max_slice_bytes: self.max_slice_bytes,

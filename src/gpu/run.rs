@@ -3,7 +3,7 @@
 //! k-1 while the device works on slice k.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -14,7 +14,7 @@ use super::error::GpuError;
 use super::plan::{
     BLOCK_BYTES, GROUP_ROWS, Object, PIECE_BYTES, SlicePlan, grid, params_bytes, plan_slices,
 };
-use super::slots::{Capacity, MapState, SLOTS, Slot, Slots};
+use super::slots::{Capacity, MapState, Runner, SLOTS, Slot, Slots};
 use super::timing::PhaseTimes;
 use crate::sharing::Matrix;
 
@@ -41,15 +41,6 @@ struct Shape {
     /// device; otherwise (combine, repair) all `cols` inputs go up.
     split: bool,
     upload_rows: usize,
-}
-
-/// What a job runs on: the device, its rotation slots (one job at a time
-/// holds them), and the cap on bytes per stream per slice.
-#[derive(Clone, Copy)]
-pub(super) struct Runner<'a> {
-    pub(super) device: &'a Device,
-    pub(super) slots: &'a Mutex<Option<Slots>>,
-    pub(super) max_slice_bytes: usize,
 }
 
 /// Runs `matrix` over `objects`; with `timing`, phase by phase (each waited

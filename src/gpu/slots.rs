@@ -1,7 +1,7 @@
 //! The rotating buffer slots: one slice's buffers each, built when a job
 //! first needs them and grown (never shrunk) when a later job needs more.
 
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
 use super::device::Device;
 use super::error::GpuError;
@@ -182,4 +182,13 @@ fn build_slot(device: &Device, i: usize, cap: Capacity) -> Slot {
         bind_group,
         upload_map: MapState::Mapped,
     }
+}
+
+/// What a job runs on: the device, its rotation slots (one job at a time
+/// holds them), and the cap on bytes per stream per slice.
+#[derive(Clone, Copy)]
+pub(super) struct Runner<'a> {
+    pub(super) device: &'a Device,
+    pub(super) slots: &'a Mutex<Option<Slots>>,
+    pub(super) max_slice_bytes: usize,
 }

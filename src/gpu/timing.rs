@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use super::device::lock;
 use super::error::GpuError;
 use super::plan::{BLOCK_BYTES, GROUP_ROWS, PieceSpec, grid, params_bytes};
-use super::run::Runner;
-use super::slots::{Capacity, Slots};
+use super::slots::{Capacity, Runner, Slots};
 use crate::sharing::Matrix;
 
 /// Where the time of a job went, when run phase by phase
