@@ -69,7 +69,7 @@ pub enum Error {
     #[error("{} already exists (use --force to overwrite)", show(path))]
     OutputExists { path: PathBuf },
     #[error(
-        "the object name stored in the shares ({name:?}) is not a plain file name; give -o FILE instead of a directory"
+        "the object name stored in the shares (\"{name}\") is not a plain file name; give -o FILE instead of a directory"
     )]
     UnsafeName { name: String },
     #[error("input {} changed while it was read ({detail})", show(path))]

@@ -113,8 +113,10 @@ impl AuditLog {
     /// stays locked from reading its last line to writing the new one, so
     /// concurrent commands (a restore during a migrate) never fork the chain.
     pub fn append(&self, catalog: Option<&Catalog>, action: &str, details: Value) -> Result<()> {
+        // 0600 like the catalog: the log names no patient, but what was
+        // done when is the hospital's business.
+        super::catalog::private_file(&self.path)?;
         let mut f = std::fs::OpenOptions::new()
-            .create(true)
             .append(true)
             .open(&self.path)
             .at(&self.path)?;

@@ -2,10 +2,22 @@
 //! one per placed share. It holds what must never reach a store (UIDs,
 //! patient ID, source paths); the stores hold only keyed names.
 //!
+//! An object is identified by its source (a folder's absolute path, or an
+//! Orthanc's URL without credentials) and its path in that source, both as
+//! bytes: file names on Linux need not be UTF-8, and two sources may hold
+//! the same relative path.
+//!
 //! States: `pending` (recorded, shares not all written: the next run redoes
-//! it), `written` (every share was put), `verified` (a deep verify rebuilt
-//! it and matched its BLAKE3).
+//! it), `degraded` (at least the write quorum of its shares written, some
+//! missing: archive-repair and the next migrate complete them), `written`
+//! (every share was put), `verified` (a deep verify rebuilt it and matched
+//! its BLAKE3).
+//!
+//! Schema version 2; a version-1 catalog (no sources, text paths) is
+//! migrated in place when it is opened, its objects keeping their ids,
+//! versions and shares (see [`MIGRATE_V1`]).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
@@ -13,16 +25,24 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use super::error::{ArchiveError, Result};
 use super::time::now_secs;
 
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
 /// The catalog's tables and indexes, created if missing.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS objects (
     id          INTEGER PRIMARY KEY,
-    source_ref  TEXT NOT NULL,    -- path relative to the source root
-    version     INTEGER NOT NULL, -- 1, 2, ... per source_ref
+    source      BLOB NOT NULL,    -- the source's key (absolute folder path, orthanc+URL);
+                                  -- empty for versions recorded before sources were
+    path        BLOB NOT NULL,    -- the path in the source, '/'-separated bytes
+    source_ref  TEXT NOT NULL,    -- the same path for people to read (other bytes as \\xNN)
+    version     INTEGER NOT NULL, -- 1, 2, ... per (source, path)
     size        INTEGER NOT NULL,
     blake3      TEXT NOT NULL,    -- hex BLAKE3 of the object's bytes
-    change_sig  INTEGER NOT NULL, -- change signature: a file's mtime in ns; an Orthanc
-                                  -- instance's MD5, first 8 bytes (little-endian)
+    change_sig  INTEGER NOT NULL, -- a file's mtime in ns; an Orthanc instance's MD5,
+                                  -- first 8 bytes (little-endian); 0: rehash next scan
+    ctime_ns    INTEGER NOT NULL DEFAULT 0, -- a file's ctime in ns
+    inode       INTEGER NOT NULL DEFAULT 0, -- a file's inode number
     kind        TEXT NOT NULL CHECK (kind IN ('dicom', 'unparsed-dicom', 'file')),
     sop_uid     TEXT,
     study_uid   TEXT,
@@ -31,13 +51,13 @@ CREATE TABLE IF NOT EXISTS objects (
     modality    TEXT,
     patient_id  TEXT,
     split_id    TEXT,             -- hex; set before any share is written
-    state       TEXT NOT NULL CHECK (state IN ('pending', 'written', 'verified')),
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'degraded', 'written', 'verified')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
     checked_at  INTEGER,          -- last verify of its shares (Unix seconds)
     created_at  INTEGER NOT NULL, -- Unix seconds
     updated_at  INTEGER NOT NULL,
-    UNIQUE (source_ref, version)
+    UNIQUE (source, path, version)
 );
 CREATE INDEX IF NOT EXISTS objects_state ON objects (state);
 CREATE INDEX IF NOT EXISTS objects_study ON objects (study_uid);
@@ -48,12 +68,44 @@ CREATE TABLE IF NOT EXISTS placements (
     x           INTEGER NOT NULL, -- share number
     store       TEXT NOT NULL,    -- store name from umbra.toml
     name        TEXT NOT NULL,    -- keyed object name in that store
+    written     INTEGER NOT NULL DEFAULT 0, -- 1 once the share is in its store
     PRIMARY KEY (object_id, x)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key         TEXT PRIMARY KEY,
     value       TEXT NOT NULL
 );
+";
+
+/// Version 1 to 2, in one transaction: objects gain their source (empty:
+/// unknown, adopted by the first run whose source holds the same path), a
+/// byte path, ctime and inode, and the `degraded` state; placements gain
+/// `written` (every placement of a written object was).
+pub const MIGRATE_V1: &str = "
+CREATE TABLE objects_v2 (
+    id INTEGER PRIMARY KEY, source BLOB NOT NULL, path BLOB NOT NULL, source_ref TEXT NOT NULL,
+    version INTEGER NOT NULL, size INTEGER NOT NULL, blake3 TEXT NOT NULL,
+    change_sig INTEGER NOT NULL, ctime_ns INTEGER NOT NULL DEFAULT 0,
+    inode INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL CHECK (kind IN ('dicom', 'unparsed-dicom', 'file')),
+    sop_uid TEXT, study_uid TEXT, series_uid TEXT, study_date TEXT, modality TEXT,
+    patient_id TEXT, split_id TEXT,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'degraded', 'written', 'verified')),
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, checked_at INTEGER,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    UNIQUE (source, path, version)
+);
+INSERT INTO objects_v2 (id, source, path, source_ref, version, size, blake3, change_sig,
+    kind, sop_uid, study_uid, series_uid, study_date, modality, patient_id, split_id, state,
+    attempts, last_error, checked_at, created_at, updated_at)
+SELECT id, X'', CAST(source_ref AS BLOB), source_ref, version, size, blake3, change_sig,
+    kind, sop_uid, study_uid, series_uid, study_date, modality, patient_id, split_id, state,
+    attempts, last_error, checked_at, created_at, updated_at FROM objects;
+DROP TABLE objects;
+ALTER TABLE objects_v2 RENAME TO objects;
+ALTER TABLE placements ADD COLUMN written INTEGER NOT NULL DEFAULT 0;
+UPDATE placements SET written = 1
+    WHERE object_id IN (SELECT id FROM objects WHERE state IN ('written', 'verified'));
 ";
 
 /// DICOM identity of an object, when its header could be read.
@@ -71,11 +123,18 @@ pub struct Identity {
 #[derive(Debug, Clone)]
 pub struct ObjectRow {
     pub id: i64,
+    /// The source's key (empty: recorded before sources were).
+    pub source: Vec<u8>,
+    /// The path in the source, as bytes.
+    pub path: Vec<u8>,
+    /// The path for people to read.
     pub source_ref: String,
     pub version: i64,
     pub size: u64,
     pub blake3: String,
     pub change_sig: i64,
+    pub ctime_ns: i64,
+    pub inode: i64,
     pub kind: String,
     pub ids: Identity,
     pub split_id: Option<String>,
@@ -89,14 +148,20 @@ pub struct Placement {
     pub x: u8,
     pub store: String,
     pub name: String,
+    /// The share is in its store.
+    pub written: bool,
 }
 
 /// A new version to record.
 pub struct NewObject<'a> {
+    pub source: &'a [u8],
+    pub path: &'a [u8],
     pub source_ref: &'a str,
     pub size: u64,
     pub blake3: &'a str,
     pub change_sig: i64,
+    pub ctime_ns: i64,
+    pub inode: i64,
     pub kind: &'a str,
     pub ids: &'a Identity,
 }
@@ -114,13 +179,16 @@ pub struct Selection {
 }
 
 /// The content and identity columns of a version, in the order of
-/// `insert` and `update_pending` (size, blake3, change_sig, kind, sop_uid,
-/// study_uid, series_uid, study_date, modality, patient_id).
-fn content_params<'a>(o: &'a NewObject<'_>, size: &'a i64) -> [&'a dyn ToSql; 10] {
+/// `insert` and `update_pending` (size, blake3, change_sig, ctime_ns,
+/// inode, kind, sop_uid, study_uid, series_uid, study_date, modality,
+/// patient_id).
+fn content_params<'a>(o: &'a NewObject<'_>, size: &'a i64) -> [&'a dyn ToSql; 12] {
     [
         size,
         &o.blake3,
         &o.change_sig,
+        &o.ctime_ns,
+        &o.inode,
         &o.kind,
         &o.ids.sop_uid,
         &o.ids.study_uid,
@@ -131,35 +199,67 @@ fn content_params<'a>(o: &'a NewObject<'_>, size: &'a i64) -> [&'a dyn ToSql; 10
     ]
 }
 
+/// The states of a version whose shares reached the stores (at least the
+/// write quorum of them): what restore, verify and repair look at.
+const STORED: &str = "'degraded', 'written', 'verified'";
+
 /// An open catalog: one SQLite connection.
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
 }
 
-const COLUMNS: &str = "id, source_ref, version, size, blake3, change_sig, kind, sop_uid, study_uid, \
-                       series_uid, study_date, modality, patient_id, split_id, state, attempts";
+/// Creates `path` 0600 if it is missing, and takes group and other
+/// permissions from an existing one: the catalog holds patient identifiers.
+/// SQLite gives its WAL and shared-memory files the database's mode.
+pub fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let at = |error| ArchiveError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(at)?;
+    let mode = std::fs::metadata(path).map_err(at)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(at)?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "id, source, path, source_ref, version, size, blake3, change_sig, ctime_ns, \
+                       inode, kind, sop_uid, study_uid, series_uid, study_date, modality, \
+                       patient_id, split_id, state, attempts";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
     Ok(ObjectRow {
         id: r.get(0)?,
-        source_ref: r.get(1)?,
-        version: r.get(2)?,
-        size: r.get::<_, i64>(3)? as u64,
-        blake3: r.get(4)?,
-        change_sig: r.get(5)?,
-        kind: r.get(6)?,
+        source: r.get(1)?,
+        path: r.get(2)?,
+        source_ref: r.get(3)?,
+        version: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        blake3: r.get(6)?,
+        change_sig: r.get(7)?,
+        ctime_ns: r.get(8)?,
+        inode: r.get(9)?,
+        kind: r.get(10)?,
         ids: Identity {
-            sop_uid: r.get(7)?,
-            study_uid: r.get(8)?,
-            series_uid: r.get(9)?,
-            study_date: r.get(10)?,
-            modality: r.get(11)?,
-            patient_id: r.get(12)?,
+            sop_uid: r.get(11)?,
+            study_uid: r.get(12)?,
+            series_uid: r.get(13)?,
+            study_date: r.get(14)?,
+            modality: r.get(15)?,
+            patient_id: r.get(16)?,
         },
-        split_id: r.get(13)?,
-        state: r.get(14)?,
-        attempts: r.get(15)?,
+        split_id: r.get(17)?,
+        state: r.get(18)?,
+        attempts: r.get(19)?,
     })
 }
 
@@ -197,6 +297,7 @@ impl Catalog {
     }
 
     fn open_inner(path: &Path) -> Result<Self> {
+        private_file(path)?;
         let conn = Connection::open(path).map_err(|error| ArchiveError::Catalog {
             path: path.to_path_buf(),
             error,
@@ -206,38 +307,101 @@ impl Catalog {
             path: path.to_path_buf(),
         };
         c.conn
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-            )
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(|e| c.err(e))?;
+        c.migrate()?;
+        c.conn
+            .execute_batch("PRAGMA foreign_keys = ON;")
             .map_err(|e| c.err(e))?;
         c.conn.execute_batch(SCHEMA).map_err(|e| c.err(e))?;
+        c.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
         Ok(c)
     }
 
-    /// The newest version recorded for `source_ref`, if any.
-    pub fn latest(&self, source_ref: &str) -> Result<Option<ObjectRow>> {
-        self.conn
+    /// Brings a catalog of an older schema up to [`SCHEMA_VERSION`] (with
+    /// foreign keys off, as SQLite requires for rebuilding a table).
+    fn migrate(&self) -> Result<()> {
+        let has_objects: bool = self
+            .conn
             .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM objects WHERE source_ref = ?1 \
-                     ORDER BY version DESC LIMIT 1"
-                ),
-                params![source_ref],
-                row,
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'objects'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
             )
-            .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        if !has_objects {
+            return Ok(());
+        }
+        let has_path: bool = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'path'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(|e| self.err(e))?;
+        if has_path {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch(&format!("BEGIN IMMEDIATE; {MIGRATE_V1} COMMIT;"))
+            .map_err(|e| {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.err(e)
+            })
     }
 
-    /// Records the source's new modification time of an unchanged version.
-    pub fn touch(&self, id: i64, change_sig: i64) -> Result<()> {
+    /// The newest version of `path` in `source`, if any. A version recorded
+    /// before sources were (source unknown) at the same path is adopted by
+    /// this source first, so that an upgraded archive does not write its
+    /// objects again.
+    pub fn latest(&self, source: &[u8], path: &[u8]) -> Result<Option<ObjectRow>> {
+        let find = || {
+            self.conn
+                .query_row(
+                    &format!(
+                        "SELECT {COLUMNS} FROM objects WHERE source = ?1 AND path = ?2 \
+                         ORDER BY version DESC LIMIT 1"
+                    ),
+                    params![source, path],
+                    row,
+                )
+                .optional()
+                .map_err(|e| self.err(e))
+        };
+        if let Some(r) = find()? {
+            return Ok(Some(r));
+        }
+        let adopted = self
+            .conn
+            .execute(
+                "UPDATE objects SET source = ?1 WHERE source = X'' AND path = ?2",
+                params![source, path],
+            )
+            .map_err(|e| self.err(e))?;
+        if adopted == 0 {
+            return Ok(None);
+        }
+        find()
+    }
+
+    /// Records the source's new change signature (times, inode) of a version
+    /// whose bytes were found unchanged.
+    pub fn touch(&self, id: i64, change_sig: i64, ctime_ns: i64, inode: i64) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE objects SET change_sig = ?2 WHERE id = ?1",
-                params![id, change_sig],
+                "UPDATE objects SET change_sig = ?2, ctime_ns = ?3, inode = ?4 WHERE id = ?1",
+                params![id, change_sig, ctime_ns, inode],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Forgets a version's change signature, so that the next scan reads
+    /// its source in full (after its bytes were found to differ from the
+    /// recorded BLAKE3).
+    pub fn forget_signature(&self, id: i64) -> Result<()> {
+        self.touch(id, 0, 0, 0)
     }
 
     /// Records a new version of `o.source_ref`, `pending`; returns its id.
@@ -247,19 +411,19 @@ impl Catalog {
         let version: i64 = self
             .conn
             .query_row(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM objects WHERE source_ref = ?1",
-                params![o.source_ref],
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM objects WHERE source = ?1 AND path = ?2",
+                params![o.source, o.path],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
         self.conn
             .execute(
-                "INSERT INTO objects (source_ref, version, size, blake3, change_sig, kind, sop_uid, \
-                 study_uid, series_uid, study_date, modality, patient_id, state, created_at, \
-                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 'pending', ?13, ?13)",
+                "INSERT INTO objects (source, path, source_ref, version, size, blake3, change_sig, \
+                 ctime_ns, inode, kind, sop_uid, study_uid, series_uid, study_date, modality, \
+                 patient_id, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', ?17, ?17)",
                 rusqlite::params_from_iter(
-                    [&o.source_ref as &dyn ToSql, &version]
+                    [&o.source as &dyn ToSql, &o.path, &o.source_ref, &version]
                         .into_iter()
                         .chain(content_params(o, &size))
                         .chain([&now as &dyn ToSql]),
@@ -275,9 +439,10 @@ impl Catalog {
         let (now, size) = (now_secs(), o.size as i64);
         self.conn
             .execute(
-                "UPDATE objects SET size = ?2, blake3 = ?3, change_sig = ?4, kind = ?5, sop_uid = ?6, \
-                 study_uid = ?7, series_uid = ?8, study_date = ?9, modality = ?10, \
-                 patient_id = ?11, updated_at = ?12 WHERE id = ?1 AND state = 'pending'",
+                "UPDATE objects SET size = ?2, blake3 = ?3, change_sig = ?4, ctime_ns = ?5, \
+                 inode = ?6, kind = ?7, sop_uid = ?8, study_uid = ?9, series_uid = ?10, \
+                 study_date = ?11, modality = ?12, patient_id = ?13, updated_at = ?14 \
+                 WHERE id = ?1 AND state = 'pending'",
                 rusqlite::params_from_iter(
                     [&id as &dyn ToSql]
                         .into_iter()
@@ -289,22 +454,41 @@ impl Catalog {
         Ok(())
     }
 
-    /// Every source reference starting with `prefix`.
-    pub fn source_refs_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+    /// Every path recorded for `source` (any version, any state).
+    pub fn paths_of(&self, source: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT DISTINCT source_ref FROM objects WHERE substr(source_ref, 1, ?2) = ?1")
+            .prepare("SELECT DISTINCT path FROM objects WHERE source = ?1")
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![prefix, prefix.len() as i64], |r| r.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+        stmt.query_map(params![source], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>())
             .map_err(|e| self.err(e))
     }
 
-    /// Every version whose shares are not all written yet.
-    pub fn pending(&self) -> Result<Vec<ObjectRow>> {
-        self.query(&format!(
-            "SELECT {COLUMNS} FROM objects WHERE state = 'pending' ORDER BY id"
-        ))
+    /// Every version of `source` whose shares are not all written yet.
+    pub fn pending(&self, source: &[u8]) -> Result<Vec<ObjectRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM objects WHERE state = 'pending' AND source = ?1 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![source], row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every version in `state`, of any source.
+    pub fn in_state(&self, state: &str) -> Result<Vec<ObjectRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM objects WHERE state = ?1 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![state], row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))
     }
 
     fn query(&self, sql: &str) -> Result<Vec<ObjectRow>> {
@@ -320,9 +504,9 @@ impl Catalog {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM objects o WHERE state IN ('written', 'verified') \
-                 AND version = (SELECT MAX(version) FROM objects p WHERE p.source_ref = \
-                 o.source_ref AND p.state IN ('written', 'verified')) \
+                "SELECT {COLUMNS} FROM objects o WHERE state IN ({STORED}) \
+                 AND version = (SELECT MAX(version) FROM objects p WHERE p.source = o.source \
+                 AND p.path = o.path AND p.state IN ({STORED})) \
                  AND (?1 OR sop_uid = ?2 OR study_uid = ?3 OR patient_id = ?4) \
                  AND (?5 IS NULL OR study_date >= ?5) AND (?6 IS NULL OR study_date <= ?6) \
                  ORDER BY id"
@@ -350,7 +534,7 @@ impl Catalog {
     /// after old versions too).
     pub fn stored(&self) -> Result<Vec<ObjectRow>> {
         self.query(&format!(
-            "SELECT {COLUMNS} FROM objects WHERE state IN ('written', 'verified') ORDER BY id"
+            "SELECT {COLUMNS} FROM objects WHERE state IN ({STORED}) ORDER BY id"
         ))
     }
 
@@ -360,14 +544,14 @@ impl Catalog {
         let total: i64 = self
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM objects WHERE state IN ('written', 'verified')",
+                &format!("SELECT COUNT(*) FROM objects WHERE state IN ({STORED})"),
                 [],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
         let take = ((total as f64 * percent / 100.0).ceil() as i64).clamp(0, total);
         let mut rows = self.query(&format!(
-            "SELECT {COLUMNS} FROM objects WHERE state IN ('written', 'verified') \
+            "SELECT {COLUMNS} FROM objects WHERE state IN ({STORED}) \
              ORDER BY checked_at IS NOT NULL, checked_at, id LIMIT {take}"
         ))?;
         rows.sort_by_key(|r| r.id);
@@ -389,13 +573,16 @@ impl Catalog {
     pub fn placements(&self, id: i64) -> Result<Vec<Placement>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT x, store, name FROM placements WHERE object_id = ?1 ORDER BY x")
+            .prepare(
+                "SELECT x, store, name, written FROM placements WHERE object_id = ?1 ORDER BY x",
+            )
             .map_err(|e| self.err(e))?;
         stmt.query_map(params![id], |r| {
             Ok(Placement {
                 x: r.get::<_, i64>(0)? as u8,
                 store: r.get(1)?,
                 name: r.get(2)?,
+                written: r.get(3)?,
             })
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -475,7 +662,8 @@ impl Catalog {
         tx.commit().map_err(err)
     }
 
-    /// Sets version `id`'s state (`pending`, `written` or `verified`).
+    /// Sets version `id`'s state (`pending`, `degraded`, `written` or
+    /// `verified`).
     pub fn set_state(&self, id: i64, state: &str) -> Result<()> {
         self.conn
             .execute(
@@ -486,9 +674,24 @@ impl Catalog {
         Ok(())
     }
 
-    /// Marks several objects `written`, in one transaction.
-    pub fn set_written(&mut self, ids: &[i64]) -> Result<()> {
-        self.in_transaction(|c| ids.iter().try_for_each(|&id| c.set_state(id, "written")))
+    /// Records which shares landed: for each object its state (`written`,
+    /// `degraded`) and the x of every share now in its store, in one
+    /// transaction.
+    pub fn set_landed(&mut self, landed: &[(i64, &str, Vec<u8>)]) -> Result<()> {
+        self.in_transaction(|c| {
+            for (id, state, xs) in landed {
+                for &x in xs {
+                    c.conn
+                        .execute(
+                            "UPDATE placements SET written = 1 WHERE object_id = ?1 AND x = ?2",
+                            params![id, x as i64],
+                        )
+                        .map_err(|e| c.err(e))?;
+                }
+                c.set_state(*id, state)?;
+            }
+            Ok(())
+        })
     }
 
     /// Records why version `id` failed this run (it stays pending).

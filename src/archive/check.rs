@@ -21,9 +21,27 @@ pub(crate) enum ShareState {
 
 pub(crate) fn describe(row: &ObjectRow, p: &Placement) -> String {
     format!(
-        "store {}: object #{} share x={} ({})",
-        p.store, row.id, p.x, p.name
+        "store {}: {} share x={} ({})",
+        p.store,
+        object_label(row),
+        p.x,
+        p.name
     )
+}
+
+/// An object as people know it: its path in its source, its SOP Instance
+/// UID when it has one, and the catalog's number and version.
+pub(crate) fn object_label(row: &ObjectRow) -> String {
+    match &row.ids.sop_uid {
+        Some(sop) => format!(
+            "{} (SOP {sop}, object #{} version {})",
+            row.source_ref, row.id, row.version
+        ),
+        None => format!(
+            "{} (object #{} version {})",
+            row.source_ref, row.id, row.version
+        ),
+    }
 }
 
 impl Archive {

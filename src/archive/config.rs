@@ -42,6 +42,11 @@ pub struct Config {
     pub audit_log: PathBuf,
     #[serde(default = "default_staging")]
     pub staging: PathBuf,
+    /// Shares of an object that must reach their stores for it to count as
+    /// protected while some stores are down (`degraded`, completed when
+    /// they are back): t + 1 by default (one loss to spare), never below t.
+    #[serde(default)]
+    pub write_quorum: Option<usize>,
     #[serde(rename = "store", default)]
     pub stores: Vec<StoreConfig>,
 }
@@ -70,6 +75,8 @@ pub struct StoreConfig {
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub threshold: Threshold,
+    /// See [`Config::write_quorum`]: t <= write_quorum <= n.
+    pub write_quorum: usize,
     /// (x, store index), sorted by x; x runs over 1..=n.
     pub placement: Vec<(u8, usize)>,
     pub store_names: Vec<String>,
@@ -94,6 +101,14 @@ impl Config {
             reason,
         };
         let threshold = Threshold::new(self.t, self.n).map_err(|e| bad(e.to_string()))?;
+        let write_quorum = self.write_quorum.unwrap_or((self.t + 1).min(self.n));
+        if write_quorum < self.t || write_quorum > self.n {
+            return Err(bad(format!(
+                "write_quorum = {write_quorum}: it must be between t = {} and n = {} (below t \
+                 an object would be written that cannot be rebuilt)",
+                self.t, self.n
+            )));
+        }
         if self.stores.is_empty() {
             return Err(bad("no [[store]] is configured".into()));
         }
@@ -156,6 +171,7 @@ impl Config {
         }
         Ok(Layout {
             threshold,
+            write_quorum,
             placement,
             store_names: names,
         })
@@ -412,6 +428,7 @@ mod tests {
             site_key: default_site_key(),
             audit_log: default_audit_log(),
             staging: default_staging(),
+            write_quorum: None,
             stores: per_store
                 .iter()
                 .enumerate()
@@ -464,6 +481,7 @@ mod tests {
             site_key: default_site_key(),
             audit_log: default_audit_log(),
             staging: default_staging(),
+            write_quorum: None,
             stores: stores
                 .into_iter()
                 .enumerate()

@@ -103,7 +103,7 @@ pub(crate) fn place_group(
     let files: Vec<&Path> = rebuilt.iter().map(|r| r.combined.as_path()).collect();
     crate::output::sync_paths(&files).at(tmp)?;
     for r in &rebuilt {
-        let rel = restore_path(&r.row.ids, &r.row.source_ref);
+        let rel = restore_path(&r.row.ids, &r.row.source, &r.row.path);
         match place(&r.combined, out, &rel, &r.hash) {
             Ok(Some(p)) => {
                 report.restored += 1;
@@ -478,7 +478,7 @@ impl Archive {
             } else {
                 Identity::default()
             };
-            let rel = restore_path(&ids, &r.meta.name);
+            let rel = restore_path(&ids, b"", &r.meta.name);
             let hash = r.blake3.expect("asked for");
             match place(&combined, &opts.out, &rel, &hash)? {
                 Some(p) => {
@@ -517,8 +517,12 @@ fn component(s: &str) -> String {
 
 /// Where a restored object goes below the output directory:
 /// `PATIENT/STUDY/SERIES/SOP.dcm` for DICOM with its UIDs, else
-/// `other/SOURCE_REF` (each component made safe: nothing escapes).
-pub fn restore_path(ids: &Identity, source_ref: &str) -> PathBuf {
+/// `other/SOURCE/PATH`: the source's own path (a folder's absolute path, an
+/// Orthanc's host and port) and the object's path in it, so that two
+/// sources' `notes/readme.txt` restore side by side. File names keep their
+/// bytes; only `.`, `..` and empty components become `_`, so nothing
+/// escapes the output directory.
+pub fn restore_path(ids: &Identity, source: &[u8], path: &[u8]) -> PathBuf {
     match (&ids.study_uid, &ids.series_uid, &ids.sop_uid) {
         (Some(study), Some(series), Some(sop)) => {
             let mut p = PathBuf::from(component(
@@ -531,9 +535,15 @@ pub fn restore_path(ids: &Identity, source_ref: &str) -> PathBuf {
         }
         _ => {
             let mut p = PathBuf::from("other");
-            for part in source_ref.split('/').filter(|s| !s.is_empty()) {
-                p.push(component(part));
+            match source.strip_prefix(b"orthanc+") {
+                Some(url) => {
+                    let url = String::from_utf8_lossy(url);
+                    let host = url.split_once("://").map_or(&*url, |(_, h)| h);
+                    p.push(component(host.trim_end_matches('/')));
+                }
+                None => push_bytes(&mut p, source),
             }
+            push_bytes(&mut p, path);
             if p.as_os_str() == "other" {
                 p.push("_");
             }
@@ -542,16 +552,42 @@ pub fn restore_path(ids: &Identity, source_ref: &str) -> PathBuf {
     }
 }
 
+/// Pushes the `/`-separated components of `bytes` onto `p`, each as it is
+/// but `.`, `..` and empty ones, which become `_` (leading, trailing and
+/// doubled separators are dropped).
+fn push_bytes(p: &mut PathBuf, bytes: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    for part in bytes.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
+        if part == b"." || part == b".." || part.contains(&0) {
+            p.push("_");
+        } else {
+            p.push(std::ffi::OsStr::from_bytes(part));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     #[test]
     fn restore_paths_stay_inside() {
         let ids = Identity::default();
         assert_eq!(
-            restore_path(&ids, "../../etc/passwd"),
+            restore_path(&ids, b"", b"../../etc/passwd"),
             PathBuf::from("other/_/_/etc/passwd")
+        );
+        assert_eq!(
+            restore_path(&ids, b"/data/src", b"notes/a b\xff.txt"),
+            PathBuf::from(std::ffi::OsStr::from_bytes(
+                b"other/data/src/notes/a b\xff.txt"
+            ))
+        );
+        assert_eq!(
+            restore_path(&ids, b"orthanc+http://127.0.0.1:8042", b"orthanc/ab-cd"),
+            PathBuf::from("other/127.0.0.1_8042/orthanc/ab-cd")
         );
         let ids = Identity {
             patient_id: Some("../x".into()),
@@ -561,7 +597,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            restore_path(&ids, "a"),
+            restore_path(&ids, b"/s", b"a"),
             PathBuf::from(".._x/1.2/1.2.3/1.2.3.4.dcm")
         );
     }

@@ -63,7 +63,7 @@ impl Archive {
         if repair {
             self.lock()?;
         }
-        let cat = self.catalog()?;
+        let mut cat = self.catalog()?;
         self.check_catalog_stores(&cat)?;
         let mut report = VerifyReport {
             stores: self
@@ -97,9 +97,20 @@ impl Archive {
             cat.set_checked(row.id)?;
             let placements = cat.placements(row.id)?;
             let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
-            let states = self.check_shares(&row, &placements, tmp.path());
+            let (written, unwritten): (Vec<Placement>, Vec<Placement>) =
+                placements.iter().cloned().partition(|p| p.written);
+            let states = self.check_shares(&row, &written, tmp.path());
             let mut good = Vec::new();
             let mut bad: Vec<(Placement, String)> = Vec::new();
+            for p in unwritten {
+                report.stores[self.store_index(&p.store)?].missing += 1;
+                let msg = format!(
+                    "{}: missing: never written (its store was down when it was migrated; \
+                     the object is degraded)",
+                    describe(&row, &p)
+                );
+                bad.push((p, msg));
+            }
             for (p, state) in states {
                 let i = self.store_index(&p.store)?;
                 let h = &mut report.stores[i];
@@ -137,12 +148,14 @@ impl Archive {
                 continue;
             }
             let mut repair_from: Vec<PathBuf> = good.iter().map(|g| g.1.clone()).collect();
+            let mut state = row.state.clone();
             if deep {
                 match self.deep_check(&row, &good, tmp.path(), backend) {
                     Ok((proven, forged)) => {
                         report.rebuilt_ok += 1;
-                        if forged.is_empty() {
+                        if forged.is_empty() && row.state != "degraded" {
                             cat.set_state(row.id, "verified")?;
+                            state = "verified".into();
                         }
                         for (p, msg) in forged {
                             let h = &mut report.stores[self.store_index(&p.store)?];
@@ -160,6 +173,7 @@ impl Archive {
                     }
                 }
             }
+            let (mut repaired_xs, mut unrepaired) = (Vec::new(), 0);
             for (p, msg) in bad {
                 if !repair {
                     report.problems.push(msg);
@@ -169,9 +183,26 @@ impl Archive {
                     Ok(()) => {
                         report.repaired += 1;
                         report.repaired_shares.push(msg);
+                        repaired_xs.push(p.x);
                     }
-                    Err(e) => report.problems.push(format!("{msg}; repair failed: {e}")),
+                    Err(e) => {
+                        unrepaired += 1;
+                        report.problems.push(format!("{msg}; repair failed: {e}"))
+                    }
                 }
+            }
+            if !repaired_xs.is_empty() {
+                // A degraded object whose every share is now in place is
+                // written; the others keep their state.
+                let complete = unrepaired == 0
+                    && placements
+                        .iter()
+                        .all(|p| p.written || repaired_xs.contains(&p.x));
+                let state = match state.as_str() {
+                    "degraded" if complete => "written",
+                    s => s,
+                };
+                cat.set_landed(&[(row.id, state, repaired_xs)])?;
             }
         }
         let action = if repair { "repair" } else { "verify" };

@@ -80,6 +80,10 @@ pub struct MigrateArgs {
     /// following the change log from the last run.
     #[arg(long)]
     full_scan: bool,
+    /// Read and hash every file, instead of trusting an unchanged size,
+    /// modification time, ctime and inode.
+    #[arg(long)]
+    rehash: bool,
     /// Objects written and made durable together: one file system sync per
     /// store and one catalog commit per group (1: one object at a time).
     #[arg(long, value_name = "N", default_value_t = migrate::DEFAULT_GROUP as u64,
@@ -206,11 +210,15 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Exit status 3: the run finished, but some objects failed or are only
+/// degraded (docs/ARCHIVE.md, "Exit codes").
+pub const EXIT_INCOMPLETE: u8 = 3;
+
 fn exit(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        ExitCode::from(EXIT_INCOMPLETE)
     }
 }
 
@@ -257,6 +265,7 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         dry_run: a.dry_run,
         full_scan: a.full_scan,
         group: a.group as usize,
+        rehash: a.rehash,
     };
     let bar = if ui.quiet || a.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -288,11 +297,17 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     )?;
     bar.finish_and_clear();
     print_problems(ui, &report.warnings, &report.failures);
+    for d in &report.degraded_objects {
+        eprintln!("umbra: degraded: {d}");
+    }
+    for v in &report.vanished_objects {
+        ui.note(format!("gone from the source before it was written: {v}"));
+    }
     if a.json {
         print_json(&report)?;
     } else {
         ui.note(format!(
-            "{}{} files scanned, {} unchanged, {} not selected, {} new version(s); {} written ({} bytes), {} failed",
+            "{}{} files scanned, {} unchanged, {} not selected, {} new version(s); {} written ({} bytes), {} degraded, {} completed, {} failed, {} vanished",
             if report.dry_run { "dry run: " } else { "" },
             report.scanned,
             report.unchanged,
@@ -300,10 +315,13 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
             report.new_versions,
             report.written,
             report.bytes_written,
-            report.failed
+            report.degraded,
+            report.completed,
+            report.failed,
+            report.vanished
         ));
     }
-    Ok(exit(report.failed == 0))
+    Ok(exit(report.failed == 0 && report.degraded == 0))
 }
 
 pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {

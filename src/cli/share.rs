@@ -209,7 +209,7 @@ pub(crate) fn combine_cmd(ui: &Ui, a: &CombineArgs) -> anyhow::Result<ExitCode> 
             }
             ui.info(format!(
                 "restored {} ({} bytes, {}) to {}",
-                report.meta.name,
+                report.meta.display_name(),
                 report.meta.content_len,
                 report.meta.content_type,
                 report.output.display()
@@ -263,18 +263,20 @@ pub(crate) fn repair_cmd(ui: &Ui, a: &RepairArgs) -> anyhow::Result<ExitCode> {
 
 /// `BASE.xxx.umbra` beside a share named that way; else `share-xxx.umbra`.
 pub(crate) fn default_repair_path(first: &Path, x: u8) -> PathBuf {
-    let name = first
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let parts: Vec<&str> = name.rsplitn(3, '.').collect();
-    let new_name = match parts.as_slice() {
-        ["umbra", digits, base]
-            if digits.len() == 3 && digits.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            umbra::share::writer::share_file_name(base, x)
-        }
-        _ => format!("share-{x:03}.umbra"),
+    use std::os::unix::ffi::OsStrExt;
+    let name = first.file_name().map(|n| n.as_bytes()).unwrap_or_default();
+    // BASE.xxx.umbra: ".xxx.umbra" is 10 bytes.
+    let numbered = name.len() > 10
+        && name.ends_with(b".umbra")
+        && name[name.len() - 10] == b'.'
+        && name[name.len() - 9..name.len() - 6]
+            .iter()
+            .all(u8::is_ascii_digit);
+    let new_name = if numbered {
+        let base = std::ffi::OsStr::from_bytes(&name[..name.len() - 10]);
+        umbra::share::writer::share_file_name(base, x)
+    } else {
+        format!("share-{x:03}.umbra").into()
     };
     first.with_file_name(new_name)
 }

@@ -6,7 +6,8 @@
 //! check key      32 random bytes; the integrity tag is BLAKE3 keyed by it
 //! magic           8 "UMBRAOBJ"
 //! version         1 (1)
-//! name length     2 little-endian, then the original file name (UTF-8)
+//! name length     2 little-endian, then the original name (bytes; UTF-8
+//!                 when the file system's name was)
 //! type length     2 little-endian, then the content type (ASCII)
 //! content length  8 little-endian, then the content bytes
 //! ```
@@ -27,7 +28,9 @@ const FIXED_HEAD: usize = CHECK_KEY_LEN + 8 + 1 + 2;
 /// The object's private metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
-    pub name: String,
+    /// The original name, as bytes: a file name exactly as the file system
+    /// gave it (not always UTF-8 on Linux), or a source path.
+    pub name: Vec<u8>,
     pub content_type: String,
     pub content_len: u64,
 }
@@ -41,8 +44,6 @@ pub enum EnvelopeError {
     WrongMagic,
     #[error("object header version {0} is not supported")]
     UnsupportedVersion(u8),
-    #[error("the object name inside the shares is not valid UTF-8")]
-    BadName,
     #[error("the stream holds {found} bytes, its header announces {expected}")]
     LengthMismatch { expected: u64, found: u64 },
     #[error("file name of {0} bytes is too long to store (at most 65535)")]
@@ -50,6 +51,11 @@ pub enum EnvelopeError {
 }
 
 impl ObjectMeta {
+    /// The name for people to read: see [`display_bytes`].
+    pub fn display_name(&self) -> String {
+        display_bytes(&self.name)
+    }
+
     /// Total shared-stream length for this object.
     pub fn stream_len(&self) -> u64 {
         self.prefix_len() as u64 + self.content_len
@@ -75,7 +81,7 @@ impl ObjectMeta {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         out.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
-        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(&self.name);
         out.extend_from_slice(&(content_type.len() as u16).to_le_bytes());
         out.extend_from_slice(content_type);
         out.extend_from_slice(&self.content_len.to_le_bytes());
@@ -118,9 +124,7 @@ pub fn parse_prefix(bytes: &[u8]) -> Result<Prefix, EnvelopeError> {
     if bytes.len() < len_at + 8 {
         return Ok(Prefix::NeedMore(len_at + 8));
     }
-    let name = std::str::from_utf8(&bytes[FIXED_HEAD..type_at])
-        .map_err(|_| EnvelopeError::BadName)?
-        .to_string();
+    let name = bytes[FIXED_HEAD..type_at].to_vec();
     let content_type = String::from_utf8_lossy(&bytes[type_at + 2..len_at]).into_owned();
     let content_len = u64::from_le_bytes(bytes[len_at..len_at + 8].try_into().expect("8 bytes"));
     Ok(Prefix::Done {
@@ -132,6 +136,19 @@ pub fn parse_prefix(bytes: &[u8]) -> Result<Prefix, EnvelopeError> {
         check_key: bytes[..CHECK_KEY_LEN].try_into().expect("32 bytes"),
         len: len_at + 8,
     })
+}
+
+/// Bytes that are mostly text, for messages: valid UTF-8 as it is, every
+/// other byte as `\xNN` (so `a\xff.bin` and `a\u{FFFD}.bin` stay apart).
+pub fn display_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Guesses a content type from the first bytes: DICOM Part 10 files carry
@@ -151,7 +168,7 @@ mod tests {
     #[test]
     fn prefix_round_trip_byte_by_byte() {
         let meta = ObjectMeta {
-            name: "CT_small.dcm".into(),
+            name: b"CT_small.dcm".to_vec(),
             content_type: "application/dicom".into(),
             content_len: 39206,
         };
@@ -179,5 +196,26 @@ mod tests {
     #[test]
     fn garbage_is_refused() {
         assert_eq!(parse_prefix(&[0x55; 100]), Err(EnvelopeError::WrongMagic));
+    }
+
+    /// A name that is not UTF-8 comes back byte for byte, and reads apart
+    /// from the UTF-8 name its lossy form would be.
+    #[test]
+    fn names_are_bytes() {
+        let meta = ObjectMeta {
+            name: b"a\xff.bin".to_vec(),
+            content_type: "application/octet-stream".into(),
+            content_len: 3,
+        };
+        let prefix = meta.encode_prefix(&[7; CHECK_KEY_LEN]).unwrap();
+        let Ok(Prefix::Done { meta: back, .. }) = parse_prefix(&prefix) else {
+            panic!("not parsed");
+        };
+        assert_eq!(back, meta);
+        assert_eq!(back.display_name(), "a\\xff.bin");
+        assert_ne!(
+            display_bytes("a\u{FFFD}.bin".as_bytes()),
+            back.display_name()
+        );
     }
 }

@@ -6,8 +6,10 @@ use std::io::{Seek, SeekFrom, Write};
 use super::format::{self, HASH_LEN, ShareHeader};
 
 /// The file name a share gets: `BASE.xxx.umbra`.
-pub fn share_file_name(base: &str, x: u8) -> String {
-    format!("{base}.{x:03}.umbra")
+pub fn share_file_name(base: &std::ffi::OsStr, x: u8) -> std::ffi::OsString {
+    let mut name = base.to_os_string();
+    name.push(format!(".{x:03}.umbra"));
+    name
 }
 
 /// Writes one share's payload, hashing its segments on the way.

@@ -148,17 +148,19 @@ impl ObjectSink<'_> {
 }
 
 /// Refuses names that would leave the output directory.
-fn safe_name(name: &str) -> Result<&str> {
+fn safe_name(name: &[u8]) -> Result<&std::ffi::OsStr> {
+    use std::os::unix::ffi::OsStrExt;
+    let os = std::ffi::OsStr::from_bytes(name);
     let plain = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && Path::new(name).file_name().is_some_and(|f| f == name);
+        && name != b"."
+        && name != b".."
+        && !name.iter().any(|b| matches!(b, b'/' | b'\\' | 0))
+        && Path::new(os).file_name().is_some_and(|f| f == os);
     if plain {
-        Ok(name)
+        Ok(os)
     } else {
         Err(Error::UnsafeName {
-            name: name.to_string(),
+            name: crate::share::envelope::display_bytes(name),
         })
     }
 }
@@ -285,7 +287,6 @@ fn is_wrong_combination(e: &Error) -> bool {
             | Error::Envelope {
                 error: EnvelopeError::WrongMagic
                     | EnvelopeError::LengthMismatch { .. }
-                    | EnvelopeError::BadName
                     | EnvelopeError::UnsupportedVersion(_),
                 ..
             }
@@ -300,8 +301,9 @@ mod tests {
     #[test]
     fn names_that_escape_are_refused() {
         for bad in ["", ".", "..", "a/b", "../x", "/etc/passwd", "a\\b"] {
-            assert!(safe_name(bad).is_err(), "{bad:?}");
+            assert!(safe_name(bad.as_bytes()).is_err(), "{bad:?}");
         }
-        assert_eq!(safe_name("CT_small.dcm").unwrap(), "CT_small.dcm");
+        assert_eq!(safe_name(b"CT_small.dcm").unwrap(), "CT_small.dcm");
+        assert_eq!(safe_name(b"n\xffame").unwrap().len(), 5);
     }
 }

@@ -19,8 +19,10 @@ use crate::sharing::{SplitPlan, combine_matrix};
 use crate::stream::split::DEFAULT_BATCH_BYTES;
 
 /// `NAME.xxx`.
-pub fn share_file_name(base: &str, x: u8) -> String {
-    format!("{base}.{x:03}")
+pub fn share_file_name(base: &std::ffi::OsStr, x: u8) -> std::ffi::OsString {
+    let mut name = base.to_os_string();
+    name.push(format!(".{x:03}"));
+    name
 }
 
 /// The x of a `NAME.xxx` file.
@@ -56,14 +58,11 @@ pub fn split_file(
 ) -> Result<Vec<PathBuf>> {
     let mut file = File::open(input).at(input)?;
     let len = file.metadata().at(input)?.len();
-    let base = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let base = input.file_name().unwrap_or_default();
     let mut pending = plan
         .xs()
         .iter()
-        .map(|&x| PendingFile::create(&out_dir.join(share_file_name(&base, x)), overwrite))
+        .map(|&x| PendingFile::create(&out_dir.join(share_file_name(base, x)), overwrite))
         .collect::<Result<Vec<_>>>()?;
     let mut batch = vec![0u8; DEFAULT_BATCH_BYTES];
     let mut outs: Vec<AlignedBuf> = (0..plan.xs().len())

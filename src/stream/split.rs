@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -459,16 +460,13 @@ pub fn split_file(
         });
     }
     let content_len = meta.len();
-    let name = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = input.file_name().unwrap_or_default();
 
     let mut head = [0u8; 132];
     let head_len = read_up_to(&mut file, &mut head).at(input)?;
     file.seek(SeekFrom::Start(0)).at(input)?;
     let object = ObjectMeta {
-        name: name.clone(),
+        name: name.as_bytes().to_vec(),
         content_type: envelope::sniff_content_type(&head[..head_len]).to_string(),
         content_len,
     };
@@ -479,9 +477,9 @@ pub fn split_file(
             error,
         })?;
 
-    let base = match opts.naming {
-        ShareNaming::InputName => name,
-        ShareNaming::SplitId => hex(&secrets.split_id),
+    let base: std::ffi::OsString = match opts.naming {
+        ShareNaming::InputName => name.to_os_string(),
+        ShareNaming::SplitId => hex(&secrets.split_id).into(),
     };
     let threshold = opts.plan.threshold();
     let mut pending = Vec::with_capacity(threshold.n());

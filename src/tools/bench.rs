@@ -347,7 +347,7 @@ pub fn stream_split(
     let opts = SplitOptions::new(plan.clone());
     let secrets = SplitSecrets::from_os()?;
     let meta = crate::share::envelope::ObjectMeta {
-        name: "synthetic-volume.raw".into(),
+        name: b"synthetic-volume.raw".to_vec(),
         content_type: "application/octet-stream".into(),
         content_len: bytes,
     };

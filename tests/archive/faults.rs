@@ -14,7 +14,7 @@ fn lost_stores_then_restore_and_repair() {
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.contains("store store-1: object #1 share x=1") && err.contains("missing"),
+        names_share(&err, "store-1", 1, 1) && err.contains("missing"),
         "{err}"
     );
     assert!(err.contains("store store-3"), "{err}");
@@ -81,12 +81,12 @@ fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
     assert!(!o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("store store-1: object #1 share x=1") && out.contains("fail their BLAKE3"),
+        names_share(&out, "store-1", 1, 1) && out.contains("fail their BLAKE3"),
         "{out}"
     );
-    assert!(out.contains("store store-2: object #2 share x=2"), "{out}");
-    assert!(out.contains("store store-3: object #3 share x=3"), "{out}");
-    assert!(out.contains("store store-3: object #4 share x=3"), "{out}");
+    assert!(names_share(&out, "store-2", 2, 2), "{out}");
+    assert!(names_share(&out, "store-3", 3, 3), "{out}");
+    assert!(names_share(&out, "store-3", 4, 3), "{out}");
     assert!(out.contains("another object"), "{out}");
 
     assert!(
@@ -97,7 +97,7 @@ fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
     let restored = f.root.join("out");
     let o = f.restore(&restored, &["--all"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("object #2 share x=2"), "{}", stderr(&o));
+    assert!(names_share(&stderr(&o), "store-2", 2, 2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("object #5: the first 3 shares did not combine"),
         "{}",
@@ -111,7 +111,7 @@ fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
     assert!(!o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("store store-1: object #5 share x=1") && out.contains("found by --deep"),
+        names_share(&out, "store-1", 5, 1) && out.contains("found by --deep"),
         "{out}"
     );
     let o = f.run(&["archive-repair", "--deep", "--json"]);
@@ -149,22 +149,91 @@ fn forge(path: &Path) {
     );
 }
 
-#[test]
-fn failing_store_leaves_objects_pending_until_the_next_run() {
+/// A (3, 5) archive (write quorum 4) whose stores `broken` start failing
+/// every write once the first group of three is written: the run's output.
+fn stores_fail_mid_run(broken: &[usize]) -> (Fixture, Output) {
     let f = fixture(3, 5, 5);
     let pause = f.root.join("pause");
     // Groups of three: the first group's shares are all in the stores when
-    // the store fails (the next group is being split meanwhile).
+    // the stores fail (the next group is being split meanwhile).
     let child = migrate_paused(&f, "written:3", 3, &pause);
-    // Store 2 starts failing every write: its directory becomes a file.
-    let away = f.root.join("store-2-away");
-    fs::rename(f.store(2), &away).unwrap();
-    fs::write(f.store(2), b"not a directory").unwrap();
+    for &k in broken {
+        // Its directory becomes a file.
+        fs::rename(f.store(k), f.root.join(format!("store-{k}-away"))).unwrap();
+        fs::write(f.store(k), b"not a directory").unwrap();
+    }
     fs::remove_file(&pause).unwrap();
     let o = child.wait_with_output().unwrap();
-    assert!(!o.status.success(), "the run must say something failed");
+    (f, o)
+}
+
+fn stores_back(f: &Fixture, broken: &[usize]) {
+    for &k in broken {
+        fs::remove_file(f.store(k)).unwrap();
+        fs::rename(f.root.join(format!("store-{k}-away")), f.store(k)).unwrap();
+    }
+}
+
+/// One store of five down: the objects reach the other four (the write
+/// quorum), are `degraded`, restorable, named by the run and by verify, and
+/// the next run with the store back completes them from their own shares.
+#[test]
+fn one_store_down_degrades_then_the_next_run_completes() {
+    let (f, o) = stores_fail_mid_run(&[2]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "degraded is exit 3: {}",
+        stderr(&o)
+    );
     let err = stderr(&o);
-    assert!(err.contains("store store-2"), "{err}");
+    assert!(
+        err.contains("degraded:") && err.contains("store store-2"),
+        "{err}"
+    );
+    assert!(
+        err.contains("4 of 5 shares written (write quorum 4)"),
+        "{err}"
+    );
+    let states = f.states();
+    assert_eq!(states["written"], 3);
+    assert_eq!(states["degraded"], SMALL_FILES as i64 - 3);
+    assert!(!states.contains_key("pending"), "{states:?}");
+
+    let o = f.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("never written"));
+    let out = f.root.join("out-degraded");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_restored_identical(&f.src, &out);
+
+    // The store is back: the next run completes every degraded object from
+    // its written shares, even one whose source is gone meanwhile.
+    stores_back(&f, &[2]);
+    fs::remove_file(f.src.join("notes/report.txt")).unwrap();
+    let r = f.migrate_ok();
+    assert_eq!(r["completed"], SMALL_FILES as u64 - 3);
+    assert_eq!(r["degraded"], 0);
+    assert_eq!(f.states()["written"], SMALL_FILES as i64);
+    assert_eq!(store_objects(&f), SMALL_FILES * 5);
+    let o = f.run(&["verify", "--deep"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// Two stores of five down: below the write quorum, the objects stay
+/// pending with their failure recorded; the next run, stores back, writes
+/// them, forgets one whose source was deleted, and leaves nothing twice.
+#[test]
+fn below_the_write_quorum_objects_stay_pending_until_the_next_run() {
+    let (f, o) = stores_fail_mid_run(&[2, 4]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("store store-2") || err.contains("store store-4"),
+        "{err}"
+    );
+    assert!(err.contains("below the write quorum of 4"), "{err}");
     let states = f.states();
     assert_eq!(states["written"], 3);
     assert_eq!(states["pending"], SMALL_FILES as i64 - 3);
@@ -178,10 +247,7 @@ fn failing_store_leaves_objects_pending_until_the_next_run() {
         .unwrap();
     assert_eq!(errors, SMALL_FILES as i64 - 3);
 
-    // The store is back; the next run completes the pending objects, and
-    // forgets one whose source was deleted meanwhile.
-    fs::remove_file(f.store(2)).unwrap();
-    fs::rename(&away, f.store(2)).unwrap();
+    stores_back(&f, &[2, 4]);
     fs::remove_file(f.src.join("notes/report.txt")).unwrap();
     let r = f.migrate_ok();
     assert_eq!(r["written"], SMALL_FILES as u64 - 4);

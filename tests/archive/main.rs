@@ -18,6 +18,7 @@ mod faults;
 mod migrate;
 mod restore;
 mod setup;
+mod sources;
 
 use common::*;
 use std::collections::BTreeMap;
@@ -111,6 +112,15 @@ impl Fixture {
         self.run(&args)
     }
 
+    /// Where restore puts the source's non-DICOM file `rel` below `out`:
+    /// `other/`, the source's absolute path, then `rel`.
+    fn restored_other(&self, out: &Path, rel: &str) -> PathBuf {
+        let src = fs::canonicalize(&self.src).unwrap();
+        out.join("other")
+            .join(src.strip_prefix("/").unwrap())
+            .join(rel)
+    }
+
     fn store(&self, k: usize) -> PathBuf {
         self.arc.join("stores").join(format!("store-{k}"))
     }
@@ -149,6 +159,16 @@ impl Fixture {
             .collect::<Result<_, _>>()
             .unwrap()
     }
+}
+
+/// Whether a line of `text` names share `x` of catalog object `id` in
+/// `store` (as "store S: PATH (... object #ID version V) share x=X").
+fn names_share(text: &str, store: &str, id: i64, x: u8) -> bool {
+    text.lines().any(|l| {
+        l.contains(&format!("store {store}: "))
+            && l.contains(&format!("object #{id} "))
+            && l.contains(&format!("share x={x} "))
+    })
 }
 
 /// Every regular file under `dir` (recursively), partial files included.

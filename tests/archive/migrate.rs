@@ -63,7 +63,7 @@ fn migrate_restore_byte_identical_and_rerun_does_nothing() {
         fs::read(&ct).unwrap(),
         fs::read(repo_file("datasets/dicom/CT_small.dcm")).unwrap()
     );
-    assert_eq!(fs::read(out.join("other/empty.bin")).unwrap(), b"");
+    assert_eq!(fs::read(f.restored_other(&out, "empty.bin")).unwrap(), b"");
 
     let o = f.run(&["verify", "--deep", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -124,3 +124,49 @@ fn existing_output_refused_unless_forced() {
     assert_eq!(fs::read(&s.shares[0]).unwrap(), before);
     assert_no_partials(s.shares[0].parent().unwrap());
 }
+
+/// A file name that is not UTF-8 names its shares and comes back from
+/// combine byte for byte, never as its lossy `n\u{FFFD}ame` form; repair
+/// names its output after the share's bytes too.
+#[test]
+fn names_that_are_not_utf8_survive_split_combine_and_repair() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"n\xffame");
+    let input = dir.path().join(name);
+    fs::write(&input, pseudo_random(5000, 3)).unwrap();
+    let out = dir.path().join("s");
+    let o = run_line("split -t 2 -n 3 -o {} {}", &[&out, &input]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let share = out.join(std::ffi::OsStr::from_bytes(b"n\xffame.002.umbra"));
+    assert!(
+        share.is_file(),
+        "{:?}",
+        fs::read_dir(&out).unwrap().collect::<Vec<_>>()
+    );
+    let back = dir.path().join("back");
+    fs::create_dir(&back).unwrap();
+    let o = run_line(
+        "combine -o {} {} {}",
+        &[
+            &back,
+            &share,
+            &out.join(std::ffi::OsStr::from_bytes(b"n\xffame.003.umbra")),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(back.join(name)).unwrap(), pseudo_random(5000, 3));
+    fs::remove_file(out.join(std::ffi::OsStr::from_bytes(b"n\xffame.001.umbra"))).unwrap();
+    let o = run_line(
+        "repair --x 1 {} {}",
+        &[
+            &share,
+            &out.join(std::ffi::OsStr::from_bytes(b"n\xffame.003.umbra")),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.join(std::ffi::OsStr::from_bytes(b"n\xffame.001.umbra"))
+            .is_file()
+    );
+}

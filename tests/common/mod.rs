@@ -160,7 +160,7 @@ pub fn check_whole_streams_match_split_stream(
         .enumerate()
         .map(|(i, &stream_len)| {
             let mut meta = ObjectMeta {
-                name: format!("series/{i}.dcm"),
+                name: format!("series/{i}.dcm").into_bytes(),
                 content_type: "application/octet-stream".into(),
                 content_len: 0,
             };

@@ -31,14 +31,15 @@ pub mod stage;
 
 pub use options::{DEFAULT_GROUP, MigrateOptions, MigrateReport, Progress};
 
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use crate::archive::catalog::{Catalog, ObjectRow, Placement};
 use crate::archive::error::{ArchiveError, Result};
 use crate::archive::migrate::put::PutErrors;
-use crate::archive::migrate::scan::ORTHANC_CACHE;
+use crate::archive::migrate::scan::ScanContext;
 use crate::archive::migrate::stage::{SplitMemory, Staged};
 use crate::archive::open::{Archive, BackendFactory};
 use crate::archive::source::orthanc::Orthanc;
@@ -85,41 +86,48 @@ impl Archive {
             dry_run: opts.dry_run,
             ..Default::default()
         };
-        let today = now_secs().div_euclid(86_400);
+        let source = opts.source.key()?;
+        let ctx = ScanContext {
+            source: source.clone(),
+            filter: &opts.filter,
+            today: now_secs().div_euclid(86_400),
+            dry_run: opts.dry_run,
+            rehash: opts.rehash,
+        };
         let source_root = match &opts.source {
-            SourceSpec::Dir(d) => {
-                let files = source::walk(d)?;
+            SourceSpec::Dir(_) => {
+                let root = PathBuf::from(std::ffi::OsStr::from_bytes(&source));
+                let files = source::walk(&root)?;
                 report.scanned += files.len() as u64;
-                self.scan_files(
-                    &mut cat,
-                    &files,
-                    &opts.filter,
-                    today,
-                    opts.dry_run,
-                    &mut report,
-                )?;
-                d.clone()
+                self.scan_files(&mut cat, &ctx, &files, &mut report)?;
+                root
             }
             SourceSpec::Orthanc(url) => {
-                let cache = self.dir.join(ORTHANC_CACHE);
+                let cache = self.orthanc_cache(&source);
+                let orthanc = Orthanc::new(url);
                 self.scan_orthanc(
                     &mut cat,
-                    &Orthanc::new(url),
+                    &ctx,
+                    &orthanc,
                     &cache,
-                    opts,
-                    today,
+                    opts.full_scan,
                     &mut report,
                 )?;
                 cache
             }
         };
-        let pending = cat.pending()?;
+        // This source's pending versions only: another source's files are
+        // found under its own root, on its own runs.
+        let pending = cat.pending(&source)?;
         if opts.dry_run {
-            self.clean_cache(&cat, &opts.source)?;
+            self.clean_cache(&cat, &opts.source, &source)?;
             return Ok(report);
         }
-        let total_bytes: u64 = pending.iter().map(|r| r.size).sum();
-        let backend = if pending.is_empty() {
+        // Degraded versions of earlier runs: their missing shares are
+        // completed once this run's pending ones are written.
+        let degraded = cat.in_state("degraded")?;
+        let total_bytes: u64 = pending.iter().chain(&degraded).map(|r| r.size).sum();
+        let backend = if pending.is_empty() && degraded.is_empty() {
             None
         } else {
             Some(make_backend(total_bytes).map_err(ArchiveError::Failed)?)
@@ -134,8 +142,12 @@ impl Archive {
                 progress,
                 &mut report,
             )?;
+            let (completed, still) = self.complete_degraded(&mut cat, &degraded, backend)?;
+            report.completed = completed;
+            report.degraded += still.len() as u64;
+            report.degraded_objects.extend(still);
         }
-        self.clean_cache(&cat, &opts.source)?;
+        self.clean_cache(&cat, &opts.source, &source)?;
         self.audit()?.append(
             Some(&cat),
             "migrate",
@@ -144,6 +156,8 @@ impl Archive {
                 "new_versions": report.new_versions,
                 "written": report.written,
                 "bytes_written": report.bytes_written,
+                "degraded": report.degraded,
+                "completed": report.completed,
                 "failed": report.failed,
             }),
         )?;
@@ -229,11 +243,15 @@ mod tests {
             .enumerate()
             .map(|(i, &size)| ObjectRow {
                 id: i as i64 + 1,
+                source: b"/src".to_vec(),
+                path: format!("f{i}").into_bytes(),
                 source_ref: format!("f{i}"),
                 version: 1,
                 size,
                 blake3: String::new(),
                 change_sig: 0,
+                ctime_ns: 0,
+                inode: 0,
                 kind: "file".into(),
                 ids: Identity::default(),
                 split_id: None,

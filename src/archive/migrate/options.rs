@@ -15,6 +15,9 @@ pub struct MigrateOptions {
     pub full_scan: bool,
     /// Objects written and made durable together (see [`DEFAULT_GROUP`]).
     pub group: usize,
+    /// Read and hash every file, instead of trusting an unchanged size,
+    /// mtime, ctime and inode.
+    pub rehash: bool,
 }
 
 /// What a migrate run did, object by object counted (`--json` prints it).
@@ -29,8 +32,15 @@ pub struct MigrateReport {
     pub not_selected: u64,
     /// New objects or new versions of changed ones recorded in this run.
     pub new_versions: u64,
-    /// Versions whose n shares were written in this run.
+    /// Versions whose shares were written in this run (all n, or at least
+    /// the write quorum: see `degraded`).
     pub written: u64,
+    /// Of those, versions with some shares missing (their stores were
+    /// down): protected, but with less to spare until completed.
+    pub degraded: u64,
+    /// Degraded versions of earlier runs whose missing shares this run
+    /// completed.
+    pub completed: u64,
     pub bytes_written: u64,
     /// Versions that failed (they stay pending and are retried next run).
     pub failed: u64,
@@ -44,6 +54,10 @@ pub struct MigrateReport {
     pub full_scan: bool,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
+    /// Each vanished version's path.
+    pub vanished_objects: Vec<String>,
+    /// Each degraded version, with what is missing.
+    pub degraded_objects: Vec<String>,
 }
 
 /// Objects written and made durable together, by default.

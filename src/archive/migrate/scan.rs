@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::archive::catalog::{Catalog, NewObject, ObjectRow};
 use crate::archive::error::{ArchiveError, At, Result};
-use crate::archive::migrate::options::{MigrateOptions, MigrateReport};
+use crate::archive::migrate::options::MigrateReport;
 use crate::archive::open::Archive;
 use crate::archive::source::orthanc::Orthanc;
 use crate::archive::source::{self, Filter, Identified, SourceFile, SourceSpec};
@@ -22,17 +22,37 @@ pub(crate) const ORTHANC_CACHE: &str = "source-cache";
 /// in one catalog transaction.
 pub(crate) const SCAN_CHUNK: usize = 256;
 
-/// Records one scanned file that is new or whose size or time changed:
+/// What a scan compares and records against: the source's key, the run's
+/// selection, today (for `--older-than`), and whether it only looks.
+pub(crate) struct ScanContext<'a> {
+    pub(crate) source: Vec<u8>,
+    pub(crate) filter: &'a Filter,
+    pub(crate) today: i64,
+    pub(crate) dry_run: bool,
+    pub(crate) rehash: bool,
+}
+
+/// Whether the catalog's latest version still describes `f` without
+/// reading it: same size, mtime (or Orthanc MD5), ctime and inode.
+fn quick_match(l: &ObjectRow, f: &SourceFile) -> bool {
+    l.size == f.size
+        && l.change_sig == f.change_sig
+        && l.ctime_ns == f.ctime_ns
+        && l.inode == f.inode
+}
+
+/// Records one scanned file that is new or whose size or times changed:
 /// `hash` is `None` when the selection leaves it out.
 pub(crate) fn record(
     cat: &Catalog,
+    ctx: &ScanContext<'_>,
     f: &SourceFile,
     latest: Option<ObjectRow>,
     ident: Identified,
     hash: Option<String>,
-    dry_run: bool,
     report: &mut MigrateReport,
 ) -> Result<()> {
+    let dry_run = ctx.dry_run;
     let Some(hash) = hash else {
         report.not_selected += 1;
         return Ok(());
@@ -42,7 +62,7 @@ pub(crate) fn record(
         && l.size == f.size
     {
         if !dry_run {
-            cat.touch(l.id, f.change_sig)?;
+            cat.touch(l.id, f.change_sig, f.ctime_ns, f.inode)?;
         }
         report.unchanged += 1;
         return Ok(());
@@ -55,10 +75,14 @@ pub(crate) fn record(
         return Ok(());
     }
     let new = NewObject {
+        source: &ctx.source,
+        path: &f.rel,
         source_ref: &f.source_ref,
         size: f.size,
         blake3: &hash,
         change_sig: f.change_sig,
+        ctime_ns: f.ctime_ns,
+        inode: f.inode,
         kind: ident.kind,
         ids: &ident.ids,
     };
@@ -70,33 +94,39 @@ pub(crate) fn record(
 }
 
 impl Archive {
-    /// Lists every Orthanc instance; downloads the new and changed ones
-    /// into `cache` and records them like files.
+    /// Lists every Orthanc instance (or, with a cursor, those added since);
+    /// downloads the new and changed ones into `cache` and records them
+    /// like files.
     pub(crate) fn scan_orthanc(
         &self,
         cat: &mut Catalog,
+        ctx: &ScanContext<'_>,
         orthanc: &Orthanc,
         cache: &Path,
-        opts: &MigrateOptions,
-        today: i64,
+        full_scan: bool,
         report: &mut MigrateReport,
     ) -> Result<()> {
-        let cursor_key = format!("orthanc_changes_cursor {}", orthanc.base());
+        let cursor_key = format!(
+            "orthanc_changes_cursor {}",
+            String::from_utf8_lossy(&ctx.source)
+        );
         let cursor = cat
             .get_meta(&cursor_key)?
             .and_then(|c| c.parse::<u64>().ok());
         let (ids, new_cursor) = match cursor {
-            Some(c) if !opts.full_scan => orthanc.new_instances_since(c)?,
+            Some(c) if !full_scan => orthanc.new_instances_since(c)?,
             _ => {
                 // The cursor first: what changes during the listing is
                 // seen again next time.
                 let last = orthanc.last_change()?;
                 let ids = orthanc.instances()?;
                 report.full_scan = true;
-                let listed: std::collections::HashSet<String> =
-                    ids.iter().map(|id| format!("orthanc/{id}")).collect();
+                let listed: std::collections::HashSet<Vec<u8>> = ids
+                    .iter()
+                    .map(|id| format!("orthanc/{id}").into_bytes())
+                    .collect();
                 report.gone_from_source = cat
-                    .source_refs_with_prefix("orthanc/")?
+                    .paths_of(&ctx.source)?
                     .iter()
                     .filter(|r| !listed.contains(*r))
                     .count() as u64;
@@ -112,9 +142,10 @@ impl Archive {
                     // Deleted since it was announced.
                     return Ok(());
                 };
-                if let Some(l) = cat.latest(&source_ref)?
+                if let Some(l) = cat.latest(&ctx.source, source_ref.as_bytes())?
                     && l.size == size
                     && l.change_sig == sig
+                    && !ctx.rehash
                 {
                     report.unchanged += 1;
                     return Ok(());
@@ -127,11 +158,14 @@ impl Archive {
                 let f = SourceFile {
                     size: std::fs::metadata(&path).at(&path)?.len(),
                     path,
+                    rel: source_ref.clone().into_bytes(),
                     source_ref: source_ref.clone(),
                     change_sig: sig,
+                    ctime_ns: 0,
+                    inode: 0,
                     time_ns: now_secs() * 1_000_000_000,
                 };
-                self.scan_files(cat, &[f], &opts.filter, today, opts.dry_run, report)
+                self.scan_files(cat, ctx, &[f], report)
             })();
             if let Err(e) = result {
                 report.failed += 1;
@@ -139,25 +173,37 @@ impl Archive {
             }
         }
         // Only a clean scan moves the cursor: a failed instance is seen again.
-        if !opts.dry_run && report.failed == failed_before {
+        if !ctx.dry_run && report.failed == failed_before {
             cat.set_meta(&cursor_key, &new_cursor.to_string())?;
         }
         Ok(())
     }
 
+    /// The download cache of an Orthanc source: one folder per source, so
+    /// that two PACS never share a file.
+    pub(crate) fn orthanc_cache(&self, source: &[u8]) -> std::path::PathBuf {
+        let tag = blake3::hash(source).to_hex();
+        self.dir.join(ORTHANC_CACHE).join(&tag.as_str()[..16])
+    }
+
     /// Downloads are kept only while their version is pending.
-    pub(crate) fn clean_cache(&self, cat: &Catalog, spec: &SourceSpec) -> Result<()> {
+    pub(crate) fn clean_cache(
+        &self,
+        cat: &Catalog,
+        spec: &SourceSpec,
+        source: &[u8],
+    ) -> Result<()> {
         if !matches!(spec, SourceSpec::Orthanc(_)) {
             return Ok(());
         }
-        let cache = self.dir.join(ORTHANC_CACHE);
-        let pending: std::collections::HashSet<String> =
-            cat.pending()?.into_iter().map(|r| r.source_ref).collect();
+        let cache = self.orthanc_cache(source);
+        let pending: std::collections::HashSet<Vec<u8>> =
+            cat.pending(source)?.into_iter().map(|r| r.path).collect();
         let Ok(files) = source::walk(&cache) else {
             return Ok(());
         };
         for f in files {
-            if !pending.contains(&f.source_ref) {
+            if !pending.contains(&f.rel) {
                 std::fs::remove_file(&f.path).at(&f.path)?;
             }
         }
@@ -172,10 +218,8 @@ impl Archive {
     pub(crate) fn scan_files(
         &self,
         cat: &mut Catalog,
+        ctx: &ScanContext<'_>,
         files: &[SourceFile],
-        filter: &Filter,
-        today: i64,
-        dry_run: bool,
         report: &mut MigrateReport,
     ) -> Result<()> {
         let fail = |report: &mut MigrateReport, f: &SourceFile, e: ArchiveError| {
@@ -185,8 +229,8 @@ impl Archive {
         for chunk in files.chunks(SCAN_CHUNK) {
             let mut todo = Vec::new();
             for f in chunk {
-                match cat.latest(&f.source_ref) {
-                    Ok(Some(l)) if l.size == f.size && l.change_sig == f.change_sig => {
+                match cat.latest(&ctx.source, &f.rel) {
+                    Ok(Some(l)) if quick_match(&l, f) && !ctx.rehash => {
                         report.unchanged += 1;
                     }
                     Ok(latest) => todo.push((f, latest)),
@@ -197,7 +241,7 @@ impl Archive {
                 .par_iter()
                 .map(|(f, _)| {
                     let ident = source::identify(&f.path)?;
-                    if !filter.accepts(&ident.ids, f.time_ns, today) {
+                    if !ctx.filter.accepts(&ident.ids, f.time_ns, ctx.today) {
                         return Ok((ident, None));
                     }
                     let hash = hash_file(&f.path)?.to_hex().to_string();
@@ -206,9 +250,8 @@ impl Archive {
                 .collect();
             cat.in_transaction(|cat| {
                 for ((f, latest), probe) in todo.into_iter().zip(probes) {
-                    let recorded = probe.and_then(|(ident, hash)| {
-                        record(cat, f, latest, ident, hash, dry_run, report)
-                    });
+                    let recorded = probe
+                        .and_then(|(ident, hash)| record(cat, ctx, f, latest, ident, hash, report));
                     if let Err(e) = recorded {
                         fail(report, f, e);
                     }

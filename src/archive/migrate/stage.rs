@@ -15,6 +15,7 @@ use crate::archive::catalog::{Catalog, ObjectRow, Placement};
 use crate::archive::error::{ArchiveError, At, Result, store_err};
 use crate::archive::migrate::options::MigrateReport;
 use crate::archive::open::Archive;
+use crate::archive::source::join_bytes;
 use crate::archive::util::{decode_hex32, parallel_map};
 use crate::buffer::read_up_to;
 use crate::engine::Backend;
@@ -281,11 +282,22 @@ impl Archive {
         let mut failures: BTreeMap<usize, ArchiveError> = BTreeMap::new();
         let mut jobs: Vec<Job<'a>> = Vec::new();
         for (i, row) in group.iter().enumerate() {
-            if !source_root.join(&row.source_ref).exists() {
-                // Deleted from the source before it was ever written.
-                self.forget(cat, row)?;
-                report.vanished += 1;
-                continue;
+            let path = join_bytes(source_root, &row.path);
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Deleted from the source before it was ever written.
+                    self.forget(cat, row)?;
+                    report.vanished += 1;
+                    report.vanished_objects.push(row.source_ref.clone());
+                    continue;
+                }
+                // Anything else (no permission, a broken disk) is a failure
+                // of this object, never a reason to forget it.
+                Err(e) => {
+                    failures.insert(i, ArchiveError::Io { path, error: e });
+                    continue;
+                }
+                Ok(_) => {}
             }
             match self.prepare(cat, row, first + i) {
                 Ok(job) => jobs.push(job),
@@ -335,6 +347,7 @@ impl Archive {
                 x,
                 store: self.layout.store_names[si].clone(),
                 name: site_key.object_name(&content, &secrets.split_id, x),
+                written: false,
             })
             .collect();
         Ok(Job {
@@ -435,7 +448,7 @@ impl Archive {
     ) -> Result<Opened> {
         let dir = stage.join(job.k.to_string());
         std::fs::create_dir(&dir).at(&dir)?;
-        let path = source_root.join(&job.row.source_ref);
+        let path = join_bytes(source_root, &job.row.path);
         let mut file = File::open(&path).at(&path)?;
         let len = file.metadata().at(&path)?.len();
         if len != job.row.size {
@@ -448,7 +461,7 @@ impl Archive {
         let mut head = [0u8; HEAD_BYTES];
         let n = read_up_to(&mut file, &mut head).at(&path)?;
         let meta = ObjectMeta {
-            name: job.row.source_ref.clone(),
+            name: job.row.path.clone(),
             content_type: envelope::sniff_content_type(&head[..n]).to_string(),
             content_len: job.row.size,
         };
@@ -641,7 +654,7 @@ mod tests {
         let mut row = rows(&[recorded.len() as u64]).remove(0);
         row.blake3 = blake3::hash(&recorded).to_hex().to_string();
         let meta = ObjectMeta {
-            name: "scan.dcm".into(),
+            name: b"scan.dcm".to_vec(),
             content_type: envelope::sniff_content_type(&recorded).to_string(),
             content_len: row.size,
         };

@@ -9,9 +9,11 @@ pub mod orthanc;
 
 use std::path::PathBuf;
 
+use crate::archive::error::{At, Result};
+
 pub use dicom::{Identified, identify, looks_like_dicom, read_identity};
 pub use filter::{Filter, parse_age};
-pub use folder::{SourceFile, walk};
+pub use folder::{SourceFile, join_bytes, relative_bytes, walk};
 
 /// Where objects come from.
 #[derive(Debug, Clone)]
@@ -29,5 +31,34 @@ impl SourceSpec {
             Some(url) => SourceSpec::Orthanc(url.trim_end_matches('/').to_string()),
             None => SourceSpec::Dir(PathBuf::from(s)),
         }
+    }
+
+    /// The source's part of every object's identity in the catalog: a
+    /// folder's absolute path without symbolic links (so `./src` and
+    /// `/data/src` are one source), or `orthanc+` and the URL without user
+    /// name or password.
+    pub fn key(&self) -> Result<Vec<u8>> {
+        use std::os::unix::ffi::OsStrExt;
+        match self {
+            SourceSpec::Dir(d) => Ok(std::fs::canonicalize(d)
+                .at(d)?
+                .as_os_str()
+                .as_bytes()
+                .to_vec()),
+            SourceSpec::Orthanc(url) => Ok(format!("orthanc+{}", strip_userinfo(url)).into_bytes()),
+        }
+    }
+}
+
+/// `scheme://user:pass@host/...` without `user:pass@`: what umbra writes
+/// anywhere (catalog, logs, messages) never carries a password.
+pub fn strip_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
     }
 }

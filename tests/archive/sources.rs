@@ -1,0 +1,237 @@
+//! What an object is: its source and its path there, as bytes. Two sources
+//! with the same relative paths, names that are not UTF-8, edits the quick
+//! check cannot see by size and mtime, and a catalog from before sources
+//! were recorded.
+
+use std::os::unix::ffi::OsStrExt;
+
+use super::*;
+
+fn migrate_json(f: &Fixture, source: &Path) -> serde_json::Value {
+    let o = f.run(&["migrate", "--source", source.to_str().unwrap(), "--json"]);
+    assert!(
+        o.status.success(),
+        "migrate {}: {}",
+        source.display(),
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Two trees with a `notes/readme.txt` each: both are archived, reruns of
+/// either change nothing, and restore brings back both, side by side.
+#[test]
+fn two_sources_with_the_same_paths_are_two_objects() {
+    let f = fixture(2, 3, 3);
+    let (a, b) = (f.root.join("site-a"), f.root.join("site-b"));
+    for (dir, text) in [(&a, "A's notes"), (&b, "B's notes, longer")] {
+        fs::create_dir_all(dir.join("notes")).unwrap();
+        fs::write(dir.join("notes/readme.txt"), text).unwrap();
+    }
+    assert_eq!(migrate_json(&f, &a)["written"], 1);
+    assert_eq!(migrate_json(&f, &b)["written"], 1);
+    for dir in [&a, &b, &a] {
+        let r = migrate_json(&f, dir);
+        assert_eq!(
+            (r["new_versions"].as_u64(), r["unchanged"].as_u64()),
+            (Some(0), Some(1))
+        );
+    }
+    let versions: i64 = f
+        .catalog()
+        .query_row("SELECT MAX(version) FROM objects", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 1, "no alternating versions of one object");
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (dir, text) in [(&a, "A's notes"), (&b, "B's notes, longer")] {
+        let src = fs::canonicalize(dir).unwrap();
+        let restored = out
+            .join("other")
+            .join(src.strip_prefix("/").unwrap())
+            .join("notes/readme.txt");
+        assert_eq!(
+            fs::read_to_string(&restored).unwrap(),
+            text,
+            "{}",
+            restored.display()
+        );
+    }
+}
+
+/// `a\xff.bin` (not UTF-8) beside `a\u{FFFD}.bin` (its lossy form): two
+/// objects, written, kept, and restored under their exact byte names, with
+/// and without the catalog.
+#[test]
+fn names_that_are_not_utf8_are_kept_byte_for_byte() {
+    let f = fixture(2, 3, 3);
+    let src = f.root.join("bytes");
+    fs::create_dir_all(&src).unwrap();
+    let raw = std::ffi::OsStr::from_bytes(b"a\xff.bin");
+    fs::write(src.join(raw), pseudo_random(3000, 1)).unwrap();
+    fs::write(src.join("a\u{FFFD}.bin"), pseudo_random(3000, 2)).unwrap();
+    let r = migrate_json(&f, &src);
+    assert_eq!(
+        (
+            r["new_versions"].as_u64(),
+            r["written"].as_u64(),
+            r["vanished"].as_u64()
+        ),
+        (Some(2), Some(2), Some(0)),
+        "{r}"
+    );
+    let r = migrate_json(&f, &src);
+    assert_eq!(r["unchanged"], 2, "{r}");
+    let shown: Vec<String> = {
+        let c = f.catalog();
+        let mut s = c
+            .prepare("SELECT source_ref FROM objects ORDER BY id")
+            .unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert!(shown.contains(&"a\\xff.bin".to_string()), "{shown:?}");
+
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = out
+        .join("other")
+        .join(fs::canonicalize(&src).unwrap().strip_prefix("/").unwrap());
+    assert_eq!(fs::read(dir.join(raw)).unwrap(), pseudo_random(3000, 1));
+    assert_eq!(
+        fs::read(dir.join("a\u{FFFD}.bin")).unwrap(),
+        pseudo_random(3000, 2)
+    );
+
+    let out = f.root.join("out-without-catalog");
+    let o = f.restore(&out, &["--all", "--without-catalog"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = out.join("other");
+    assert_eq!(fs::read(dir.join(raw)).unwrap(), pseudo_random(3000, 1));
+    assert_eq!(
+        fs::read(dir.join("a\u{FFFD}.bin")).unwrap(),
+        pseudo_random(3000, 2)
+    );
+}
+
+/// An edit of the same size with the old mtime put back is still noticed
+/// (ctime moves on); `--rehash` reads everything and finds the rest the same.
+#[test]
+fn same_size_edit_with_the_old_mtime_is_a_new_version() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let file = f.src.join("notes/report.txt");
+    let mtime = fs::metadata(&file).unwrap().modified().unwrap();
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[100] ^= 0xff;
+    fs::write(&file, &bytes).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+    let r = f.migrate_ok();
+    assert_eq!(
+        (r["new_versions"].as_u64(), r["written"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    let o = f.run(&[
+        "migrate",
+        "--source",
+        f.src.to_str().unwrap(),
+        "--rehash",
+        "--json",
+    ]);
+    let r = json(&o);
+    assert_eq!(
+        (r["new_versions"].as_u64(), r["unchanged"].as_u64()),
+        (Some(0), Some(SMALL_FILES as u64))
+    );
+    let out = f.root.join("out");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+}
+
+/// A catalog of schema 1 (no sources, text paths), as umbra before this
+/// change wrote it: opened, it is migrated in place; the next run adopts
+/// every object for its source and writes nothing again; verify and
+/// restore work on the old objects.
+#[test]
+fn a_schema_1_catalog_is_migrated_and_its_objects_adopted() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let before = store_objects(&f);
+    // Back to schema 1, as the old code created it.
+    f.catalog()
+        .execute_batch(
+            "CREATE TABLE objects_v1 (
+                id INTEGER PRIMARY KEY, source_ref TEXT NOT NULL, version INTEGER NOT NULL,
+                size INTEGER NOT NULL, blake3 TEXT NOT NULL, change_sig INTEGER NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('dicom', 'unparsed-dicom', 'file')),
+                sop_uid TEXT, study_uid TEXT, series_uid TEXT, study_date TEXT, modality TEXT,
+                patient_id TEXT, split_id TEXT,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'written', 'verified')),
+                attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, checked_at INTEGER,
+                created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                UNIQUE (source_ref, version));
+             INSERT INTO objects_v1 SELECT id, source_ref, version, size, blake3, change_sig,
+                kind, sop_uid, study_uid, series_uid, study_date, modality, patient_id,
+                split_id, state, attempts, last_error, checked_at, created_at, updated_at
+                FROM objects;
+             CREATE TABLE placements_v1 (object_id INTEGER NOT NULL, x INTEGER NOT NULL,
+                store TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (object_id, x));
+             INSERT INTO placements_v1 SELECT object_id, x, store, name FROM placements;
+             DROP TABLE placements; DROP TABLE objects;
+             ALTER TABLE objects_v1 RENAME TO objects;
+             ALTER TABLE placements_v1 RENAME TO placements;
+             DELETE FROM meta WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    let r = f.migrate_ok();
+    assert_eq!(
+        (
+            r["new_versions"].as_u64(),
+            r["written"].as_u64(),
+            r["unchanged"].as_u64()
+        ),
+        (Some(0), Some(0), Some(SMALL_FILES as u64)),
+        "{r}"
+    );
+    assert_eq!(store_objects(&f), before, "nothing written twice");
+    let unadopted: i64 = f
+        .catalog()
+        .query_row("SELECT COUNT(*) FROM objects WHERE source = X''", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(unadopted, 0);
+    let o = f.run(&["verify", "--deep"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let out = f.root.join("out");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+}
+
+/// The catalog and the audit log hold patient identifiers: 0600, and a
+/// looser catalog is tightened when umbra opens it.
+#[test]
+fn catalog_and_audit_log_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for name in ["catalog.sqlite", "audit.log", "site.key"] {
+        assert_eq!(mode(&f.arc.join(name)), 0o600, "{name}");
+    }
+    let cat = f.arc.join("catalog.sqlite");
+    fs::set_permissions(&cat, fs::Permissions::from_mode(0o644)).unwrap();
+    f.migrate_ok();
+    assert_eq!(mode(&cat), 0o600);
+}
