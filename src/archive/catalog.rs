@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS meta (
     key         TEXT PRIMARY KEY,
     value       TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deferred (
+    source      BLOB NOT NULL,    -- an Orthanc source's key
+    path        BLOB NOT NULL,    -- orthanc/ID: left out by a run's selection, and
+                                  -- looked at again by every later run until archived
+    since       INTEGER NOT NULL, -- Unix seconds
+    PRIMARY KEY (source, path)
+);
 ";
 
 /// Version 1 to 2, in one transaction: objects gain their source (empty:
@@ -718,6 +725,40 @@ impl Catalog {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remembers an object a run's selection left out, to look at it again
+    /// next run (Orthanc: the change cursor moves past it).
+    pub fn defer(&self, source: &[u8], path: &[u8]) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO deferred (source, path, since) VALUES (?1, ?2, ?3)",
+                params![source, path, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets a deferred object: archived, or gone from its source.
+    pub fn undefer(&self, source: &[u8], path: &[u8]) -> Result<()> {
+        self.conn
+            .execute(
+                "DELETE FROM deferred WHERE source = ?1 AND path = ?2",
+                params![source, path],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The deferred objects of `source`.
+    pub fn deferred(&self, source: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path FROM deferred WHERE source = ?1 ORDER BY since, path")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![source], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>())
             .map_err(|e| self.err(e))
     }
 

@@ -67,9 +67,10 @@ pub struct MigrateArgs {
     /// or an Orthanc PACS: orthanc+http://HOST:PORT.
     #[arg(long, value_name = "DIR|URL")]
     source: String,
-    /// Only objects at least this old (StudyDate, else the file's time): 30d, 2w.
-    #[arg(long, value_name = "AGE", value_parser = source::parse_age)]
-    older_than: Option<i64>,
+    /// Only objects at least this old (StudyDate, else the file's time): 12h,
+    /// 30d, 2w, 6m (30 days), 1y (365 days); or dated before a day: 2010-01-01.
+    #[arg(long, value_name = "AGE|DATE", value_parser = source::parse_age)]
+    older_than: Option<source::OlderThan>,
     /// Only these modalities, comma-separated (e.g. CT,MR).
     #[arg(long, value_delimiter = ',', value_name = "MOD,...")]
     modality: Option<Vec<String>>,
@@ -80,6 +81,15 @@ pub struct MigrateArgs {
     /// following the change log from the last run.
     #[arg(long)]
     full_scan: bool,
+    /// Leave out files and directories matching this gitignore-style
+    /// pattern, relative to the source (`*.tmp`, `scratch/`, `/top-only`);
+    /// repeatable. The archive's own directories are always left out.
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Take only files matching this gitignore-style pattern (or inside a
+    /// directory matching it); repeatable. --exclude still applies.
+    #[arg(long, value_name = "PATTERN")]
+    include: Vec<String>,
     /// Read and hash every file, instead of trusting an unchanged size,
     /// modification time, ctime and inode.
     #[arg(long)]
@@ -182,12 +192,15 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A StudyDate bound: `2010-01-01` or `20100101`, a real date; kept as
+/// YYYYMMDD, the form the catalog compares.
 fn parse_date(s: &str) -> Result<String, String> {
-    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("{s:?}: a date is YYYYMMDD"))
+    if source::parse_date_days(s).is_none() {
+        return Err(format!(
+            "{s:?}: a date is YYYY-MM-DD or YYYYMMDD, and a real one"
+        ));
     }
+    Ok(s.replace('-', ""))
 }
 
 fn open(loc: &Location) -> anyhow::Result<Archive> {
@@ -259,13 +272,15 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let opts = MigrateOptions {
         source: SourceSpec::parse(&a.source),
         filter: Filter {
-            older_than_days: a.older_than,
+            older_than: a.older_than,
             modalities: a.modality.clone(),
         },
         dry_run: a.dry_run,
         full_scan: a.full_scan,
         group: a.group as usize,
         rehash: a.rehash,
+        exclude: a.exclude.clone(),
+        include: a.include.clone(),
     };
     let bar = if ui.quiet || a.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
@@ -300,6 +315,9 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     for d in &report.degraded_objects {
         eprintln!("umbra: degraded: {d}");
     }
+    for s in &report.skipped {
+        ui.note(format!("skipped {s}"));
+    }
     for v in &report.vanished_objects {
         ui.note(format!("gone from the source before it was written: {v}"));
     }
@@ -307,11 +325,13 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         ui.note(format!(
-            "{}{} files scanned, {} unchanged, {} not selected, {} new version(s); {} written ({} bytes), {} degraded, {} completed, {} failed, {} vanished",
+            "{}{} files scanned, {} unchanged, {} not selected, {} excluded, {} skipped, {} new version(s); {} written ({} bytes), {} degraded, {} completed, {} failed, {} vanished",
             if report.dry_run { "dry run: " } else { "" },
             report.scanned,
             report.unchanged,
             report.not_selected,
+            report.excluded,
+            report.skipped.len(),
             report.new_versions,
             report.written,
             report.bytes_written,

@@ -262,3 +262,53 @@ fn small_objects_in_batches_and_large_ones_streamed() {
     let o = f.run(&["verify", "--deep"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A folder file too new for tonight's `--older-than` is seen again each
+/// night and archived the night it qualifies; ages are a number and a unit
+/// (hours count), or a date; a bare number and impossible dates are refused.
+#[test]
+fn a_file_left_out_tonight_is_archived_the_night_it_qualifies() {
+    let f = fixture(2, 3, 3);
+    let src = f.src.to_str().unwrap();
+    let late = f.src.join("late.txt");
+    fs::write(&late, pseudo_random(2000, 4)).unwrap();
+    let run =
+        |age: &str| json(&f.run(&["migrate", "--source", src, "--older-than", age, "--json"]));
+    let counts = |r: &serde_json::Value| {
+        (
+            r["written"].as_u64().unwrap(),
+            r["not_selected"].as_u64().unwrap(),
+        )
+    };
+    // The dated DICOM files leave; the fixture's other files are new too,
+    // and wait with late.txt, night after night.
+    let (written, waiting) = counts(&run("30d"));
+    assert_eq!(written + waiting, SMALL_FILES as u64 + 1);
+    assert!(waiting >= 2);
+    assert_eq!(counts(&run("30d")), (0, waiting));
+    let days_ago = |d: u64| std::time::SystemTime::now() - Duration::from_secs(d * 86_400);
+    fs::File::options()
+        .write(true)
+        .open(&late)
+        .unwrap()
+        .set_modified(days_ago(31))
+        .unwrap();
+    assert_eq!(
+        counts(&run("30d")),
+        (1, waiting - 1),
+        "archived the night it qualifies"
+    );
+    // An hour is an hour, not "0 days": the files written seconds ago wait.
+    assert_eq!(counts(&run("1h")), (0, waiting - 1));
+    // Dated before 2000: nothing here (the DICOM studies are from 2004 on).
+    assert_eq!(counts(&run("2000-01-01")).0, 0);
+    for bad in ["30", "3x"] {
+        let o = f.run(&["migrate", "--source", src, "--older-than", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("unit"), "{}", stderr(&o));
+    }
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--until", "20201399"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a real one"), "{}", stderr(&o));
+}

@@ -235,3 +235,117 @@ fn catalog_and_audit_log_are_private() {
     f.migrate_ok();
     assert_eq!(mode(&cat), 0o600);
 }
+
+/// An archive inside its own source: its directory (key, catalog, shares,
+/// staging) is left out, and a second run finds nothing new.
+#[test]
+fn an_archive_inside_its_source_does_not_archive_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dicom_source(&dir.path().join("src"), &["CT_small.dcm", "MR_small.dcm"]);
+    let arc = src.join("arc");
+    init_archive(&arc, 2, 3, None);
+    let run = || {
+        json(&umbra_at(
+            &arc,
+            &["migrate", "--source", src.to_str().unwrap(), "--json"],
+            &[],
+        ))
+    };
+    let r = run();
+    assert_eq!(
+        (r["scanned"].as_u64(), r["written"].as_u64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
+    assert!(
+        r["skipped"][0]
+            .as_str()
+            .unwrap()
+            .contains("arc: the archive's own directory"),
+        "{r}"
+    );
+    let r = run();
+    assert_eq!(
+        (r["scanned"].as_u64(), r["new_versions"].as_u64()),
+        (Some(2), Some(0)),
+        "{r}"
+    );
+}
+
+/// --exclude and --include, gitignore-style, relative to the source.
+#[test]
+fn exclude_and_include_patterns_select_the_files() {
+    let f = fixture(2, 3, 3);
+    fs::create_dir_all(f.src.join("scratch/deep")).unwrap();
+    fs::write(f.src.join("scratch/deep/x.dcm"), b"scratch").unwrap();
+    fs::write(f.src.join("CT_small.tmp"), b"temp").unwrap();
+    let src = f.src.to_str().unwrap();
+    let dry = |extra: &[&str]| {
+        let mut args = vec!["migrate", "--source", src, "--dry-run", "--json"];
+        args.extend_from_slice(extra);
+        json(&f.run(&args))
+    };
+    let all = SMALL_FILES as u64 + 2;
+    assert_eq!(dry(&[])["scanned"], all);
+    let r = dry(&["--exclude", "*.tmp", "--exclude", "scratch/"]);
+    assert_eq!(
+        (r["scanned"].as_u64(), r["excluded"].as_u64()),
+        (Some(all - 2), Some(2)),
+        "{r}"
+    );
+    let r = dry(&["--include", "*.dcm"]);
+    // The DICOM files of the fixture (4 at the top, 3 malformed) and scratch's.
+    assert_eq!(r["scanned"], 8, "{r}");
+    let r = dry(&["--include", "*.dcm", "--exclude", "malformed/"]);
+    assert_eq!(r["scanned"], 5, "{r}");
+}
+
+/// Symbolic links (to a file, to a directory, dangling) are never followed
+/// and each is named; a FIFO is skipped, never read (it would block).
+#[test]
+fn symbolic_links_and_special_files_are_named_not_followed() {
+    let f = fixture(2, 3, 3);
+    let outside = f.root.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret.txt"), b"not chosen").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), f.src.join("link-file")).unwrap();
+    std::os::unix::fs::symlink(&outside, f.src.join("link-dir")).unwrap();
+    std::os::unix::fs::symlink(f.root.join("nowhere"), f.src.join("dangling")).unwrap();
+    let fifo = f.src.join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = f.run(&["migrate", "--source", f.src.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["written"], SMALL_FILES as u64);
+    let skipped: Vec<&str> = r["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for name in ["link-file", "link-dir", "dangling"] {
+        assert!(
+            skipped.contains(&format!("{name}: a symbolic link, not followed").as_str()),
+            "{skipped:?}"
+        );
+    }
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.starts_with("pipe: not a regular file")),
+        "{skipped:?}"
+    );
+    // Without --json they are notes on stderr.
+    let o = f.run(&["migrate", "--source", f.src.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("skipped link-dir: a symbolic link, not followed"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -43,7 +43,7 @@ use crate::archive::migrate::scan::ScanContext;
 use crate::archive::migrate::stage::{SplitMemory, Staged};
 use crate::archive::open::{Archive, BackendFactory};
 use crate::archive::source::orthanc::Orthanc;
-use crate::archive::source::{self, SourceSpec};
+use crate::archive::source::{self, SourceSpec, WalkRules};
 use crate::archive::time::now_secs;
 use crate::engine::Backend;
 use crate::share::format::hex;
@@ -90,16 +90,36 @@ impl Archive {
         let ctx = ScanContext {
             source: source.clone(),
             filter: &opts.filter,
-            today: now_secs().div_euclid(86_400),
+            now: now_secs(),
             dry_run: opts.dry_run,
             rehash: opts.rehash,
         };
         let source_root = match &opts.source {
             SourceSpec::Dir(_) => {
                 let root = PathBuf::from(std::ffi::OsStr::from_bytes(&source));
-                let files = source::walk(&root)?;
-                report.scanned += files.len() as u64;
-                self.scan_files(&mut cat, &ctx, &files, &mut report)?;
+                let mut skip_dirs = vec![self.dir.clone(), self.staging()];
+                skip_dirs.extend(
+                    self.stores
+                        .iter()
+                        .filter_map(|s| s.local_root())
+                        .map(Path::to_path_buf),
+                );
+                let rules = WalkRules {
+                    skip_dirs,
+                    exclude: opts.exclude.clone(),
+                    include: opts.include.clone(),
+                };
+                let walk = source::walk(&root, &rules)?;
+                report.scanned += walk.files.len() as u64;
+                report.excluded = walk.excluded;
+                report.skipped = walk.skipped;
+                for u in walk.unreadable {
+                    report.failed += 1;
+                    report.failures.push(format!(
+                        "directory {u}: its files are not protected this run"
+                    ));
+                }
+                self.scan_files(&mut cat, &ctx, &walk.files, &mut report)?;
                 root
             }
             SourceSpec::Orthanc(url) => {

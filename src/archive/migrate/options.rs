@@ -18,6 +18,11 @@ pub struct MigrateOptions {
     /// Read and hash every file, instead of trusting an unchanged size,
     /// mtime, ctime and inode.
     pub rehash: bool,
+    /// gitignore-style patterns of files and directories to leave out
+    /// (folder sources).
+    pub exclude: Vec<String>,
+    /// gitignore-style patterns: if any, only matching files are taken.
+    pub include: Vec<String>,
 }
 
 /// What a migrate run did, object by object counted (`--json` prints it).
@@ -30,6 +35,11 @@ pub struct MigrateReport {
     pub unchanged: u64,
     /// Files the selection (--older-than, --modality) left out.
     pub not_selected: u64,
+    /// Files and directories left out by --exclude / --include.
+    pub excluded: u64,
+    /// Entries not taken, with why: symbolic links (never followed),
+    /// special files, the archive's own directories.
+    pub skipped: Vec<String>,
     /// New objects or new versions of changed ones recorded in this run.
     pub new_versions: u64,
     /// Versions whose shares were written in this run (all n, or at least

@@ -23,11 +23,12 @@ pub(crate) const ORTHANC_CACHE: &str = "source-cache";
 pub(crate) const SCAN_CHUNK: usize = 256;
 
 /// What a scan compares and records against: the source's key, the run's
-/// selection, today (for `--older-than`), and whether it only looks.
+/// selection, the time it runs at (for `--older-than`), and whether it
+/// only looks.
 pub(crate) struct ScanContext<'a> {
     pub(crate) source: Vec<u8>,
     pub(crate) filter: &'a Filter,
-    pub(crate) today: i64,
+    pub(crate) now: i64,
     pub(crate) dry_run: bool,
     pub(crate) rehash: bool,
 }
@@ -134,12 +135,24 @@ impl Archive {
             }
         };
         let failed_before = report.failed;
-        for id in ids {
+        // Instances an earlier run's selection left out are looked at again
+        // every run until they are archived: the cursor has moved past them.
+        let mut candidates = ids;
+        for path in cat.deferred(&ctx.source)? {
+            if let Some(id) = path.strip_prefix(b"orthanc/")
+                && let Ok(id) = std::str::from_utf8(id)
+                && !candidates.iter().any(|c| c == id)
+            {
+                candidates.push(id.to_string());
+            }
+        }
+        for id in candidates {
             report.scanned += 1;
             let source_ref = format!("orthanc/{id}");
             let result = (|| -> Result<()> {
                 let Some((size, sig)) = orthanc.signature(&id)? else {
-                    // Deleted since it was announced.
+                    // Deleted since it was announced (or deferred).
+                    cat.undefer(&ctx.source, source_ref.as_bytes())?;
                     return Ok(());
                 };
                 if let Some(l) = cat.latest(&ctx.source, source_ref.as_bytes())?
@@ -149,6 +162,22 @@ impl Archive {
                 {
                     report.unchanged += 1;
                     return Ok(());
+                }
+                // The selection from the instance's tags, before its file is
+                // downloaded; left out, it is remembered for the next runs.
+                let mut time_ns = now_secs() * 1_000_000_000;
+                if !ctx.filter.is_empty() {
+                    let (ids, received) = orthanc.selection_tags(&id)?;
+                    if let Some(day) = received {
+                        time_ns = day * 86_400 * 1_000_000_000;
+                    }
+                    if !ctx.filter.accepts(&ids, time_ns, ctx.now) {
+                        report.not_selected += 1;
+                        if !ctx.dry_run {
+                            cat.defer(&ctx.source, source_ref.as_bytes())?;
+                        }
+                        return Ok(());
+                    }
                 }
                 let path = cache.join(&source_ref);
                 // A pending version's download survives until it is written.
@@ -163,9 +192,14 @@ impl Archive {
                     change_sig: sig,
                     ctime_ns: 0,
                     inode: 0,
-                    time_ns: now_secs() * 1_000_000_000,
+                    time_ns,
                 };
-                self.scan_files(cat, ctx, &[f], report)
+                let selected_before = report.not_selected;
+                self.scan_files(cat, ctx, &[f], report)?;
+                if !ctx.dry_run && report.not_selected == selected_before {
+                    cat.undefer(&ctx.source, source_ref.as_bytes())?;
+                }
+                Ok(())
             })();
             if let Err(e) = result {
                 report.failed += 1;
@@ -199,10 +233,10 @@ impl Archive {
         let cache = self.orthanc_cache(source);
         let pending: std::collections::HashSet<Vec<u8>> =
             cat.pending(source)?.into_iter().map(|r| r.path).collect();
-        let Ok(files) = source::walk(&cache) else {
+        let Ok(walk) = source::walk(&cache, &source::WalkRules::default()) else {
             return Ok(());
         };
-        for f in files {
+        for f in walk.files {
             if !pending.contains(&f.rel) {
                 std::fs::remove_file(&f.path).at(&f.path)?;
             }
@@ -241,7 +275,7 @@ impl Archive {
                 .par_iter()
                 .map(|(f, _)| {
                     let ident = source::identify(&f.path)?;
-                    if !ctx.filter.accepts(&ident.ids, f.time_ns, ctx.today) {
+                    if !ctx.filter.accepts(&ident.ids, f.time_ns, ctx.now) {
                         return Ok((ident, None));
                     }
                     let hash = hash_file(&f.path)?.to_hex().to_string();

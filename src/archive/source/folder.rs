@@ -1,11 +1,14 @@
-//! A directory tree as a source: every regular file below the root, with
-//! what the quick check of the next run compares (size, change signature).
+//! A directory tree as a source: every regular file below the root that the
+//! run's patterns select, with what the quick check of the next run
+//! compares (size, times, inode), and what was left out, with why.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::archive::error::{At, Result};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::archive::error::{ArchiveError, At, Result};
 use crate::share::envelope::display_bytes;
 
 /// One regular file under the source root.
@@ -29,36 +32,138 @@ pub struct SourceFile {
     pub time_ns: i64,
 }
 
-/// Every regular file under `root`, in a stable order. Symbolic links are
-/// not followed (a link out of the tree would protect files nobody chose).
-pub fn walk(root: &Path) -> Result<Vec<SourceFile>> {
-    let mut out = Vec::new();
+/// What a walk of a folder takes and leaves.
+#[derive(Default)]
+pub struct WalkRules {
+    /// Directories never entered, whatever the patterns say: the archive's
+    /// own (its directory, staging, local stores), so an archive inside
+    /// its source never archives itself.
+    pub skip_dirs: Vec<PathBuf>,
+    /// gitignore-style patterns, matched against the path below the root:
+    /// a file or directory matching one is left out.
+    pub exclude: Vec<String>,
+    /// gitignore-style patterns: if any is given, only files matching one
+    /// (or inside a directory matching one) are taken.
+    pub include: Vec<String>,
+}
+
+/// A walk's result: the files to consider, and what was left out, with why.
+#[derive(Default)]
+pub struct Walk {
+    pub files: Vec<SourceFile>,
+    /// Entries not taken, each "PATH: why": symbolic links (never followed),
+    /// special files, the archive's own directories.
+    pub skipped: Vec<String>,
+    /// Files and directories left out by `--exclude` or not matched by
+    /// `--include`.
+    pub excluded: u64,
+    /// Directories that could not be read, with the error: their files are
+    /// not protected this run, and the run says so.
+    pub unreadable: Vec<String>,
+}
+
+/// The patterns of `rules` compiled against `root`.
+fn matcher(root: &Path, patterns: &[String], what: &str) -> Result<Option<Gitignore>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GitignoreBuilder::new(root);
+    for p in patterns {
+        b.add_line(None, p).map_err(|e| {
+            ArchiveError::Failed(format!(
+                "{what} {p:?} is not a gitignore-style pattern: {e}"
+            ))
+        })?;
+    }
+    b.build()
+        .map(Some)
+        .map_err(|e| ArchiveError::Failed(format!("{what} patterns: {e}")))
+}
+
+/// Every regular file under `root`, in a stable order, as `rules` select.
+///
+/// Symbolic links are never followed, to files or to directories, dangling
+/// or not: a link out of the tree would protect files nobody chose, and a
+/// link inside it would protect them twice. Each is named in
+/// [`Walk::skipped`], as are FIFOs, sockets and devices.
+pub fn walk(root: &Path, rules: &WalkRules) -> Result<Walk> {
+    let exclude = matcher(root, &rules.exclude, "--exclude")?;
+    let include = matcher(root, &rules.include, "--include")?;
+    let skip: Vec<(u64, u64)> = rules
+        .skip_dirs
+        .iter()
+        .filter_map(|d| std::fs::metadata(d).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    let mut out = Walk::default();
+    let show = |p: &Path| display_bytes(&relative_bytes(p.strip_prefix(root).unwrap_or(p)));
     let mut dirs = vec![root.to_path_buf()];
+    std::fs::read_dir(root).at(root)?;
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).at(&dir)? {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                out.unreadable.push(format!("{}: {e}", dir.display()));
+                continue;
+            }
+        };
+        for entry in entries {
             let entry = entry.at(&dir)?;
             let path = entry.path();
             let ft = entry.file_type().at(&path)?;
-            if ft.is_dir() {
-                dirs.push(path);
-            } else if ft.is_file() {
-                let meta = entry.metadata().at(&path)?;
-                let rel = relative_bytes(path.strip_prefix(root).unwrap_or(&path));
-                let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-                out.push(SourceFile {
-                    source_ref: display_bytes(&rel),
-                    rel,
-                    size: meta.len(),
-                    change_sig: mtime_ns,
-                    ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-                    inode: meta.ino() as i64,
-                    time_ns: mtime_ns,
-                    path,
-                });
+            if ft.is_symlink() {
+                out.skipped
+                    .push(format!("{}: a symbolic link, not followed", show(&path)));
+                continue;
             }
+            if !ft.is_dir() && !ft.is_file() {
+                out.skipped.push(format!(
+                    "{}: not a regular file (FIFO, socket or device)",
+                    show(&path)
+                ));
+                continue;
+            }
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            if exclude
+                .as_ref()
+                .is_some_and(|g| g.matched(rel, ft.is_dir()).is_ignore())
+            {
+                out.excluded += 1;
+                continue;
+            }
+            let meta = entry.metadata().at(&path)?;
+            if ft.is_dir() {
+                if skip.contains(&(meta.dev(), meta.ino())) {
+                    out.skipped
+                        .push(format!("{}: the archive's own directory", show(&path)));
+                } else {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            if include
+                .as_ref()
+                .is_some_and(|g| !g.matched_path_or_any_parents(rel, false).is_ignore())
+            {
+                out.excluded += 1;
+                continue;
+            }
+            let rel = relative_bytes(rel);
+            let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+            out.files.push(SourceFile {
+                source_ref: display_bytes(&rel),
+                rel,
+                size: meta.len(),
+                change_sig: mtime_ns,
+                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                inode: meta.ino() as i64,
+                time_ns: mtime_ns,
+                path,
+            });
         }
     }
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.skipped.sort();
     Ok(out)
 }
 

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use crate::archive::error::{At, Result};
 
 pub use dicom::{Identified, identify, looks_like_dicom, read_identity};
-pub use filter::{Filter, parse_age};
-pub use folder::{SourceFile, join_bytes, relative_bytes, walk};
+pub use filter::{Filter, OlderThan, parse_age, parse_date_days};
+pub use folder::{SourceFile, Walk, WalkRules, join_bytes, relative_bytes, walk};
 
 /// Where objects come from.
 #[derive(Debug, Clone)]

@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::archive::catalog::Identity;
 use crate::archive::error::{ArchiveError, At, Result};
+use crate::archive::time::dicom_date_days;
 
 const PAGE: usize = 1000;
 
@@ -126,6 +128,41 @@ impl Orthanc {
             .enumerate()
             .fold(0i64, |acc, (i, b)| acc | (b as i64) << (8 * i));
         Ok(Some((size, sig)))
+    }
+
+    /// What a run's selection needs of an instance, without its file: the
+    /// identity tags (StudyDate, Modality, UIDs, PatientID) and the day
+    /// Orthanc received it (days since the epoch), for objects without a
+    /// StudyDate.
+    pub fn selection_tags(&self, id: &str) -> Result<(Identity, Option<i64>)> {
+        check_id(id)?;
+        let path = format!("/instances/{id}/simplified-tags");
+        let v: serde_json::Value = serde_json::from_str(&self.get_text(&path)?)
+            .map_err(|e| self.err(&format!("GET {path}"), e))?;
+        let tag = |k: &str| {
+            v[k].as_str()
+                .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let ids = Identity {
+            sop_uid: tag("SOPInstanceUID"),
+            study_uid: tag("StudyInstanceUID"),
+            series_uid: tag("SeriesInstanceUID"),
+            study_date: tag("StudyDate"),
+            modality: tag("Modality"),
+            patient_id: tag("PatientID"),
+        };
+        // "20261201T194300"; an old Orthanc may not keep it.
+        let url = format!("{}/instances/{id}/metadata/ReceptionDate", self.base);
+        let received = match self.agent.get(&url).call() {
+            Ok(mut r) => r
+                .body_mut()
+                .read_to_string()
+                .ok()
+                .and_then(|t| t.get(..8).and_then(dicom_date_days)),
+            Err(_) => None,
+        };
+        Ok((ids, received))
     }
 
     /// Downloads the instance's file, as stored, to `dest` (atomically).

@@ -31,6 +31,11 @@ pub trait Store: Send + Sync {
     fn list(&self) -> io::Result<Vec<String>>;
     /// Removes `name`. `Ok(false)`: there was no such object.
     fn delete(&self, name: &str) -> io::Result<bool>;
+    /// The directory of a local store (for a migrate to keep out of its
+    /// source); `None` for others.
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
     /// Removes temporary files left by a killed writer; only called while
     /// the archive lock is held. Returns how many.
     fn clean_partials(&self) -> io::Result<usize> {

@@ -74,6 +74,10 @@ impl LocalStore {
 }
 
 impl Store for LocalStore {
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
     fn label(&self) -> &str {
         &self.label
     }
