@@ -147,6 +147,8 @@ pub struct ObjectRow {
     pub split_id: Option<String>,
     pub state: String,
     pub attempts: i64,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
 }
 
 /// Where one share of a version is: its x, its store and its name there.
@@ -173,7 +175,7 @@ pub struct NewObject<'a> {
     pub ids: &'a Identity,
 }
 
-/// Which objects to restore or verify.
+/// Which objects to restore or verify: every given selector must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub all: bool,
@@ -183,6 +185,34 @@ pub struct Selection {
     /// StudyDate range, inclusive, YYYYMMDD (objects without one are left out).
     pub date_from: Option<String>,
     pub date_until: Option<String>,
+}
+
+impl Selection {
+    /// The selectors, for "nothing matched" (identifiers a person typed,
+    /// said back to that person only).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (what, v) in [
+            ("SOP Instance UID", &self.sop_uid),
+            ("Study Instance UID", &self.study_uid),
+            ("PatientID", &self.patient_id),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{what} {v}"));
+            }
+        }
+        match (&self.date_from, &self.date_until) {
+            (Some(a), Some(b)) => parts.push(format!("a StudyDate from {a} to {b}")),
+            (Some(a), None) => parts.push(format!("a StudyDate from {a}")),
+            (None, Some(b)) => parts.push(format!("a StudyDate until {b}")),
+            (None, None) => {}
+        }
+        if parts.is_empty() {
+            "been written yet".into()
+        } else {
+            parts.join(" and ")
+        }
+    }
 }
 
 /// The content and identity columns of a version, in the order of
@@ -241,7 +271,7 @@ pub fn private_file(path: &Path) -> Result<()> {
 
 const COLUMNS: &str = "id, source, path, source_ref, version, size, blake3, change_sig, ctime_ns, \
                        inode, kind, sop_uid, study_uid, series_uid, study_date, modality, \
-                       patient_id, split_id, state, attempts";
+                       patient_id, split_id, state, attempts, last_error";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
     Ok(ObjectRow {
@@ -267,6 +297,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
         split_id: r.get(17)?,
         state: r.get(18)?,
         attempts: r.get(19)?,
+        last_error: r.get(20)?,
     })
 }
 
@@ -514,14 +545,15 @@ impl Catalog {
                 "SELECT {COLUMNS} FROM objects o WHERE state IN ({STORED}) \
                  AND version = (SELECT MAX(version) FROM objects p WHERE p.source = o.source \
                  AND p.path = o.path AND p.state IN ({STORED})) \
-                 AND (?1 OR sop_uid = ?2 OR study_uid = ?3 OR patient_id = ?4) \
+                 AND (?1 OR ((?2 IS NULL OR sop_uid = ?2) AND (?3 IS NULL OR study_uid = ?3) \
+                 AND (?4 IS NULL OR patient_id = ?4))) \
                  AND (?5 IS NULL OR study_date >= ?5) AND (?6 IS NULL OR study_date <= ?6) \
                  ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;
-        // A date range alone selects every object in it.
-        let any = sel.all
-            || (sel.sop_uid.is_none() && sel.study_uid.is_none() && sel.patient_id.is_none());
+        // Selectors narrow each other; a date range alone selects every
+        // object in it.
+        let any = sel.all;
         stmt.query_map(
             params![
                 any,
@@ -710,6 +742,29 @@ impl Catalog {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Every share name the catalog places in `store` (any state: a pending
+    /// attempt's names are not orphans).
+    pub fn placement_names(&self, store: &str) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM placements WHERE store = ?1")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![store], |r| r.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Shares the catalog says are in `store`.
+    pub fn written_placements(&self, store: &str) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM placements WHERE store = ?1 AND written = 1",
+                params![store],
+                |r| r.get::<_, i64>(0).map(|n| n as u64),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Every store the placements name, with the number of object versions

@@ -48,6 +48,8 @@ pub enum ArchiveError {
         objects: u64,
         config: PathBuf,
     },
+    #[error("nothing matched: no archived object has {0}")]
+    NothingMatched(String),
     #[error("{0}")]
     Failed(String),
 }

@@ -23,6 +23,9 @@ use crate::stream::combine::{self, CombineOptions, CombineTarget};
 /// What a restore did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreReport {
+    /// Why the run could not be recorded in the audit log, if it could not
+    /// (the restore itself went ahead).
+    pub audit_error: Option<String>,
     pub restored: u64,
     pub already_present: u64,
     pub failed: u64,
@@ -149,8 +152,11 @@ impl Archive {
         } else {
             let cat = self.catalog()?;
             self.check_catalog_stores(&cat)?;
-            let rows = cat
-                .select(&opts.selection)?
+            let rows = cat.select(&opts.selection)?;
+            if rows.is_empty() {
+                return Err(ArchiveError::NothingMatched(opts.selection.describe()));
+            }
+            let rows = rows
                 .into_iter()
                 .map(|row| Ok((cat.placements(row.id)?, row)))
                 .collect::<Result<Vec<_>>>()?;
@@ -197,12 +203,13 @@ impl Archive {
             "pushed": report.pushed,
             "warnings": report.warnings.len(),
         });
-        match self.audit() {
-            Ok(log) => log.append(catalog.as_ref(), "restore", details)?,
-            // Disaster recovery without the site key still restores.
-            Err(e) => report
-                .warnings
-                .push(format!("this restore is not in the audit log: {e}")),
+        // The audit log never blocks a restore: the files are there; a log
+        // that cannot take the entry (damaged, no site key) is said loudly.
+        if let Err(e) = self
+            .audit()
+            .and_then(|log| log.append(catalog.as_ref(), "restore", details))
+        {
+            report.audit_error = Some(format!("this restore is not in the audit log: {e}"));
         }
         Ok(report)
     }
@@ -403,7 +410,8 @@ impl Archive {
     ) -> Result<()> {
         let fetched = tmp.join("fetched");
         std::fs::create_dir_all(&fetched).at(&fetched)?;
-        let mut groups: BTreeMap<[u8; 16], Vec<PathBuf>> = BTreeMap::new();
+        // (t from the shares' own headers, the shares fetched) per split.
+        let mut groups: BTreeMap<[u8; 16], (usize, Vec<PathBuf>)> = BTreeMap::new();
         for s in &self.stores {
             let names = match s.list() {
                 Ok(n) => n,
@@ -427,7 +435,12 @@ impl Archive {
                     }
                 }
                 match ShareSource::open(&dest) {
-                    Ok(src) => groups.entry(src.header.split_id).or_default().push(dest),
+                    Ok(src) => {
+                        let g = groups
+                            .entry(src.header.split_id)
+                            .or_insert((src.header.threshold.t(), Vec::new()));
+                        g.1.push(dest)
+                    }
                     Err(e) => {
                         report
                             .warnings
@@ -436,15 +449,42 @@ impl Archive {
                 }
             }
         }
-        let t = self.layout.threshold.t();
-        for (split_id, paths) in groups {
+        // With a catalog still there, the splits of versions that never
+        // finished (pending: an unfinished or failed migration) are told
+        // apart from objects that lost shares; without one they cannot be.
+        let unfinished: Option<std::collections::HashSet<String>> = self
+            .catalog()
+            .and_then(|cat| cat.in_state("pending"))
+            .ok()
+            .map(|rows| rows.into_iter().filter_map(|r| r.split_id).collect());
+        for (split_id, (t, paths)) in groups {
             let id = hex(&split_id);
             if paths.len() < t {
-                report.warnings.push(format!(
-                    "split {id}: only {} share(s) found, {t} needed; skipped (an unfinished \
-                     migration leaves such leftovers)",
+                let found = format!(
+                    "only {} share(s) found in the stores, {t} needed",
                     paths.len()
-                ));
+                );
+                match &unfinished {
+                    Some(pending) if pending.contains(&id) => report.warnings.push(format!(
+                        "split {id}: {found}: the leftover of a migration that did not finish \
+                         (the catalog has it pending); skipped"
+                    )),
+                    Some(_) => {
+                        report.failed += 1;
+                        report.failures.push(format!(
+                            "split {id}: {found}: this object cannot be rebuilt from the stores \
+                             that are left"
+                        ));
+                    }
+                    None => {
+                        report.failed += 1;
+                        report.failures.push(format!(
+                            "split {id}: {found}: this object cannot be rebuilt from the stores \
+                             that are left (or it is the leftover of a migration that did not \
+                             finish: without the catalog umbra cannot tell)"
+                        ));
+                    }
+                }
                 continue;
             }
             let combined = tmp.join(format!("combined-{id}"));

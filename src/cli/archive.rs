@@ -16,6 +16,7 @@ use umbra::archive::config::check_placement;
 use umbra::archive::migrate::{self, MigrateOptions};
 use umbra::archive::restore::RestoreOptions;
 use umbra::archive::source::{self, Filter, SourceSpec};
+use umbra::archive::verify::VerifyOptions;
 
 use super::Ui;
 
@@ -165,6 +166,10 @@ pub struct ArchiveRepairArgs {
     /// (rebuilds every object and regenerates every share to compare).
     #[arg(long)]
     deep: bool,
+    /// Also delete the share files in the stores that no catalog entry
+    /// references (verify reports them as orphans).
+    #[arg(long)]
+    orphans: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -392,6 +397,10 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     let backend = ui.backend(0)?;
     let report = archive.restore(&opts, backend.as_ref())?;
     print_problems(ui, &report.warnings, &report.failures);
+    if let Some(e) = &report.audit_error {
+        // Even with -q: the files are restored, the record of it is not.
+        eprintln!("umbra: WARNING: {e}");
+    }
     if a.json {
         print_json(&report)?;
     } else {
@@ -415,26 +424,28 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
 fn verify_common(
     ui: &Ui,
     loc: &Location,
-    deep: bool,
-    repair: bool,
-    sample: Option<f64>,
+    opts: VerifyOptions,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    let (deep, repair) = (opts.deep, opts.repair);
     let mut archive = open(loc)?;
     let backend = ui.backend(0)?;
-    let report = archive.verify(deep, repair, sample, backend.as_ref())?;
+    let report = archive.verify(opts, backend.as_ref())?;
     if json {
         print_json(&report)?;
     } else {
         println!(
-            "{:<16} {:>8} {:>8} {:>8} {:>12}",
-            "store", "present", "missing", "corrupt", "unreachable"
+            "{:<16} {:>8} {:>8} {:>8} {:>12} {:>8}",
+            "store", "present", "missing", "corrupt", "unreachable", "orphans"
         );
         for s in &report.stores {
             println!(
-                "{:<16} {:>8} {:>8} {:>8} {:>12}",
-                s.store, s.present, s.missing, s.corrupt, s.unreachable
+                "{:<16} {:>8} {:>8} {:>8} {:>12} {:>8}",
+                s.store, s.present, s.missing, s.corrupt, s.unreachable, s.orphans
             );
+        }
+        for n in &report.notes {
+            println!("note: {n}");
         }
         for r in &report.repaired_shares {
             println!("repaired: {r}");
@@ -443,8 +454,16 @@ fn verify_common(
             println!("problem: {p}");
         }
         ui.note(format!(
-            "{} object(s) checked{}{}, {} problem(s)",
+            "{} object(s) checked{}{}{}, {} problem(s)",
             report.objects,
+            if report.pending + report.degraded > 0 {
+                format!(
+                    " ({} degraded), {} pending",
+                    report.degraded, report.pending
+                )
+            } else {
+                String::new()
+            },
             if deep {
                 format!(", {} rebuilt and matched", report.rebuilt_ok)
             } else {
@@ -462,11 +481,22 @@ fn verify_common(
 }
 
 pub fn verify_cmd(ui: &Ui, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    verify_common(ui, &a.loc, a.deep, false, a.sample, a.json)
+    let opts = VerifyOptions {
+        deep: a.deep,
+        sample_percent: a.sample,
+        ..Default::default()
+    };
+    verify_common(ui, &a.loc, opts, a.json)
 }
 
 pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<ExitCode> {
-    verify_common(ui, &a.loc, a.deep, true, None, a.json)
+    let opts = VerifyOptions {
+        deep: a.deep,
+        repair: true,
+        orphans: a.orphans,
+        sample_percent: None,
+    };
+    verify_common(ui, &a.loc, opts, a.json)
 }
 
 pub fn audit_cmd(ui: &Ui, c: &AuditCmd) -> anyhow::Result<ExitCode> {

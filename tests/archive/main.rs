@@ -19,6 +19,7 @@ mod migrate;
 mod restore;
 mod setup;
 mod sources;
+mod verify;
 
 use common::*;
 use std::collections::BTreeMap;

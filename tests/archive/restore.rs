@@ -36,10 +36,44 @@ fn restore_by_patient_study_and_sop() {
     let o = f.restore(&out, &["--since", "20040101", "--until", "20041231"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(all_files(&out).len(), 4);
-    let out = f.root.join("by-patient-and-date");
-    let o = f.restore(&out, &["--patient", "4MR1", "--since", "20050101"]);
+    // Selectors narrow each other: a study and another study's patient
+    // match nothing, and nothing matched is an error, never "0 restored".
+    let out = f.root.join("by-study-and-patient");
+    let o = f.restore(
+        &out,
+        &[
+            "--study",
+            "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457",
+            "--patient",
+            "4MR1",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(all_files(&out).is_empty());
+    assert_eq!(all_files(&out).len(), 2);
+    for (what, args) in [
+        (
+            "study and another patient",
+            vec![
+                "--study",
+                "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457",
+                "--patient",
+                "1CT1",
+            ],
+        ),
+        (
+            "patient and date",
+            vec!["--patient", "4MR1", "--since", "2005-01-01"],
+        ),
+    ] {
+        let o = f.restore(&f.root.join("nothing"), &args);
+        assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("nothing matched"),
+            "{what}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!f.root.join("nothing").exists() || all_files(&f.root.join("nothing")).is_empty());
     let o = f.restore(&f.root.join("none"), &[]);
     assert!(!o.status.success());
     let o = f.restore(&f.root.join("none"), &["--since", "2004"]);
@@ -81,4 +115,41 @@ fn catalog_deleted_then_restore_without_catalog() {
     assert_eq!(contents(&out), expected);
     assert!(out.join("other/empty.bin").is_file());
     assert!(out.join("1CT1").is_dir());
+}
+
+/// Without the catalog and with fewer than t stores left, a split that has
+/// shares but too few is a named failure (exit 3), not "0 restored"; with
+/// the catalog still there, the leftover of a killed migration is told
+/// apart and only noted.
+#[test]
+fn without_catalog_too_few_shares_fail_and_leftovers_are_named() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    // A run killed with one store written: a leftover split, pending.
+    fs::write(f.src.join("late.txt"), pseudo_random(4000, 8)).unwrap();
+    let pause = f.root.join("pause");
+    let mut child = migrate_paused(&f, "put:1", 1, &pause);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--all", "--without-catalog"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the leftover of a migration that did not finish"),
+        "{}",
+        stderr(&o)
+    );
+    // Two stores of three lost: every split has one share.
+    fs::remove_dir_all(f.store(2)).unwrap();
+    fs::remove_dir_all(f.store(3)).unwrap();
+    let out = f.root.join("out-lost");
+    let o = f.restore(&out, &["--all", "--without-catalog", "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["failed"], SMALL_FILES as u64, "{r}");
+    assert!(
+        stderr(&o).contains("only 1 share(s) found in the stores, 2 needed"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -277,6 +277,7 @@ mod tests {
                 split_id: None,
                 state: "pending".into(),
                 attempts: 0,
+                last_error: None,
             })
             .collect()
     }
