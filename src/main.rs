@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("umbra: error: {e:#}");
-            ExitCode::FAILURE
+            cli::exit_code_of(&e)
         }
     }
 }

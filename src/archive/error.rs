@@ -33,8 +33,15 @@ pub enum ArchiveError {
     Core(#[from] crate::Error),
     #[error("{0}")]
     Unsupported(String),
-    #[error("{}: another umbra process holds the archive lock", show(path))]
-    Locked { path: PathBuf },
+    #[error(
+        "{}: another umbra process holds the archive lock{}",
+        show(path),
+        if waited.is_zero() { String::new() } else { format!(" (waited {} s; --retry-lock waits longer)", waited.as_secs()) }
+    )]
+    Locked {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
     #[error("operating system random source failed: {0}")]
     Random(String),
     #[error(

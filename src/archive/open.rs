@@ -32,6 +32,9 @@ pub struct Archive {
     /// without it (it reads names from the stores, not from the key).
     site_key: std::result::Result<SiteKey, String>,
     _lock: Option<File>,
+    /// How long [`Archive::lock`] waits for another writer to finish
+    /// (`--retry-lock`; default: not at all).
+    pub lock_wait: std::time::Duration,
 }
 
 /// Creates a new archive in `dir` (config, empty catalog, site key, stores).
@@ -67,6 +70,7 @@ impl Archive {
             stores,
             site_key,
             _lock: None,
+            lock_wait: std::time::Duration::ZERO,
         })
     }
 
@@ -80,10 +84,21 @@ impl Archive {
             .write(true)
             .open(&path)
             .at(&path)?;
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(ArchiveError::Locked { path }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
+        let deadline = std::time::Instant::now() + self.lock_wait;
+        loop {
+            match f.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(ArchiveError::Locked {
+                            path,
+                            waited: self.lock_wait,
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
+            }
         }
         self._lock = Some(f);
         // Only what this code creates there (tempfile's `.tmp*` directories),

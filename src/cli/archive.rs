@@ -16,6 +16,7 @@ use umbra::archive::config::check_placement;
 use umbra::archive::migrate::{self, MigrateOptions};
 use umbra::archive::restore::RestoreOptions;
 use umbra::archive::source::{self, Filter, SourceSpec};
+use umbra::archive::time::rfc3339;
 use umbra::archive::verify::VerifyOptions;
 
 use super::Ui;
@@ -31,6 +32,10 @@ pub struct Location {
         value_name = "DIR"
     )]
     dir: PathBuf,
+    /// If another umbra process holds the archive's lock, wait this long
+    /// for it (30s, 10m, 2h) before giving up with exit status 11.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    retry_lock: Option<std::time::Duration>,
 }
 
 #[derive(Args)]
@@ -209,8 +214,25 @@ fn parse_date(s: &str) -> Result<String, String> {
 }
 
 fn open(loc: &Location) -> anyhow::Result<Archive> {
-    Archive::open(&loc.dir)
-        .with_context(|| format!("cannot open the archive in {}", loc.dir.display()))
+    let mut archive = Archive::open(&loc.dir)
+        .with_context(|| format!("cannot open the archive in {}", loc.dir.display()))?;
+    archive.lock_wait = loc.retry_lock.unwrap_or_default();
+    Ok(archive)
+}
+
+/// `--retry-lock`: a number and a unit, `30s`, `10m`, `2h`.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: give a number and a unit, e.g. 30s, 10m, 2h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3_600,
+        _ => return Err(format!("{s:?}: the unit is s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// A run's warnings (notes, silenced by -q) and failures (always shown).
@@ -223,8 +245,24 @@ fn print_problems(ui: &Ui, warnings: &[String], failures: &[String]) {
     }
 }
 
+/// The run's report as one JSON object on one line (for cron and log
+/// collectors), with when the run started and ended and how long it took
+/// (docs/ARCHIVE.md, "JSON reports").
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    let mut value = serde_json::to_value(v)?;
+    if let serde_json::Value::Object(map) = &mut value {
+        let (started, at) = super::ui::started();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        map.insert("started_at".into(), rfc3339(started).into());
+        map.insert("finished_at".into(), rfc3339(now).into());
+        map.insert(
+            "duration_seconds".into(),
+            ((at.elapsed().as_secs_f64() * 1000.0).round() / 1000.0).into(),
+        );
+    }
+    println!("{}", serde_json::to_string(&value)?);
     Ok(())
 }
 

@@ -31,6 +31,33 @@ pub(crate) fn auto_gpu_min_bytes() -> u64 {
         .unwrap_or(AUTO_GPU_MIN_BYTES)
 }
 
+/// Opens a GPU with the driver's own stderr lines silenced (Mesa prints
+/// "XDG_RUNTIME_DIR is invalid" whenever a Vulkan instance is made, which a
+/// cron job must not see); umbra's own messages about the outcome still
+/// go out. Nothing else runs while a backend is chosen.
+pub(crate) fn open_gpu(choice: AdapterChoice) -> Result<GpuBackend, umbra::gpu::GpuError> {
+    #[cfg(target_os = "linux")]
+    {
+        let saved = rustix::io::dup(rustix::stdio::stderr()).ok();
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .ok();
+        if let (Some(_), Some(null)) = (&saved, &null) {
+            let _ = rustix::stdio::dup2_stderr(null);
+        }
+        let gpu = GpuBackend::new(choice);
+        if let Some(saved) = saved {
+            let _ = rustix::stdio::dup2_stderr(&saved);
+        }
+        gpu
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        GpuBackend::new(choice)
+    }
+}
+
 impl Ui {
     /// The backend for a job of `job_bytes`, per --backend and --cross-check.
     pub(crate) fn backend(&self, job_bytes: u64) -> anyhow::Result<Box<dyn Backend>> {
@@ -39,11 +66,11 @@ impl Ui {
         let (primary, on_gpu): (Box<dyn Backend>, bool) = match self.backend {
             BackendChoice::Cpu => (cpu()?, false),
             BackendChoice::Gpu => {
-                let gpu = GpuBackend::new(AdapterChoice::Any).context("--backend gpu")?;
+                let gpu = open_gpu(AdapterChoice::Any).context("--backend gpu")?;
                 (Box::new(gpu), true)
             }
             BackendChoice::Auto if job_bytes < auto_gpu_min_bytes() => (cpu()?, false),
-            BackendChoice::Auto => match GpuBackend::new(AdapterChoice::HardwareOnly) {
+            BackendChoice::Auto => match open_gpu(AdapterChoice::HardwareOnly) {
                 // A GPU that fails mid-job hands its work to the CPU.
                 Ok(gpu) => {
                     let quiet = self.quiet;
@@ -74,7 +101,7 @@ impl Ui {
         let second: Box<dyn Backend> = if on_gpu {
             cpu()?
         } else {
-            match GpuBackend::new(AdapterChoice::Any) {
+            match open_gpu(AdapterChoice::Any) {
                 Ok(gpu) => Box::new(gpu),
                 Err(e) => {
                     self.note(format!(

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use umbra::engine::{Backend, CpuBackend};
-use umbra::gpu::{AdapterChoice, GpuBackend};
+use umbra::gpu::AdapterChoice;
 use umbra::kernel::Level;
 use umbra::sharing::Threshold;
 use umbra::tools::bench::{self, BenchConfig, SIZES};
@@ -75,8 +75,10 @@ pub(crate) fn bench_cmd(ui: &Ui, a: &BenchArgs) -> anyhow::Result<ExitCode> {
     // auto, when there is a hardware GPU).
     let gpu = match ui.backend {
         BackendChoice::Cpu => None,
-        BackendChoice::Gpu => Some(GpuBackend::new(AdapterChoice::Any).context("--backend gpu")?),
-        BackendChoice::Auto => GpuBackend::new(AdapterChoice::HardwareOnly).ok(),
+        BackendChoice::Gpu => {
+            Some(super::backend::open_gpu(AdapterChoice::Any).context("--backend gpu")?)
+        }
+        BackendChoice::Auto => super::backend::open_gpu(AdapterChoice::HardwareOnly).ok(),
     };
     if let Some(g) = &gpu {
         ui.note(format!("GPU: {}", g.describe()));

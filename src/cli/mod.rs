@@ -104,7 +104,26 @@ enum Command {
     Audit(archive::AuditCmd),
 }
 
+/// Exit status 11: another umbra process holds the archive's lock.
+pub const EXIT_LOCKED: u8 = 11;
+
+/// The exit status of a fatal error: 11 for a held lock, else 1.
+pub fn exit_code_of(e: &anyhow::Error) -> ExitCode {
+    let locked = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<umbra::archive::ArchiveError>(),
+            Some(umbra::archive::ArchiveError::Locked { .. })
+        )
+    });
+    if locked {
+        ExitCode::from(EXIT_LOCKED)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 pub fn run() -> anyhow::Result<ExitCode> {
+    ui::started();
     let cli = Cli::parse();
     if let Some(threads) = cli.threads {
         rayon::ThreadPoolBuilder::new()

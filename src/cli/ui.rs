@@ -20,6 +20,18 @@ pub(crate) fn progress_min_bytes() -> u64 {
         .unwrap_or(PROGRESS_MIN_BYTES)
 }
 
+static STARTED: std::sync::OnceLock<(i64, std::time::Instant)> = std::sync::OnceLock::new();
+
+/// When this run started: Unix seconds, and the instant to time it from.
+pub(crate) fn started() -> (i64, std::time::Instant) {
+    *STARTED.get_or_init(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        (secs, std::time::Instant::now())
+    })
+}
+
 pub(crate) struct Ui {
     pub(crate) quiet: bool,
     pub(crate) verbose: bool,

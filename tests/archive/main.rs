@@ -14,6 +14,7 @@
 mod common;
 
 mod audit;
+mod cron;
 mod faults;
 mod migrate;
 mod restore;
