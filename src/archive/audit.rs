@@ -3,7 +3,11 @@
 //! the chain. The MAC key is derived from the site key, so nobody without it
 //! can forge a fresh chain. Truncation at a line boundary keeps a valid
 //! chain, so the catalog also records the last sequence number and MAC (the
-//! head); a log that ends before the head is reported as truncated.
+//! head); a log that ends before the head, or is missing while the catalog
+//! has a head, is reported, and nothing is appended to it until `umbra audit
+//! restart` sets it aside and starts a new chain that records the break. The
+//! catalog also keeps a fingerprint of the audit key, so that a wrong site
+//! key is named as such, not as tampering.
 //!
 //! Line format: `{"mac":"<64 hex>","entry":{...}}`; the MAC is keyed BLAKE3
 //! over the previous line's MAC (hex, or 64 zeros for the first) and the exact
@@ -19,6 +23,7 @@ use super::error::{ArchiveError, At, Result};
 use super::time::now_secs;
 
 const HEAD_KEY: &str = "audit_head";
+const KEY_ID: &str = "audit_key_id";
 const ZERO_MAC: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const LINE_START: &str = "{\"mac\":\"";
 const ENTRY_KEY: &str = "\",\"entry\":";
@@ -33,6 +38,14 @@ pub struct AuditLog {
 struct Line {
     seq: u64,
     mac: String,
+}
+
+/// A fingerprint of the audit key, safe to keep in the catalog: it tells a
+/// wrong site key from a damaged log.
+fn key_id(key: &[u8; 32]) -> String {
+    let mut h = blake3::Hasher::new_derive_key("umbra audit key fingerprint v1");
+    h.update(key);
+    h.finalize().to_hex()[..16].to_string()
 }
 
 fn mac(key: &[u8; 32], prev: &str, entry: &str) -> String {
@@ -112,6 +125,8 @@ impl AuditLog {
     /// Appends one entry and records the new head in the catalog. The log
     /// stays locked from reading its last line to writing the new one, so
     /// concurrent commands (a restore during a migrate) never fork the chain.
+    /// A log that does not match the catalog (missing, cut short, rewritten,
+    /// or of another site key) is refused: see [`AuditLog::restart`].
     pub fn append(&self, catalog: Option<&Catalog>, action: &str, details: Value) -> Result<()> {
         // 0600 like the catalog: the log names no patient, but what was
         // done when is the hospital's business.
@@ -121,7 +136,19 @@ impl AuditLog {
             .open(&self.path)
             .at(&self.path)?;
         f.lock().at(&self.path)?;
-        let chain = self.read_chain()?;
+        let chain = self.checked(catalog)?;
+        self.write_entry(&mut f, catalog, &chain, action, details)?;
+        f.unlock().at(&self.path)
+    }
+
+    fn write_entry(
+        &self,
+        f: &mut std::fs::File,
+        catalog: Option<&Catalog>,
+        chain: &[Line],
+        action: &str,
+        details: Value,
+    ) -> Result<()> {
         let (seq, prev) = chain
             .last()
             .map_or((1, ZERO_MAC.to_string()), |l| (l.seq + 1, l.mac.clone()));
@@ -139,17 +166,45 @@ impl AuditLog {
         f.sync_all().at(&self.path)?;
         if let Some(c) = catalog {
             c.set_meta(HEAD_KEY, &format!("{seq} {m}"))?;
+            c.set_meta(KEY_ID, &key_id(&self.key))?;
         }
-        f.unlock().at(&self.path)
+        Ok(())
     }
 
     /// Checks the chain, and against the catalog's head when there is one.
     /// Returns the number of lines.
     pub fn verify(&self, catalog: Option<&Catalog>) -> Result<u64> {
-        let chain = self.read_chain()?;
+        Ok(self.checked(catalog)?.len() as u64)
+    }
+
+    /// The chain, checked line by line and against the catalog: its key
+    /// fingerprint (a wrong site key is named as such) and its head (a log
+    /// missing, cut short or rewritten since).
+    fn checked(&self, catalog: Option<&Catalog>) -> Result<Vec<Line>> {
         if let Some(c) = catalog
-            && let Some(head) = c.get_meta(HEAD_KEY)?
+            && let Some(id) = c.get_meta(KEY_ID)?
+            && id != key_id(&self.key)
         {
+            return Err(ArchiveError::Failed(format!(
+                "wrong site key: it is not the key this archive's audit log was made with \
+                 (fingerprint {}, the catalog records {id}); use the archive's own site.key",
+                key_id(&self.key)
+            )));
+        }
+        let head = match catalog {
+            Some(c) => c.get_meta(HEAD_KEY)?,
+            None => None,
+        };
+        if head.is_some() && !self.path.exists() {
+            return Err(ArchiveError::Failed(format!(
+                "audit log {} is missing, but the catalog records entries in it (it was \
+                 deleted or moved); `umbra audit restart` starts a new log that records the \
+                 break",
+                self.path.display()
+            )));
+        }
+        let chain = self.read_chain()?;
+        if let Some(head) = head {
             let (seq, m) = head
                 .split_once(' ')
                 .and_then(|(s, m)| Some((s.parse::<u64>().ok()?, m)))
@@ -173,7 +228,37 @@ impl AuditLog {
                 }
             }
         }
-        Ok(chain.len() as u64)
+        Ok(chain)
+    }
+
+    /// After a break (the log missing, damaged, cut short): sets the old
+    /// file aside (`audit.log.broken-TIME`) and starts a new chain whose
+    /// first entry records the break, the catalog's last head and `why`.
+    /// Returns where the old log went, if there was one.
+    pub fn restart(&self, catalog: &Catalog, why: &str) -> Result<Option<PathBuf>> {
+        let set_aside = if self.path.exists() {
+            let mut name = self.path.as_os_str().to_os_string();
+            name.push(format!(".broken-{}", now_secs()));
+            let to = PathBuf::from(name);
+            std::fs::rename(&self.path, &to).at(&self.path)?;
+            Some(to)
+        } else {
+            None
+        };
+        super::catalog::private_file(&self.path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .at(&self.path)?;
+        f.lock().at(&self.path)?;
+        let details = json!({
+            "reason": why,
+            "previous_head": catalog.get_meta(HEAD_KEY)?,
+            "set_aside": set_aside.as_ref().map(|p| p.display().to_string()),
+        });
+        self.write_entry(&mut f, Some(catalog), &[], "restart", details)?;
+        f.unlock().at(&self.path)?;
+        Ok(set_aside)
     }
 }
 
@@ -227,5 +312,18 @@ mod tests {
         let other = AuditLog::new(&path, [8; 32]);
         std::fs::write(&path, &text).unwrap();
         assert!(other.verify(None).is_err());
+        let e = other.verify(Some(&cat)).unwrap_err().to_string();
+        assert!(e.contains("wrong site key"), "{e}");
+
+        // Deleted: noticed, and not hidden by the next append.
+        std::fs::remove_file(&path).unwrap();
+        let e = log.verify(Some(&cat)).unwrap_err().to_string();
+        assert!(e.contains("is missing"), "{e}");
+        assert!(log.append(Some(&cat), "migrate", json!({})).is_err());
+        assert!(log.verify(Some(&cat)).is_err(), "still not hidden");
+        // A restart records the break and the log goes on from there.
+        log.restart(&cat, "deleted").unwrap();
+        log.append(Some(&cat), "migrate", json!({})).unwrap();
+        assert_eq!(log.verify(Some(&cat)).unwrap(), 2);
     }
 }

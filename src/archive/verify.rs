@@ -147,23 +147,30 @@ impl Archive {
             ));
         }
         let action = if opts.repair { "repair" } else { "verify" };
-        self.audit()?.append(
-            Some(&cat),
-            action,
-            json!({
-                "deep": opts.deep,
-                "sample_percent": opts.sample_percent,
-                "objects": report.objects,
-                "stores": report.stores,
-                "rebuilt_ok": report.rebuilt_ok,
-                "at_risk": report.at_risk,
-                "pending": report.pending,
-                "degraded": report.degraded,
-                "repaired": report.repaired,
-                "orphans_removed": report.orphans_removed,
-                "problems": report.problems.len(),
-            }),
-        )?;
+        let entry = self.audit().and_then(|log| {
+            log.append(
+                Some(&cat),
+                action,
+                json!({
+                    "deep": opts.deep,
+                    "sample_percent": opts.sample_percent,
+                    "objects": report.objects,
+                    "stores": report.stores,
+                    "rebuilt_ok": report.rebuilt_ok,
+                    "at_risk": report.at_risk,
+                    "pending": report.pending,
+                    "degraded": report.degraded,
+                    "repaired": report.repaired,
+                    "orphans_removed": report.orphans_removed,
+                    "problems": report.problems.len(),
+                }),
+            )
+        });
+        if let Err(e) = entry {
+            report
+                .problems
+                .push(format!("this run is not in the audit log: {e}"));
+        }
         Ok(report)
     }
 
@@ -441,6 +448,14 @@ impl Archive {
     pub fn audit_verify(&self) -> Result<u64> {
         let cat = self.catalog().ok();
         self.audit()?.verify(cat.as_ref())
+    }
+
+    /// `umbra audit restart`: a new audit log after a break, the old one
+    /// set aside; returns where it went.
+    pub fn audit_restart(&mut self, why: &str) -> Result<Option<PathBuf>> {
+        self.lock()?;
+        let cat = self.catalog()?;
+        self.audit()?.restart(&cat, why)
     }
 }
 

@@ -186,6 +186,18 @@ pub enum AuditCmd {
     Verify {
         #[command(flatten)]
         loc: Location,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// After a break (the log deleted, damaged or cut short): set it aside
+    /// and start a new log whose first entry records the break.
+    Restart {
+        #[command(flatten)]
+        loc: Location,
+        /// Why, for the record (e.g. "restored from backup").
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
     },
 }
 
@@ -358,6 +370,9 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     for d in &report.degraded_objects {
         eprintln!("umbra: degraded: {d}");
     }
+    if let Some(e) = &report.audit_error {
+        eprintln!("umbra: WARNING: {e}");
+    }
     for s in &report.skipped {
         ui.note(format!("skipped {s}"));
     }
@@ -384,7 +399,9 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
             report.vanished
         ));
     }
-    Ok(exit(report.failed == 0 && report.degraded == 0))
+    Ok(exit(
+        report.failed == 0 && report.degraded == 0 && report.audit_error.is_none(),
+    ))
 }
 
 pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
@@ -538,11 +555,28 @@ pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<Exit
 }
 
 pub fn audit_cmd(ui: &Ui, c: &AuditCmd) -> anyhow::Result<ExitCode> {
-    let AuditCmd::Verify { loc } = c;
-    let archive = open(loc)?;
-    let lines = archive.audit_verify()?;
-    ui.note(format!(
-        "audit log intact: {lines} entries, chain and head hold"
-    ));
+    match c {
+        AuditCmd::Verify { loc, json } => {
+            let archive = open(loc)?;
+            let lines = archive.audit_verify()?;
+            if *json {
+                print_json(&serde_json::json!({ "intact": true, "entries": lines }))?;
+            } else {
+                ui.note(format!(
+                    "audit log intact: {lines} entries, chain and head hold"
+                ));
+            }
+        }
+        AuditCmd::Restart { loc, reason } => {
+            let mut archive = open(loc)?;
+            match archive.audit_restart(reason)? {
+                Some(old) => ui.note(format!(
+                    "new audit log started; the old one is kept as {}",
+                    old.display()
+                )),
+                None => ui.note("new audit log started (there was none)"),
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -168,19 +168,26 @@ impl Archive {
             report.degraded_objects.extend(still);
         }
         self.clean_cache(&cat, &opts.source, &source)?;
-        self.audit()?.append(
-            Some(&cat),
-            "migrate",
-            json!({
-                "scanned": report.scanned,
-                "new_versions": report.new_versions,
-                "written": report.written,
-                "bytes_written": report.bytes_written,
-                "degraded": report.degraded,
-                "completed": report.completed,
-                "failed": report.failed,
-            }),
-        )?;
+        let entry = self.audit().and_then(|log| {
+            log.append(
+                Some(&cat),
+                "migrate",
+                json!({
+                    "scanned": report.scanned,
+                    "new_versions": report.new_versions,
+                    "written": report.written,
+                    "bytes_written": report.bytes_written,
+                    "degraded": report.degraded,
+                    "completed": report.completed,
+                    "failed": report.failed,
+                }),
+            )
+        });
+        // The shares are written either way: a log that cannot take the
+        // entry is reported, never a reason to stop protecting objects.
+        report.audit_error = entry
+            .err()
+            .map(|e| format!("this run is not in the audit log: {e}"));
         Ok(report)
     }
 

@@ -66,6 +66,8 @@ pub struct MigrateReport {
     pub failures: Vec<String>,
     /// Each vanished version's path.
     pub vanished_objects: Vec<String>,
+    /// Why the run could not be recorded in the audit log, if it could not.
+    pub audit_error: Option<String>,
     /// Each degraded version, with what is missing.
     pub degraded_objects: Vec<String>,
 }
