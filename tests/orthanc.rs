@@ -17,6 +17,8 @@ use common::*;
 struct Server {
     child: Child,
     base: String,
+    /// The Authorization header for an Orthanc that asks for one.
+    auth: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -44,6 +46,12 @@ fn agent() -> ureq::Agent {
 }
 
 fn start_orthanc() -> Server {
+    start_orthanc_with(None)
+}
+
+/// With `user`, Orthanc asks for HTTP basic authentication as that
+/// (name, password); the test's own requests send it.
+fn start_orthanc_with(user: Option<(&str, &str)>) -> Server {
     let bin = orthanc_binary();
     let dir = tempfile::tempdir().unwrap();
     let (http, dicom) = (free_port(), free_port());
@@ -56,7 +64,8 @@ fn start_orthanc() -> Server {
         "HttpPort": http,
         "DicomPort": dicom,
         "RemoteAccessAllowed": false,
-        "AuthenticationEnabled": false,
+        "AuthenticationEnabled": user.is_some(),
+        "RegisteredUsers": user.map(|(u, p)| serde_json::json!({ u: p })).unwrap_or(serde_json::json!({})),
     });
     fs::write(&config, json.to_string()).unwrap();
     let child = Command::new(&bin)
@@ -72,15 +81,18 @@ fn start_orthanc() -> Server {
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{http}"),
+        auth: user.map(|(u, p)| {
+            use base64::Engine as _;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        }),
         _dir: dir,
     };
     let start = Instant::now();
     loop {
-        if agent()
-            .get(&format!("{}/system", server.base))
-            .call()
-            .is_ok()
-        {
+        if server.get("/system").call().is_ok() {
             return server;
         }
         assert!(
@@ -93,17 +105,27 @@ fn start_orthanc() -> Server {
 }
 
 impl Server {
+    fn get(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let r = agent().get(&format!("{}{path}", self.base));
+        match &self.auth {
+            Some(a) => r.header("Authorization", a),
+            None => r,
+        }
+    }
+
     fn upload(&self, file: &Path) {
         let bytes = fs::read(file).unwrap();
-        agent()
-            .post(&format!("{}/instances", self.base))
-            .send(&bytes[..])
-            .unwrap();
+        let r = agent().post(&format!("{}/instances", self.base));
+        let r = match &self.auth {
+            Some(a) => r.header("Authorization", a),
+            None => r,
+        };
+        r.send(&bytes[..]).unwrap();
     }
 
     fn ids(&self) -> Vec<String> {
-        let text = agent()
-            .get(&format!("{}/instances", self.base))
+        let text = self
+            .get("/instances")
             .call()
             .unwrap()
             .body_mut()
@@ -116,10 +138,7 @@ impl Server {
         self.ids()
             .iter()
             .map(|id| {
-                let mut r = agent()
-                    .get(&format!("{}/instances/{id}/file", self.base))
-                    .call()
-                    .unwrap();
+                let mut r = self.get(&format!("/instances/{id}/file")).call().unwrap();
                 let bytes = r
                     .body_mut()
                     .with_config()
@@ -338,4 +357,149 @@ fn instances_left_out_by_the_selection_are_archived_when_they_qualify() {
     let o = um(&arc, &["restore", "--all", "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(hashes_of(&files_under(&out)), server.file_hashes());
+}
+
+/// An Orthanc that asks for a password: taken from the environment or a
+/// 0600 file umbra.toml names (or, with a warning, the URL), and never
+/// written anywhere umbra writes: catalog, audit log, messages.
+#[test]
+fn credentials_come_from_the_environment_or_a_private_file_and_are_never_stored() {
+    let server = start_orthanc_with(Some(("alice", "s3cret-pw")));
+    server.upload(&repo_file("datasets/dicom/CT_small.dcm"));
+    let dir = tempfile::tempdir().unwrap();
+    let arc = dir.path().join("arc");
+    init_archive(&arc, 2, 3, None);
+    let source = format!("orthanc+{}", server.base);
+    let migrate = |env: &[(&str, &dyn AsRef<std::ffi::OsStr>)], src: &str| {
+        umbra_at(
+            &arc,
+            &["migrate", "--source", src, "--full-scan", "--json"],
+            env,
+        )
+    };
+    let o = migrate(&[], &source);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("HTTP 401") && stderr(&o).contains("UMBRA_ORTHANC_USER"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = migrate(
+        &[
+            ("UMBRA_ORTHANC_USER", &"alice"),
+            ("UMBRA_ORTHANC_PASSWORD", &"s3cret-pw"),
+        ],
+        &source,
+    );
+    assert_eq!(json(&o)["written"], 1);
+
+    let in_url = source.replace("http://", "http://alice:s3cret-pw@");
+    let o = migrate(&[], &in_url);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("visible to other users"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("s3cret"), "{}", stderr(&o));
+
+    // A credentials file: refused while others can read it.
+    let creds = arc.join("orthanc.secret");
+    fs::write(&creds, "alice:s3cret-pw\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg = arc.join("umbra.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        format!("orthanc_credentials = \"orthanc.secret\"\n{text}"),
+    )
+    .unwrap();
+    let o = migrate(&[], &source);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("chmod 600"), "{}", stderr(&o));
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(migrate(&[], &source).status.success());
+
+    for file in ["catalog.sqlite", "audit.log", "umbra.toml"] {
+        let bytes = fs::read(arc.join(file)).unwrap();
+        assert!(
+            !bytes.windows(9).any(|w| w == b"s3cret-pw"),
+            "{file} holds the password"
+        );
+    }
+}
+
+/// restore --to: an Orthanc that is down stops it before anything is
+/// restored; only DICOM is pushed (the rest is named, and kept with -o);
+/// a refused push quotes Orthanc's answer.
+#[test]
+fn restore_to_orthanc_checks_first_and_pushes_dicom_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dicom_source(&dir.path().join("src"), &["CT_small.dcm", "MR_small.dcm"]);
+    fs::write(src.join("notes.txt"), b"not DICOM").unwrap();
+    let mut bad = vec![0u8; 128];
+    bad.extend_from_slice(b"DICM");
+    bad.extend_from_slice(&pseudo_random(300, 9));
+    fs::write(src.join("garbage.dcm"), bad).unwrap();
+    let arc = dir.path().join("arc");
+    init_archive(&arc, 2, 3, None);
+    assert!(
+        um(&arc, &["migrate", "--source", src.to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    let gone = format!("orthanc+http://127.0.0.1:{}", free_port());
+    let out = dir.path().join("out-down");
+    let o = um(
+        &arc,
+        &[
+            "restore",
+            "--all",
+            "--to",
+            &gone,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("GET /system"), "{}", stderr(&o));
+    assert!(
+        !out.exists() || files_under(&out).is_empty(),
+        "nothing restored"
+    );
+
+    let server = start_orthanc();
+    let to = format!("orthanc+{}", server.base);
+    let out = dir.path().join("out");
+    let o = um(
+        &arc,
+        &[
+            "restore",
+            "--all",
+            "--to",
+            &to,
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the garbage file is refused: {}",
+        stderr(&o)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["pushed"], 2, "{r}");
+    assert_eq!(r["not_pushed"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        stderr(&o).contains("not DICOM, not pushed to Orthanc"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("Orthanc says"), "{}", stderr(&o));
+    assert_eq!(server.ids().len(), 2);
 }

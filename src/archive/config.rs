@@ -47,6 +47,12 @@ pub struct Config {
     /// they are back): t + 1 by default (one loss to spare), never below t.
     #[serde(default)]
     pub write_quorum: Option<usize>,
+    /// A file holding `user:password` for an Orthanc that asks for them
+    /// (relative to the archive; it must be 0600). UMBRA_ORTHANC_USER and
+    /// UMBRA_ORTHANC_PASSWORD in the environment come first. Never the
+    /// password itself in umbra.toml.
+    #[serde(default)]
+    pub orthanc_credentials: Option<PathBuf>,
     #[serde(rename = "store", default)]
     pub stores: Vec<StoreConfig>,
 }
@@ -429,6 +435,7 @@ mod tests {
             audit_log: default_audit_log(),
             staging: default_staging(),
             write_quorum: None,
+            orthanc_credentials: None,
             stores: per_store
                 .iter()
                 .enumerate()
@@ -482,6 +489,7 @@ mod tests {
             audit_log: default_audit_log(),
             staging: default_staging(),
             write_quorum: None,
+            orthanc_credentials: None,
             stores: stores
                 .into_iter()
                 .enumerate()

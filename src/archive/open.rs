@@ -2,12 +2,14 @@
 //! audit log, and the lock that lets one writer at a time change it.
 
 use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::audit::AuditLog;
 use crate::archive::catalog::Catalog;
 use crate::archive::config::{self, Config, Layout, SiteKey};
 use crate::archive::error::{ArchiveError, At, Result};
+use crate::archive::source::orthanc::{Credentials, Orthanc};
 use crate::archive::store::{self, Store};
 use crate::engine::Backend;
 use crate::sharing::SplitPlan;
@@ -175,6 +177,47 @@ impl Archive {
             }
         }
         Ok(())
+    }
+
+    /// The Orthanc at `url`, with credentials from the environment
+    /// (UMBRA_ORTHANC_USER, UMBRA_ORTHANC_PASSWORD), else the 0600 file
+    /// umbra.toml names (`orthanc_credentials`), else the URL's own.
+    pub fn orthanc(&self, url: &str) -> Result<Orthanc> {
+        if let Ok(user) = std::env::var("UMBRA_ORTHANC_USER") {
+            let password = zeroize::Zeroizing::new(
+                std::env::var("UMBRA_ORTHANC_PASSWORD").unwrap_or_default(),
+            );
+            return Ok(Orthanc::new(url, Some(Credentials { user, password })));
+        }
+        let Some(file) = &self.config.orthanc_credentials else {
+            return Ok(Orthanc::new(url, None));
+        };
+        let path = self.dir.join(file);
+        let mode = std::fs::metadata(&path).at(&path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(ArchiveError::Config {
+                path,
+                reason: format!(
+                    "holds a password but is readable by others (mode {:o}): chmod 600 it",
+                    mode & 0o777
+                ),
+            });
+        }
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).at(&path)?);
+        let line = text.lines().next().unwrap_or_default();
+        let Some((user, password)) = line.split_once(':') else {
+            return Err(ArchiveError::Config {
+                path,
+                reason: "expected one line user:password".into(),
+            });
+        };
+        Ok(Orthanc::new(
+            url,
+            Some(Credentials {
+                user: user.to_string(),
+                password: zeroize::Zeroizing::new(password.to_string()),
+            }),
+        ))
     }
 
     pub(crate) fn plan(&self) -> Result<SplitPlan> {

@@ -12,7 +12,7 @@ use crate::archive::catalog::{Identity, ObjectRow, Placement, Selection};
 use crate::archive::check::{ShareState, describe};
 use crate::archive::error::{ArchiveError, At, Result};
 use crate::archive::open::Archive;
-use crate::archive::source::orthanc::Orthanc;
+use crate::archive::source::looks_like_dicom;
 use crate::archive::source::{self};
 use crate::archive::util::{hash_file, parallel_map};
 use crate::engine::Backend;
@@ -33,6 +33,8 @@ pub struct RestoreReport {
     pub files: Vec<PathBuf>,
     /// Files stored into Orthanc (with --to).
     pub pushed: u64,
+    /// With --to: restored files that are not DICOM, so not pushed.
+    pub not_pushed: Vec<PathBuf>,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
 }
@@ -140,6 +142,16 @@ pub(crate) fn join_placed(
 impl Archive {
     /// Rebuilds the selected objects (or, without the catalog, every split found in the stores) into `opts.out`.
     pub fn restore(&self, opts: &RestoreOptions, backend: &dyn Backend) -> Result<RestoreReport> {
+        // A PACS to push into is asked first: with it down (or refusing the
+        // credentials) nothing is restored for nothing.
+        let orthanc = match &opts.push_to {
+            Some(url) => {
+                let o = self.orthanc(url)?;
+                o.check()?;
+                Some(o)
+            }
+            None => None,
+        };
         std::fs::create_dir_all(&opts.out).at(&opts.out)?;
         let tmp = tempfile::Builder::new()
             .prefix(".umbra-restore-")
@@ -182,9 +194,14 @@ impl Archive {
             crate::output::sync_paths(&[opts.out.as_path()]).at(&opts.out)?;
             Some(cat)
         };
-        if let Some(url) = &opts.push_to {
-            let orthanc = Orthanc::new(url);
+        if let Some(orthanc) = &orthanc {
             for f in &report.files {
+                // Orthanc takes DICOM only: the others stay where -o put
+                // them, and are listed.
+                if !looks_like_dicom(f).unwrap_or(false) {
+                    report.not_pushed.push(f.clone());
+                    continue;
+                }
                 match orthanc.upload(f) {
                     Ok(_) => report.pushed += 1,
                     Err(e) => {

@@ -322,7 +322,19 @@ pub fn config_cmd(c: &ConfigCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A password in a URL is seen by every user through the process list.
+fn warn_password_in_url(ui: &Ui, url: &str) {
+    if url != umbra::archive::source::strip_userinfo(url) {
+        ui.note(
+            "warning: a password in the URL is visible to other users in the process list; \
+             use UMBRA_ORTHANC_USER and UMBRA_ORTHANC_PASSWORD, or orthanc_credentials in \
+             umbra.toml",
+        );
+    }
+}
+
 pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
+    warn_password_in_url(ui, &a.source);
     let mut archive = open(&a.loc)?;
     let opts = MigrateOptions {
         source: SourceSpec::parse(&a.source),
@@ -405,6 +417,9 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    if let Some(to) = &a.to {
+        warn_password_in_url(ui, to);
+    }
     let archive = open(&a.loc)?;
     if a.without_catalog && !a.all {
         bail!("--without-catalog restores everything: give --all");
@@ -452,6 +467,16 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     let backend = ui.backend(0)?;
     let report = archive.restore(&opts, backend.as_ref())?;
     print_problems(ui, &report.warnings, &report.failures);
+    for f in &report.not_pushed {
+        match &a.output {
+            Some(_) => ui.note(format!("not DICOM, not pushed to Orthanc: {}", f.display())),
+            None => eprintln!(
+                "umbra: not DICOM, so not pushed to Orthanc, and not kept: {} (give -o DIR to \
+                 restore it as a file)",
+                f.strip_prefix(&out).unwrap_or(f).display()
+            ),
+        }
+    }
     if let Some(e) = &report.audit_error {
         // Even with -q: the files are restored, the record of it is not.
         eprintln!("umbra: WARNING: {e}");

@@ -42,7 +42,6 @@ use crate::archive::migrate::put::PutErrors;
 use crate::archive::migrate::scan::ScanContext;
 use crate::archive::migrate::stage::{SplitMemory, Staged};
 use crate::archive::open::{Archive, BackendFactory};
-use crate::archive::source::orthanc::Orthanc;
 use crate::archive::source::{self, SourceSpec, WalkRules};
 use crate::archive::time::now_secs;
 use crate::engine::Backend;
@@ -124,7 +123,7 @@ impl Archive {
             }
             SourceSpec::Orthanc(url) => {
                 let cache = self.orthanc_cache(&source);
-                let orthanc = Orthanc::new(url);
+                let orthanc = self.orthanc(url)?;
                 self.scan_orthanc(
                     &mut cat,
                     &ctx,

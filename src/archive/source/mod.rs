@@ -9,7 +9,7 @@ pub mod orthanc;
 
 use std::path::PathBuf;
 
-use crate::archive::error::{At, Result};
+use crate::archive::error::{ArchiveError, At, Result};
 
 pub use dicom::{Identified, identify, looks_like_dicom, read_identity};
 pub use filter::{Filter, OlderThan, parse_age, parse_date_days};
@@ -40,6 +40,16 @@ impl SourceSpec {
     pub fn key(&self) -> Result<Vec<u8>> {
         use std::os::unix::ffi::OsStrExt;
         match self {
+            SourceSpec::Dir(d)
+                if d.to_str()
+                    .is_some_and(|s| s.starts_with("http://") || s.starts_with("https://")) =>
+            {
+                Err(ArchiveError::Failed(format!(
+                    "--source {}: an Orthanc is given as orthanc+{}",
+                    strip_userinfo(&d.to_string_lossy()),
+                    strip_userinfo(&d.to_string_lossy())
+                )))
+            }
             SourceSpec::Dir(d) => Ok(std::fs::canonicalize(d)
                 .at(d)?
                 .as_os_str()

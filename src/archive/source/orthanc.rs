@@ -17,26 +17,51 @@ use crate::archive::time::dicom_date_days;
 
 const PAGE: usize = 1000;
 
-/// An Orthanc server's REST API at a base URL.
+/// An Orthanc server's REST API at a base URL, with HTTP basic
+/// authentication when it needs it.
 pub struct Orthanc {
+    /// `http://HOST:PORT`, never with a user name or password in it: this
+    /// is what messages show.
     base: String,
     agent: ureq::Agent,
+    /// `Basic ...`, when credentials were given.
+    authorization: Option<String>,
+}
+
+/// An Orthanc user name and password. Never written anywhere, never
+/// printed (no `Debug`).
+pub struct Credentials {
+    pub user: String,
+    pub password: zeroize::Zeroizing<String>,
 }
 
 impl Orthanc {
-    /// `base`: `http://HOST:PORT`.
-    pub fn new(base: &str) -> Self {
+    /// `url`: `http://HOST:PORT`. A `user:password@` in it is taken out of
+    /// the URL and used, unless `credentials` are given.
+    pub fn new(url: &str, credentials: Option<Credentials>) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(300)))
+            .http_status_as_error(false)
             .build()
             .into();
+        let base = super::strip_userinfo(url.trim_end_matches('/'));
+        let credentials = credentials.or_else(|| userinfo(url));
+        let authorization = credentials.map(|c| {
+            use base64::Engine as _;
+            let pair = zeroize::Zeroizing::new(format!("{}:{}", c.user, *c.password));
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(&*pair)
+            )
+        });
         Self {
-            base: base.trim_end_matches('/').to_string(),
+            base,
             agent,
+            authorization,
         }
     }
 
-    /// The base URL, as given.
+    /// The base URL, without credentials.
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -45,13 +70,53 @@ impl Orthanc {
         ArchiveError::Failed(format!("Orthanc at {}: {what}: {e}", self.base))
     }
 
+    /// `resp` if its status is a success; else an error that quotes
+    /// Orthanc's answer (and, for 401/403, says where credentials go).
+    fn ok(
+        &self,
+        what: &str,
+        mut resp: ureq::http::Response<ureq::Body>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        let answer = answer_text(&body);
+        let hint = if status == 401 || status == 403 {
+            "; give the credentials in UMBRA_ORTHANC_USER and UMBRA_ORTHANC_PASSWORD, or \
+             orthanc_credentials in umbra.toml"
+        } else {
+            ""
+        };
+        Err(self.err(what, format!("HTTP {status}{answer}{hint}")))
+    }
+
+    /// GET `path`, with the credentials, whatever the status.
+    fn raw_get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut r = self.agent.get(&format!("{}{path}", self.base));
+        if let Some(auth) = &self.authorization {
+            r = r.header("Authorization", auth);
+        }
+        r.call().map_err(|e| self.err(&format!("GET {path}"), e))
+    }
+
+    fn get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>> {
+        let resp = self.raw_get(path)?;
+        self.ok(&format!("GET {path}"), resp)
+    }
+
     fn get_text(&self, path: &str) -> Result<String> {
-        let url = format!("{}{path}", self.base);
-        self.agent
-            .get(&url)
-            .call()
-            .and_then(|mut r| r.body_mut().read_to_string())
+        self.get(path)?
+            .body_mut()
+            .read_to_string()
             .map_err(|e| self.err(&format!("GET {path}"), e))
+    }
+
+    /// Whether the server answers (and takes the credentials): checked
+    /// before a restore pushes anything into it.
+    pub fn check(&self) -> Result<()> {
+        self.get_text("/system").map(drop)
     }
 
     /// Every instance id, in Orthanc's order.
@@ -107,15 +172,15 @@ impl Orthanc {
     pub fn signature(&self, id: &str) -> Result<Option<(u64, i64)>> {
         check_id(id)?;
         let size_path = format!("/instances/{id}/attachments/dicom/size");
-        let url = format!("{}{size_path}", self.base);
-        let size_text = match self.agent.get(&url).call() {
-            Ok(mut r) => r
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| self.err(&format!("GET {size_path}"), e))?,
-            Err(ureq::Error::StatusCode(404)) => return Ok(None),
-            Err(e) => return Err(self.err(&format!("GET {size_path}"), e)),
-        };
+        let resp = self.raw_get(&size_path)?;
+        if resp.status() == 404 {
+            return Ok(None);
+        }
+        let size_text = self
+            .ok(&format!("GET {size_path}"), resp)?
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.err(&format!("GET {size_path}"), e))?;
         let size: u64 = size_text
             .trim()
             .parse()
@@ -153,15 +218,10 @@ impl Orthanc {
             patient_id: tag("PatientID"),
         };
         // "20261201T194300"; an old Orthanc may not keep it.
-        let url = format!("{}/instances/{id}/metadata/ReceptionDate", self.base);
-        let received = match self.agent.get(&url).call() {
-            Ok(mut r) => r
-                .body_mut()
-                .read_to_string()
-                .ok()
-                .and_then(|t| t.get(..8).and_then(dicom_date_days)),
-            Err(_) => None,
-        };
+        let received = self
+            .get_text(&format!("/instances/{id}/metadata/ReceptionDate"))
+            .ok()
+            .and_then(|t| t.get(..8).and_then(dicom_date_days));
         Ok((ids, received))
     }
 
@@ -169,11 +229,7 @@ impl Orthanc {
     pub fn download(&self, id: &str, dest: &Path) -> Result<()> {
         check_id(id)?;
         let path = format!("/instances/{id}/file");
-        let resp = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .call()
-            .map_err(|e| self.err(&format!("GET {path}"), e))?;
+        let resp = self.get(&path)?;
         let dir = dest.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).at(dir)?;
         let mut temp = tempfile::Builder::new()
@@ -192,16 +248,57 @@ impl Orthanc {
     /// Stores a file in Orthanc (`POST /instances`); returns its id.
     pub fn upload(&self, file: &Path) -> Result<String> {
         let f = std::fs::File::open(file).at(file)?;
-        let text = self
+        let url = format!("{}/instances", self.base);
+        let what = format!("POST /instances ({})", file.display());
+        let mut r = self
             .agent
-            .post(&format!("{}/instances", self.base))
-            .header("Content-Type", "application/dicom")
-            .send(f)
-            .and_then(|mut r| r.body_mut().read_to_string())
-            .map_err(|e| self.err(&format!("POST /instances ({})", file.display()), e))?;
+            .post(&url)
+            .header("Content-Type", "application/dicom");
+        if let Some(auth) = &self.authorization {
+            r = r.header("Authorization", auth);
+        }
+        let resp = r.send(f).map_err(|e| self.err(&what, e))?;
+        let text = self
+            .ok(&what, resp)?
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.err(&what, e))?;
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| self.err("POST /instances", e))?;
         Ok(v["ID"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// `user:password@` of a URL, if it has one.
+fn userinfo(url: &str) -> Option<Credentials> {
+    let rest = url.split_once("://")?.1;
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    let (info, _) = rest[..host_end].rsplit_once('@')?;
+    let (user, password) = info.split_once(':').unwrap_or((info, ""));
+    Some(Credentials {
+        user: user.to_string(),
+        password: zeroize::Zeroizing::new(password.to_string()),
+    })
+}
+
+/// Orthanc's answer to a failed request, for the error: its `Message` and
+/// `Details` when it sent JSON, else the text (short).
+fn answer_text(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        let parts: Vec<&str> = ["Message", "Details", "OrthancError"]
+            .iter()
+            .filter_map(|k| v[k].as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !parts.is_empty() {
+            return format!(": Orthanc says \"{}\"", parts.join(": "));
+        }
+    }
+    let text: String = body.trim().chars().take(300).collect();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": Orthanc says \"{text}\"")
     }
 }
 
