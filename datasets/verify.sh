@@ -4,7 +4,7 @@
 #   bash datasets/verify.sh        (from anywhere)
 #
 # Exits non-zero if any file listed in SHA256SUMS is missing or differs, or if
-# a file under dicom/, malformed/ or paper256/ is not listed in SHA256SUMS.
+# a file under dicom/, encodings/, malformed/ or paper256/ is not listed in SHA256SUMS.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -19,7 +19,7 @@ fi
 
 # Every data file must be listed (no unaccounted-for files).
 listed=$(sed -E 's/^[0-9a-f]{64}  \*?//' SHA256SUMS | LC_ALL=C sort)
-present=$(find dicom malformed paper256 -type f | LC_ALL=C sort)
+present=$(find dicom encodings malformed paper256 -type f | LC_ALL=C sort)
 unlisted=$(LC_ALL=C comm -13 <(printf '%s\n' "$listed") <(printf '%s\n' "$present"))
 if [ -n "$unlisted" ]; then
     echo "verify.sh: files not listed in SHA256SUMS:" >&2

@@ -349,3 +349,70 @@ fn symbolic_links_and_special_files_are_named_not_followed() {
         stderr(&o)
     );
 }
+
+/// DICOM in every encoding the corpus has: identifying attributes stored as
+/// UN select by `--modality` and restore under their real UIDs; big endian,
+/// implicit VR and deflated files are identified too; a file without a
+/// meta group is protected as plain bytes.
+#[test]
+fn odd_dicom_encodings_are_identified() {
+    let f = fixture(2, 3, 3);
+    let src = f.root.join("odd");
+    fs::create_dir_all(&src).unwrap();
+    for name in [
+        "CT_small_UN.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "image_dfl.dcm",
+        "ExplVR_LitEndNoMeta.dcm",
+    ] {
+        fs::copy(
+            repo_file(&format!("datasets/encodings/{name}")),
+            src.join(name),
+        )
+        .unwrap();
+    }
+    let s = src.to_str().unwrap();
+    let r = json(&f.run(&["migrate", "--source", s, "--modality", "CT", "--json"]));
+    assert_eq!(
+        (r["written"].as_u64(), r["not_selected"].as_u64()),
+        (Some(1), Some(4)),
+        "{r}"
+    );
+    let r = json(&f.run(&["migrate", "--source", s, "--json"]));
+    assert_eq!(r["written"], 4, "{r}");
+    let kinds: BTreeMap<String, (String, Option<String>)> = {
+        let c = f.catalog();
+        let mut st = c
+            .prepare("SELECT source_ref, kind, modality FROM objects")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        kinds["CT_small_UN.dcm"],
+        ("dicom".into(), Some("CT".into()))
+    );
+    assert_eq!(
+        kinds["MR_small_bigendian.dcm"],
+        ("dicom".into(), Some("MR".into()))
+    );
+    assert_eq!(
+        kinds["MR_small_implicit.dcm"],
+        ("dicom".into(), Some("MR".into()))
+    );
+    assert_eq!(kinds["image_dfl.dcm"], ("dicom".into(), Some("OT".into())));
+    assert_eq!(kinds["ExplVR_LitEndNoMeta.dcm"], ("file".into(), None));
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The UN file lands where CT_small.dcm would: patient 1CT1, its UIDs.
+    assert!(
+        out.join("1CT1/1.3.6.1.4.1.5962.1.2.1.20040119072730.12322")
+            .is_dir(),
+        "{:?}",
+        all_files(&out)
+    );
+}
