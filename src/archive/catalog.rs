@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS objects (
     modality    TEXT,
     patient_id  TEXT,
     split_id    TEXT,             -- hex; set before any share is written
+    split_t     INTEGER,          -- t and n of that split (NULL: from before they were
+    split_n     INTEGER,          -- recorded)
     state       TEXT NOT NULL CHECK (state IN ('pending', 'degraded', 'written', 'verified')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
@@ -96,7 +98,7 @@ CREATE TABLE objects_v2 (
     inode INTEGER NOT NULL DEFAULT 0,
     kind TEXT NOT NULL CHECK (kind IN ('dicom', 'unparsed-dicom', 'file')),
     sop_uid TEXT, study_uid TEXT, series_uid TEXT, study_date TEXT, modality TEXT,
-    patient_id TEXT, split_id TEXT,
+    patient_id TEXT, split_id TEXT, split_t INTEGER, split_n INTEGER,
     state TEXT NOT NULL CHECK (state IN ('pending', 'degraded', 'written', 'verified')),
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, checked_at INTEGER,
     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
@@ -647,14 +649,10 @@ impl Catalog {
         }
     }
 
-    /// Records a new split of a pending object, replacing the placements of
-    /// an earlier attempt, in one transaction: before any share is written.
-    pub fn begin_split(&mut self, id: i64, split_id: &str, placements: &[Placement]) -> Result<()> {
-        self.begin_splits(&[(id, split_id, placements)])
-    }
-
-    /// [`Catalog::begin_split`] for several objects, in one transaction.
-    pub fn begin_splits(&mut self, splits: &[(i64, &str, &[Placement])]) -> Result<()> {
+    /// Records the new splits (threshold `t`, n = the placements) of pending
+    /// objects, replacing the placements of earlier attempts, in one
+    /// transaction: before any share is written.
+    pub fn begin_splits(&mut self, t: usize, splits: &[(i64, &str, &[Placement])]) -> Result<()> {
         self.in_transaction(|c| {
             let err = |e| c.err(e);
             for &(id, split_id, placements) in splits {
@@ -663,9 +661,9 @@ impl Catalog {
                     .map_err(err)?;
                 c.conn
                     .execute(
-                        "UPDATE objects SET split_id = ?2, attempts = attempts + 1, \
-                         updated_at = ?3 WHERE id = ?1",
-                        params![id, split_id, now_secs()],
+                        "UPDATE objects SET split_id = ?2, split_t = ?4, split_n = ?5, \
+                         attempts = attempts + 1, updated_at = ?3 WHERE id = ?1",
+                        params![id, split_id, now_secs(), t as i64, placements.len() as i64],
                     )
                     .map_err(err)?;
                 for p in placements {
@@ -763,6 +761,39 @@ impl Catalog {
                 "SELECT COUNT(*) FROM placements WHERE store = ?1 AND written = 1",
                 params![store],
                 |r| r.get::<_, i64>(0).map(|n| n as u64),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many stored versions were split with each (t, n); (0, 0): not
+    /// recorded (from before umbra recorded it).
+    pub fn split_shapes(&self) -> Result<Vec<((usize, usize), u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT COALESCE(split_t, 0), COALESCE(split_n, 0), COUNT(*) FROM objects \
+                 WHERE state IN ({STORED}) GROUP BY 1, 2 ORDER BY 1, 2"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok((
+                (r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize),
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Source bytes of the stored versions, and how many there are.
+    pub fn stored_bytes(&self) -> Result<(u64, u64)> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE state IN ({STORED})"
+                ),
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
             )
             .map_err(|e| self.err(e))
     }

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod catalog;
 mod check;
 pub mod config;
+pub mod config_check;
 pub mod error;
 pub mod migrate;
 pub mod open;

@@ -308,18 +308,37 @@ pub fn init_cmd(ui: &Ui, a: &InitArgs) -> anyhow::Result<ExitCode> {
 pub fn config_cmd(c: &ConfigCmd) -> anyhow::Result<ExitCode> {
     let ConfigCmd::Check { loc, json } = c;
     let archive = open(loc)?;
-    let r = check_placement(&archive.layout);
+    let r = archive.config_check()?;
     if *json {
         print_json(&r)?;
     } else {
-        for l in &r.lines {
+        for l in &r.placement.lines {
             println!("{l}");
+        }
+        println!(
+            "storage: the stores hold {:.2} bytes per byte of source (Shamir: every share is as \
+             large as the object; secrecy of fewer than t shares: perfect)",
+            r.storage_factor
+        );
+        println!(
+            "catalog: {} stored version(s), {} bytes of source",
+            r.stored_versions, r.source_bytes
+        );
+        for s in &r.stores {
+            println!("store {s}");
         }
         for w in &r.warnings {
             println!("warning: {w}");
         }
+        for e in &r.errors {
+            println!("error: {e}");
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if r.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A password in a URL is seen by every user through the process list.

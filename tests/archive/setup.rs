@@ -89,3 +89,79 @@ fn store_missing_from_the_config_is_named_by_every_command() {
     let o = f.run(&["verify", "--deep"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// config check tests the real setup: a mistyped store path and two
+/// stores in one place are errors (exit 1); (t, n) changed since objects
+/// were written, and a catalog readable by others, are warnings; the
+/// storage cost is stated.
+#[test]
+fn config_check_tests_the_real_setup() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let cfg_path = f.arc.join("umbra.toml");
+    let cfg = fs::read_to_string(&cfg_path).unwrap();
+    let o = f.run(&["config", "check"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("3.00 bytes per byte of source"), "{out}");
+    assert!(
+        out.contains("store store-1:") && out.contains("reachable, writable"),
+        "{out}"
+    );
+
+    fs::write(
+        &cfg_path,
+        cfg.replace("url = \"stores/store-2\"", "url = \"stores/stroe-2\""),
+    )
+    .unwrap();
+    let o = f.run(&["config", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("error: store store-2: not writable"), "{out}");
+    assert!(out.contains("stroe-2"), "{out}");
+
+    fs::write(
+        &cfg_path,
+        cfg.replace("url = \"stores/store-2\"", "url = \"stores/store-1\""),
+    )
+    .unwrap();
+    let o = f.run(&["config", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("stores store-1 and store-2 are one place"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    fs::write(
+        &cfg_path,
+        cfg.replace("staging = \"staging\"", "staging = \"stores/store-3/tmp\""),
+    )
+    .unwrap();
+    let o = f.run(&["config", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("staging directory"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // n raised to 4 (a fourth store), with the old objects split (2, 3).
+    fs::create_dir_all(f.store(4)).unwrap();
+    let four = cfg.replace("n = 3", "n = 4")
+        + "\n[[store]]\nname = \"store-4\"\nurl = \"stores/store-4\"\nshares = [4]\n";
+    fs::write(&cfg_path, four).unwrap();
+    fs::set_permissions(
+        f.arc.join("catalog.sqlite"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let o = f.run(&["config", "check", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("were split (2, 3)"), "{warnings}");
+    assert!(warnings.contains("readable by others"), "{warnings}");
+    assert_eq!(r["storage_factor"], 4.0);
+}
