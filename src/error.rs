@@ -69,6 +69,22 @@ pub enum Error {
     #[error("{} already exists (use --force to overwrite)", show(path))]
     OutputExists { path: PathBuf },
     #[error(
+        "{} is {kind}, not a regular file: --force replaces regular files only",
+        show(path)
+    )]
+    OutputNotRegular { path: PathBuf, kind: &'static str },
+    #[error(
+        "cannot write {}: the directory {} does not exist (create it first)",
+        show(path),
+        show(dir)
+    )]
+    OutputDirMissing { path: PathBuf, dir: PathBuf },
+    #[error(
+        "{} is {kind}, not a regular file: umbra reads regular files only",
+        show(path)
+    )]
+    InputNotRegular { path: PathBuf, kind: &'static str },
+    #[error(
         "the object name stored in the shares (\"{name}\") is not a plain file name; give -o FILE instead of a directory"
     )]
     UnsafeName { name: String },
@@ -102,4 +118,46 @@ impl<T> IoContext<T> for io::Result<T> {
             error,
         })
     }
+}
+
+/// What a file that is not a regular file is, for an error message.
+pub fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a regular file"
+    }
+}
+
+/// Opens an input that must be a regular file, checked before the open:
+/// opening a FIFO blocks until a writer comes, and a device never ends.
+pub fn open_regular(path: &std::path::Path) -> Result<std::fs::File> {
+    let meta = std::fs::metadata(path).at(path)?;
+    if !meta.is_file() {
+        return Err(Error::InputNotRegular {
+            path: path.to_path_buf(),
+            kind: file_kind(meta.file_type()),
+        });
+    }
+    let file = std::fs::File::open(path).at(path)?;
+    // Replaced between the check and the open: check what was opened.
+    let meta = file.metadata().at(path)?;
+    if !meta.is_file() {
+        return Err(Error::InputNotRegular {
+            path: path.to_path_buf(),
+            kind: file_kind(meta.file_type()),
+        });
+    }
+    Ok(file)
 }

@@ -20,15 +20,17 @@ impl PendingFile {
     /// A temporary file in `target`'s directory. Refuses an existing target
     /// unless `overwrite`.
     pub fn create(target: &Path, overwrite: bool) -> Result<Self> {
-        if !overwrite && target.exists() {
-            return Err(Error::OutputExists {
-                path: target.to_path_buf(),
-            });
-        }
+        check_replaceable(target, overwrite)?;
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        if !dir.is_dir() {
+            return Err(Error::OutputDirMissing {
+                path: target.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
+        }
         let temp = tempfile::Builder::new()
             .prefix(".umbra-")
             .suffix(".partial")
@@ -62,6 +64,7 @@ impl PendingFile {
             self.temp.as_file().sync_all().at(&self.target)?;
         }
         let target = self.target.clone();
+        check_replaceable(&target, overwrite)?;
         let persisted = if overwrite {
             self.temp.persist(&target)
         } else {
@@ -77,6 +80,22 @@ impl PendingFile {
                 error: e.error,
             }),
         }
+    }
+}
+
+/// Nothing at `target`, or (with `overwrite`) a regular file there: a
+/// device node, FIFO, directory or symbolic link is never replaced.
+fn check_replaceable(target: &Path, overwrite: bool) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Err(_) => Ok(()),
+        Ok(_) if !overwrite => Err(Error::OutputExists {
+            path: target.to_path_buf(),
+        }),
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) => Err(Error::OutputNotRegular {
+            path: target.to_path_buf(),
+            kind: crate::error::file_kind(m.file_type()),
+        }),
     }
 }
 

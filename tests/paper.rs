@@ -484,3 +484,24 @@ fn bad_input_fails_naming_the_file() {
         stderr(&o)
     );
 }
+
+/// Outside the checkout, the corpus is not found: the error says where it
+/// looked and that --data names it.
+#[test]
+fn reproduce_without_the_corpus_names_the_data_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = common::umbra();
+    c.current_dir(tmp.path())
+        .args(["reproduce", "--quick", "-o", "r"]);
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("datasets/paper256") && err.contains("--data DIR"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("r").exists(),
+        "an output directory was left"
+    );
+}

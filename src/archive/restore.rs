@@ -49,6 +49,43 @@ pub struct RestoreOptions {
     pub push_to: Option<String>,
 }
 
+/// Where [`place`] put a rebuilt object.
+pub(crate) enum Placed {
+    /// At its own name.
+    New(PathBuf),
+    /// A different file held its name (changed locally, or another object
+    /// with the same UID): that one is kept, this one went beside it.
+    Beside { path: PathBuf, kept: PathBuf },
+    /// An identical file was there already.
+    Identical,
+}
+
+impl Placed {
+    /// Counts the placement into `report`; a file restored beside a
+    /// different one is said as a warning.
+    fn record(self, report: &mut RestoreReport, bytes: u64) {
+        let path = match self {
+            Placed::Identical => {
+                report.already_present += 1;
+                return;
+            }
+            Placed::New(path) => path,
+            Placed::Beside { path, kept } => {
+                report.warnings.push(format!(
+                    "{} differs from the archived object (changed locally?): it was kept, \
+                     and the archived object was restored beside it as {}",
+                    kept.display(),
+                    path.display()
+                ));
+                path
+            }
+        };
+        report.restored += 1;
+        report.bytes += bytes;
+        report.files.push(path);
+    }
+}
+
 /// Moves a combined file to `out/rel`; an identical file there already is
 /// kept, a different one keeps its place and this one gets a hash suffix.
 pub(crate) fn place(
@@ -56,15 +93,17 @@ pub(crate) fn place(
     out: &Path,
     rel: &Path,
     hash: &blake3::Hash,
-) -> Result<Option<PathBuf>> {
+) -> Result<Placed> {
     let mut target = out.join(rel);
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).at(parent)?;
     }
+    let mut kept = None;
     if target.exists() {
         if hash_file(&target)? == *hash {
-            return Ok(None);
+            return Ok(Placed::Identical);
         }
+        kept = Some(target.clone());
         // SOP.dcm -> SOP.HASH.dcm: one UID can come with different bytes.
         let stem = target
             .file_stem()
@@ -75,14 +114,17 @@ pub(crate) fn place(
             .map(|e| format!(".{}", e.to_string_lossy()))
             .unwrap_or_default();
         target.set_file_name(format!("{stem}.{}{ext}", &hash.to_hex()[..16]));
-        if target.exists() {
-            return Ok(None);
+        if target.exists() && hash_file(&target)? == *hash {
+            return Ok(Placed::Identical);
         }
     }
     // Link, then unlink: never replaces a file that appeared meanwhile.
     std::fs::hard_link(combined, &target).at(&target)?;
     std::fs::remove_file(combined).at(combined)?;
-    Ok(Some(target))
+    Ok(match kept {
+        Some(kept) => Placed::Beside { path: target, kept },
+        None => Placed::New(target),
+    })
 }
 
 /// An object rebuilt into the restore's temporary directory.
@@ -110,12 +152,7 @@ pub(crate) fn place_group(
     for r in &rebuilt {
         let rel = restore_path(&r.row.ids, &r.row.source, &r.row.path);
         match place(&r.combined, out, &rel, &r.hash) {
-            Ok(Some(p)) => {
-                report.restored += 1;
-                report.bytes += r.row.size;
-                report.files.push(p);
-            }
-            Ok(None) => report.already_present += 1,
+            Ok(placed) => placed.record(&mut report, r.row.size),
             Err(e) => {
                 report.failed += 1;
                 report.failures.push(format!("object #{}: {e}", r.row.id));
@@ -136,6 +173,7 @@ pub(crate) fn join_placed(
     report.bytes += placed.bytes;
     report.files.extend(placed.files);
     report.failures.extend(placed.failures);
+    report.warnings.extend(placed.warnings);
     Ok(())
 }
 
@@ -537,14 +575,7 @@ impl Archive {
             };
             let rel = restore_path(&ids, b"", &r.meta.name);
             let hash = r.blake3.expect("asked for");
-            match place(&combined, &opts.out, &rel, &hash)? {
-                Some(p) => {
-                    report.restored += 1;
-                    report.bytes += r.meta.content_len;
-                    report.files.push(p);
-                }
-                None => report.already_present += 1,
-            }
+            place(&combined, &opts.out, &rel, &hash)?.record(report, r.meta.content_len);
             for p in &paths {
                 let _ = std::fs::remove_file(p);
             }

@@ -40,10 +40,17 @@ pub struct Location {
 
 #[derive(Args)]
 pub struct InitArgs {
-    /// Directory for the new archive (created if missing).
-    dir: PathBuf,
+    /// Directory for the new archive (created if missing; or -C DIR, as
+    /// the other archive commands take it).
+    #[arg(required_unless_present = "archive", conflicts_with = "archive")]
+    dir: Option<PathBuf>,
+    /// Directory for the new archive, as every archive command names it.
+    #[arg(short = 'C', long = "archive", value_name = "DIR")]
+    archive: Option<PathBuf>,
+    /// Threshold: any t shares rebuild an object, t - 1 reveal nothing.
     #[arg(short, long, default_value_t = 4)]
     t: usize,
+    /// Shares per object (1 <= t <= n <= 255), spread over the stores.
     #[arg(short, long, default_value_t = 8)]
     n: usize,
     /// Number of local stores (default n, one share each; 4 with n = 8
@@ -291,10 +298,15 @@ fn exit(ok: bool) -> ExitCode {
 }
 
 pub fn init_cmd(ui: &Ui, a: &InitArgs) -> anyhow::Result<ExitCode> {
-    let archive = umbra::archive::init(&a.dir, a.t, a.n, a.stores.unwrap_or(a.n))?;
+    let dir = a
+        .dir
+        .as_ref()
+        .or(a.archive.as_ref())
+        .expect("clap requires one");
+    let archive = umbra::archive::init(dir, a.t, a.n, a.stores.unwrap_or(a.n))?;
     ui.note(format!(
         "new archive in {}: ({}, {}) over {} local stores; keep a copy of site.key",
-        a.dir.display(),
+        dir.display(),
         a.t,
         a.n,
         archive.stores.len()

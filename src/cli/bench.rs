@@ -52,10 +52,13 @@ pub(crate) struct SynthVolumeArgs {
     /// Number of slices (512x512 16-bit slices are 512 KiB each).
     #[arg(long, default_value_t = 300)]
     pub(crate) slices: usize,
+    /// Slice width in pixels.
     #[arg(long, default_value_t = 512)]
     pub(crate) width: usize,
+    /// Slice height in pixels.
     #[arg(long, default_value_t = 512)]
     pub(crate) height: usize,
+    /// Replace the output if it is a regular file (anything else is refused).
     #[arg(long)]
     pub(crate) force: bool,
 }

@@ -122,9 +122,60 @@ pub fn exit_code_of(e: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// Exit status 2: the command line is wrong.
+const EXIT_USAGE: u8 = 2;
+
+/// An argument error on one line of stderr, with the command's usage and a
+/// hint where the mistake is a known one; help and version as clap prints
+/// them.
+fn argument_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.use_stderr() {
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let text = e.render().to_string();
+    let mut message = Vec::new();
+    let mut usage = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if !line.starts_with("For more information") && !line.starts_with("tip:") {
+            message.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
+        }
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let hint = if args.first().map(String::as_str) == Some("repair")
+        && args.iter().any(|a| a == "-C" || a.starts_with("--archive"))
+    {
+        "; `umbra repair` rebuilds one share file from share files: to repair an archive, \
+         run `umbra archive-repair -C DIR`"
+            .to_string()
+    } else {
+        match usage {
+            Some(u) => format!(" (usage: {u}; see --help)"),
+            None => " (see --help)".to_string(),
+        }
+    };
+    eprintln!("umbra: error: {}{hint}", message.join(" "));
+    ExitCode::from(EXIT_USAGE)
+}
+
 pub fn run() -> anyhow::Result<ExitCode> {
     ui::started();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return Ok(argument_error(e)),
+    };
     if let Some(threads) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

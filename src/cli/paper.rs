@@ -148,6 +148,14 @@ pub(crate) fn stats_cmd(ui: &Ui, a: &StatsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn reproduce_cmd(ui: &Ui, a: &ReproduceArgs) -> anyhow::Result<ExitCode> {
+    let images = a.data.join("paper256");
+    if !images.is_dir() {
+        anyhow::bail!(
+            "{} is not there: run from the umbra checkout, or give --data DIR (the corpus \
+             directory, holding paper256/ and dicom/)",
+            images.display()
+        );
+    }
     let backend = ui.backend(0)?;
     let opts = ReproduceOptions {
         output: a.output.clone(),

@@ -117,6 +117,28 @@ pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
             format::MAX_SEGMENT_SIZE
         );
     }
+    if a.anonymous && a.format == Format::Gfshare {
+        bail!(
+            "--anonymous needs --format umbra: gfshare share names are NAME.xxx, the input's name"
+        );
+    }
+    // Every input checked before anything is created.
+    let unusable: Vec<String> = a
+        .files
+        .iter()
+        .filter_map(|f| match std::fs::metadata(f) {
+            Ok(m) if m.is_file() => None,
+            Ok(m) => Some(format!(
+                "{} is {}, not a regular file",
+                f.display(),
+                umbra::error::file_kind(m.file_type())
+            )),
+            Err(e) => Some(format!("{}: {e}", f.display())),
+        })
+        .collect();
+    if !unusable.is_empty() {
+        bail!("nothing split: {}", unusable.join("; "));
+    }
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("cannot create output directory {}", a.output.display()))?;
     let backend = ui.backend(a.files.iter().map(|f| file_len(f)).sum())?;
@@ -130,7 +152,8 @@ pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
     } else {
         ShareNaming::InputName
     };
-    let mut failures = 0;
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
     for input in &a.files {
         let bar = ui.progress(file_len(input), &input.display().to_string());
         let result = match a.format {
@@ -156,17 +179,18 @@ pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
         };
         bar.finish_and_clear();
         match result {
-            Ok(shares) => ui.info(format!(
-                "{}: {} shares ({} of {} needed) in {}",
-                input.display(),
-                shares.len(),
-                a.t,
-                a.n,
-                a.output.display()
-            )),
+            Ok(shares) => {
+                ui.info(format!(
+                    "{}: {} shares in {}",
+                    input.display(),
+                    shares.len(),
+                    a.output.display()
+                ));
+                done.push(input.display().to_string());
+            }
             Err(e) => {
                 eprintln!("umbra: error: {e}");
-                failures += 1;
+                failed.push(input.display().to_string());
             }
         }
     }
@@ -175,11 +199,35 @@ pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
             "gfshare shares carry no integrity check: a damaged share gives wrong bytes silently",
         );
     }
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let what = match done.as_slice() {
+        [one] => one.clone(),
+        _ => format!("{} files", done.len()),
+    };
+    if failed.is_empty() {
+        ui.note(format!(
+            "split {what} into {} shares each (any {} rebuild it) in {}",
+            a.n,
+            a.t,
+            a.output.display()
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.files.len() == 1 {
+        return Ok(ExitCode::FAILURE);
+    }
+    eprintln!(
+        "umbra: error: {} of {} files not split ({}); split, with their shares in {}: {}",
+        failed.len(),
+        a.files.len(),
+        failed.join(", "),
+        a.output.display(),
+        if done.is_empty() {
+            "none".to_string()
+        } else {
+            done.join(", ")
+        }
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 pub(crate) fn combine_cmd(ui: &Ui, a: &CombineArgs) -> anyhow::Result<ExitCode> {
@@ -189,6 +237,12 @@ pub(crate) fn combine_cmd(ui: &Ui, a: &CombineArgs) -> anyhow::Result<ExitCode> 
     let bar = ui.progress(total, "combine");
     match a.format {
         Format::Umbra => {
+            if a.output.as_os_str().as_encoded_bytes().ends_with(b"/") && !a.output.is_dir() {
+                bail!(
+                    "{} is not a directory that exists: create it first, or give -o FILE",
+                    a.output.display()
+                );
+            }
             let target = if a.output.is_dir() {
                 CombineTarget::Dir(a.output.clone())
             } else {
@@ -207,7 +261,7 @@ pub(crate) fn combine_cmd(ui: &Ui, a: &CombineArgs) -> anyhow::Result<ExitCode> 
             for w in &report.warnings {
                 ui.note(format!("warning: {w}"));
             }
-            ui.info(format!(
+            ui.note(format!(
                 "restored {} ({} bytes, {}) to {}",
                 report.meta.display_name(),
                 report.meta.content_len,
@@ -228,7 +282,11 @@ pub(crate) fn combine_cmd(ui: &Ui, a: &CombineArgs) -> anyhow::Result<ExitCode> 
                 });
             bar.finish_and_clear();
             result?;
-            ui.note("gfshare shares carry no integrity check: the output was not verified");
+            ui.note(format!(
+                "combined {} gfshare shares into {} (no integrity check: the output was not verified)",
+                a.shares.len(),
+                a.output.display()
+            ));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -253,7 +311,7 @@ pub(crate) fn repair_cmd(ui: &Ui, a: &RepairArgs) -> anyhow::Result<ExitCode> {
     for w in &report.warnings {
         ui.note(format!("warning: {w}"));
     }
-    ui.info(format!(
+    ui.note(format!(
         "rebuilt share x = {} as {}",
         report.x,
         report.output.display()

@@ -26,7 +26,7 @@ impl ShareSource {
             path: path.to_path_buf(),
             error,
         };
-        let mut file = File::open(path).at(path)?;
+        let mut file = crate::error::open_regular(path)?;
         let len = file.metadata().at(path)?.len();
         let mut head = [0u8; HEADER_LEN];
         let n = read_up_to(&mut file, &mut head).at(path)?;
@@ -129,7 +129,10 @@ pub fn open_shares(paths: &[PathBuf]) -> Result<ShareSet> {
         if shares.len() >= t {
             return Ok(ShareSet {
                 shares,
-                warnings: failures.iter().map(|e| format!("skipped {e}")).collect(),
+                warnings: failures
+                    .iter()
+                    .map(|e| format!("share not used: {e}"))
+                    .collect(),
             });
         }
     }

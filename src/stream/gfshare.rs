@@ -4,7 +4,6 @@
 //! it. There is no header, no check key and no hash: shares in this format
 //! carry no integrity at all, and a wrong share gives wrong bytes silently.
 
-use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -56,7 +55,7 @@ pub fn split_file(
     overwrite: bool,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<PathBuf>> {
-    let mut file = File::open(input).at(input)?;
+    let mut file = crate::error::open_regular(input)?;
     let len = file.metadata().at(input)?.len();
     let base = input.file_name().unwrap_or_default();
     let mut pending = plan
@@ -124,7 +123,7 @@ pub fn combine_files(
                 x,
             });
         }
-        let f = File::open(p).at(p)?;
+        let f = crate::error::open_regular(p)?;
         let l = f.metadata().at(p)?.len();
         match len {
             None => len = Some(l),

@@ -11,7 +11,6 @@
 //! ([`split_whole_streams`]): one engine call for all of them, and share
 //! files byte for byte the same as the streaming path writes.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -451,15 +450,8 @@ pub fn split_file(
     secrets: &SplitSecrets,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<SplitReport> {
-    let mut file = File::open(input).at(input)?;
-    let meta = file.metadata().at(input)?;
-    if !meta.is_file() {
-        return Err(Error::BadInput {
-            path: input.to_path_buf(),
-            reason: "not a regular file".into(),
-        });
-    }
-    let content_len = meta.len();
+    let mut file = crate::error::open_regular(input)?;
+    let content_len = file.metadata().at(input)?.len();
     let name = input.file_name().unwrap_or_default();
 
     let mut head = [0u8; 132];

@@ -153,3 +153,42 @@ fn without_catalog_too_few_shares_fail_and_leftovers_are_named() {
         stderr(&o)
     );
 }
+
+/// A restore into a folder where the object's file was changed meanwhile
+/// keeps that file, puts the archived one beside it, and says so; a second
+/// restore finds both there and writes nothing.
+#[test]
+fn restore_over_a_changed_file_keeps_it_and_says_so() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--patient", "1CT1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = all_files(&out);
+    assert_eq!(files.len(), 1);
+    fs::write(&files[0], b"edited by a viewer").unwrap();
+    let o = f.restore(&out, &["--patient", "1CT1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("differs from the archived object") && err.contains("restored beside it"),
+        "{err}"
+    );
+    assert_eq!(fs::read(&files[0]).unwrap(), b"edited by a viewer");
+    let now = all_files(&out);
+    assert_eq!(now.len(), 2);
+    let beside = now.iter().find(|p| **p != files[0]).unwrap();
+    assert_eq!(
+        fs::read(beside).unwrap(),
+        fs::read(f.src.join("CT_small.dcm")).unwrap()
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["restored"], 1);
+    let o = f.restore(&out, &["--patient", "1CT1", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (r["restored"].clone(), r["already_present"].clone()),
+        (0.into(), 1.into())
+    );
+    assert!(!stderr(&o).contains("differs"), "{}", stderr(&o));
+}

@@ -11,6 +11,7 @@ mod combine;
 mod gfshare;
 mod inspect;
 mod output;
+mod refusals;
 mod repair;
 mod split;
 mod synth_volume;

@@ -62,11 +62,22 @@ fn progress_bar_only_on_a_terminal() {
         !quiet.contains("MiB"),
         "progress bar despite --quiet: {quiet:?}"
     );
-    // Not a terminal: nothing on stderr at all.
+    // Not a terminal: no bar, only the one line saying what was written;
+    // with --quiet, nothing at all.
     let o = umbra()
         .env("UMBRA_PROGRESS_MIN_BYTES", "1")
         .args(["split", "-o"])
         .arg(dir.path().join("c"))
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = stderr(&o);
+    assert!(!err.contains("MiB") && err.lines().count() == 1, "{err}");
+    let o = umbra()
+        .env("UMBRA_PROGRESS_MIN_BYTES", "1")
+        .args(["-q", "split", "-o"])
+        .arg(dir.path().join("d"))
         .arg(&input)
         .output()
         .unwrap();
