@@ -367,6 +367,7 @@ fn warn_password_in_url(ui: &Ui, url: &str) {
 pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     warn_password_in_url(ui, &a.source);
     let mut archive = open(&a.loc)?;
+    let n = archive.layout.threshold.n();
     let opts = MigrateOptions {
         source: SourceSpec::parse(&a.source),
         filter: Filter {
@@ -421,6 +422,18 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     }
     for v in &report.vanished_objects {
         ui.note(format!("gone from the source before it was written: {v}"));
+    }
+    if report.dry_run && !a.json {
+        for w in &report.would_write {
+            println!("would write {:>14} {} ({})", w.size, w.path, w.reason);
+        }
+        ui.note(format!(
+            "dry run: would write {} object(s), {} bytes of source ({} bytes in the stores: \
+             {n} shares of each)",
+            report.would_write.len(),
+            report.would_write_bytes,
+            report.would_write_bytes * n as u64,
+        ));
     }
     if a.json {
         print_json(&report)?;

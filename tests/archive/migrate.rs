@@ -312,3 +312,58 @@ fn a_file_left_out_tonight_is_archived_the_night_it_qualifies() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("a real one"), "{}", stderr(&o));
 }
+
+/// The night after a migrate: --dry-run lists what the real run would
+/// write (path, size, why) and the total, changes nothing, and the real run
+/// then writes exactly that.
+#[test]
+fn dry_run_lists_what_would_be_written() {
+    let f = fixture(2, 3, 3);
+    f.migrate_ok();
+    let src = f.src.to_str().unwrap();
+    let report = f.src.join("notes/report.txt");
+    let mut changed = fs::read(&report).unwrap();
+    changed.extend_from_slice(b"addendum");
+    fs::write(&report, &changed).unwrap();
+    fs::write(f.src.join("new.bin"), pseudo_random(1234, 77)).unwrap();
+    let before = store_objects(&f);
+    for _ in 0..2 {
+        let o = f.run(&["migrate", "--source", src, "--dry-run", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut listed: Vec<(String, u64, String)> = r["would_write"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["path"].as_str().unwrap().to_string(),
+                    w["size"].as_u64().unwrap(),
+                    w["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            vec![
+                ("new.bin".into(), 1234, "new".into()),
+                ("notes/report.txt".into(), changed.len() as u64, "changed".into()),
+            ]
+        );
+        assert_eq!(r["would_write_bytes"], 1234 + changed.len() as u64);
+        assert_eq!(store_objects(&f), before, "a dry run wrote shares");
+    }
+    let o = f.run(&["migrate", "--source", src, "--dry-run"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("would write") && out.contains("1234 new.bin (new)"), "{out}");
+    let total = 1234 + changed.len();
+    assert!(
+        stderr(&o).contains(&format!("would write 2 object(s), {total} bytes of source ({} bytes in the stores", 3 * total)),
+        "{}",
+        stderr(&o)
+    );
+    let r = f.migrate_ok();
+    assert_eq!((r["written"].clone(), r["bytes_written"].clone()), (2.into(), total.into()));
+}

@@ -29,7 +29,7 @@ pub mod put;
 pub mod scan;
 pub mod stage;
 
-pub use options::{DEFAULT_GROUP, MigrateOptions, MigrateReport, Progress};
+pub use options::{DEFAULT_GROUP, MigrateOptions, MigrateReport, Progress, WouldWrite};
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -140,6 +140,20 @@ impl Archive {
         let pending = cat.pending(&source)?;
         if opts.dry_run {
             self.clean_cache(&cat, &opts.source, &source)?;
+            let listed: std::collections::HashSet<String> =
+                report.would_write.iter().map(|w| w.path.clone()).collect();
+            let earlier = pending.iter().map(|r| (r, "pending"));
+            let degraded = cat.in_state("degraded")?;
+            for (row, reason) in earlier.chain(degraded.iter().map(|r| (r, "degraded"))) {
+                if !listed.contains(&row.source_ref) {
+                    report.would_write.push(WouldWrite {
+                        path: row.source_ref.clone(),
+                        size: row.size,
+                        reason,
+                    });
+                    report.would_write_bytes += row.size;
+                }
+            }
             return Ok(report);
         }
         // Degraded versions of earlier runs: their missing shares are

@@ -70,6 +70,21 @@ pub struct MigrateReport {
     pub audit_error: Option<String>,
     /// Each degraded version, with what is missing.
     pub degraded_objects: Vec<String>,
+    /// --dry-run: what a real run would write, and why.
+    pub would_write: Vec<WouldWrite>,
+    /// --dry-run: the source bytes of `would_write` (each is shared into n
+    /// shares of its size).
+    pub would_write_bytes: u64,
+}
+
+/// An object a real run would write (--dry-run).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WouldWrite {
+    pub path: String,
+    pub size: u64,
+    /// `new`, `changed`, `pending` (recorded by an earlier run, not yet
+    /// written) or `degraded` (its missing shares completed).
+    pub reason: &'static str,
 }
 
 /// Objects written and made durable together, by default.

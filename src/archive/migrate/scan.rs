@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use crate::archive::catalog::{Catalog, NewObject, ObjectRow};
 use crate::archive::error::{ArchiveError, At, Result};
-use crate::archive::migrate::options::MigrateReport;
+use crate::archive::migrate::options::{MigrateReport, WouldWrite};
 use crate::archive::open::Archive;
 use crate::archive::source::orthanc::Orthanc;
 use crate::archive::source::{self, Filter, Identified, SourceFile, SourceSpec};
@@ -73,6 +73,12 @@ pub(crate) fn record(
     }
     report.new_versions += 1;
     if dry_run {
+        report.would_write.push(WouldWrite {
+            path: f.source_ref.clone(),
+            size: f.size,
+            reason: if latest.is_some() { "changed" } else { "new" },
+        });
+        report.would_write_bytes += f.size;
         return Ok(());
     }
     let new = NewObject {
