@@ -20,6 +20,7 @@ pub mod config_check;
 pub mod error;
 pub mod migrate;
 pub mod open;
+pub mod progress;
 pub mod repair;
 pub mod restore;
 pub mod source;

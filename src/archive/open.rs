@@ -37,6 +37,8 @@ pub struct Archive {
     /// How long [`Archive::lock`] waits for another writer to finish
     /// (`--retry-lock`; default: not at all).
     pub lock_wait: std::time::Duration,
+    /// How far the operation in progress is (a progress bar reads it).
+    pub meter: std::sync::Arc<crate::archive::progress::Meter>,
 }
 
 /// Creates a new archive in `dir` (config, empty catalog, site key, stores).
@@ -73,6 +75,7 @@ impl Archive {
             site_key,
             _lock: None,
             lock_wait: std::time::Duration::ZERO,
+            meter: Default::default(),
         })
     }
 

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::archive::catalog::{Identity, ObjectRow, Placement, Selection};
 use crate::archive::check::{ShareState, describe};
 use crate::archive::error::{ArchiveError, At, Result};
+use crate::archive::migrate::stage::pause_point;
 use crate::archive::open::Archive;
 use crate::archive::source::looks_like_dicom;
 use crate::archive::source::{self};
@@ -210,12 +211,17 @@ impl Archive {
                 .into_iter()
                 .map(|row| Ok((cat.placements(row.id)?, row)))
                 .collect::<Result<Vec<_>>>()?;
+            let bytes: u64 = rows.iter().map(|(_, r)| r.size).sum();
+            self.meter.begin("restoring", rows.len() as u64, bytes);
             // A pipeline: while one group is made durable and put into
             // place, the next is rebuilt.
             std::thread::scope(|scope| -> Result<()> {
                 let mut in_flight = None;
-                for group in rows.chunks(RESTORE_GROUP) {
+                for (g, group) in rows.chunks(RESTORE_GROUP).enumerate() {
                     let rebuilt = self.rebuild_group(group, tmp.path(), backend, &mut report);
+                    let bytes = group.iter().map(|(_, r)| r.size).sum();
+                    self.meter.advance(group.len() as u64, bytes);
+                    pause_point("restored", g + 1);
                     if let Some(h) = in_flight.take() {
                         join_placed(h, &mut report)?;
                     }

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::archive::catalog::{Catalog, ObjectRow, Placement};
 use crate::archive::check::{ShareState, describe, object_label};
 use crate::archive::error::{ArchiveError, At, Result, store_err};
+use crate::archive::migrate::stage::pause_point;
 use crate::archive::open::{Archive, CHECK_PREFIX, VERIFY_PREFIX};
 use crate::archive::util::hash_file;
 use crate::engine::Backend;
@@ -126,6 +127,9 @@ impl Archive {
             Some(p) => cat.stored_sample(p)?,
             None => cat.stored()?,
         };
+        let phase = if opts.deep { "verifying" } else { "checking" };
+        let bytes = rows.iter().map(|r| r.size).sum();
+        self.meter.begin(phase, rows.len() as u64, bytes);
         for row in rows {
             let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
             self.verify_object(
@@ -137,6 +141,8 @@ impl Archive {
                 backend,
                 &mut report,
             )?;
+            self.meter.advance(1, row.size);
+            pause_point("verified", self.meter.read().objects_done as usize);
         }
         for row in cat.in_state("pending")? {
             report.pending += 1;

@@ -2,13 +2,11 @@
 //! archive-repair, audit verify. Parsing and printing only; the work is in
 //! `umbra::archive`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use umbra::archive::Archive;
 use umbra::archive::catalog::Selection;
@@ -381,35 +379,12 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         exclude: a.exclude.clone(),
         include: a.include.clone(),
     };
-    let bar = if ui.quiet || a.json || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "migrate [{bar:30}] {pos}/{len} objects {msg} {per_sec} ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    };
-    let start = std::time::Instant::now();
-    let report = archive.migrate(
-        &opts,
-        &mut |bytes| ui.backend(bytes).map_err(|e| format!("{e:#}")),
-        &mut |done, total, bytes| {
-            bar.set_length(total);
-            bar.set_position(done);
-            let secs = start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "{:.1} MB, {:.3} GB/s",
-                bytes as f64 / 1e6,
-                bytes as f64 / secs / 1e9
-            ));
-        },
-    )?;
-    bar.finish_and_clear();
+    let meter = archive.meter.clone();
+    let report = ui.with_meter(&meter, !a.json, || {
+        archive.migrate(&opts, &mut |bytes| {
+            ui.backend(bytes).map_err(|e| format!("{e:#}"))
+        })
+    })?;
     print_problems(ui, &report.warnings, &report.failures);
     for d in &report.degraded_objects {
         eprintln!("umbra: degraded: {d}");
@@ -509,7 +484,8 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
         push_to,
     };
     let backend = ui.backend(0)?;
-    let report = archive.restore(&opts, backend.as_ref())?;
+    let meter = archive.meter.clone();
+    let report = ui.with_meter(&meter, !a.json, || archive.restore(&opts, backend.as_ref()))?;
     print_problems(ui, &report.warnings, &report.failures);
     for f in &report.not_pushed {
         match &a.output {
@@ -554,7 +530,8 @@ fn verify_common(
     let (deep, repair) = (opts.deep, opts.repair);
     let mut archive = open(loc)?;
     let backend = ui.backend(0)?;
-    let report = archive.verify(opts, backend.as_ref())?;
+    let meter = archive.meter.clone();
+    let report = ui.with_meter(&meter, !json, || archive.verify(opts, backend.as_ref()))?;
     if json {
         print_json(&report)?;
     } else {

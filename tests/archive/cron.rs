@@ -81,3 +81,60 @@ fn a_held_lock_is_exit_11_and_retry_lock_waits() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["written"], 0, "the first run wrote everything");
 }
+
+/// On a terminal (a pty from `script`), migrate, restore and verify --deep
+/// show their phase and bytes (MB, MB/s, objects done of all); each is
+/// stopped at a test pause point so that the bar is surely drawn. Without a
+/// terminal the same runs draw nothing.
+#[test]
+fn a_terminal_shows_progress_in_bytes() {
+    let f = fixture(2, 3, 3);
+    let bin = env!("CARGO_BIN_EXE_umbra");
+    let arc = f.arc.display().to_string();
+    let pause = f.root.join("pause");
+    let in_pty = |point: &str, args: String| -> String {
+        let _ = fs::remove_file(&pause);
+        let line = format!(
+            "UMBRA_BACKEND=cpu UMBRA_TEST_PAUSE_AT={point} UMBRA_TEST_PAUSE_FILE={} {bin} {args}",
+            pause.display()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        wait_for(&pause, &mut child);
+        // The bar is redrawn ten times a second: let it be drawn.
+        std::thread::sleep(Duration::from_millis(500));
+        fs::remove_file(&pause).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let src = f.src.display().to_string();
+    let shown = in_pty(
+        "put:2",
+        format!("migrate -C {arc} --source {src} --group 1"),
+    );
+    assert!(
+        shown.contains("writing [") && shown.contains(" MB/s"),
+        "{shown:?}"
+    );
+    assert!(shown.contains(&format!("(1/{SMALL_FILES})")), "{shown:?}");
+    let out = f.root.join("out").display().to_string();
+    let shown = in_pty("restored:1", format!("restore -C {arc} --all -o {out}"));
+    assert!(
+        shown.contains("restoring [") && shown.contains(" MB/s"),
+        "{shown:?}"
+    );
+    let shown = in_pty("verified:3", format!("verify --deep -C {arc}"));
+    assert!(
+        shown.contains("verifying [") && shown.contains(&format!("(3/{SMALL_FILES})")),
+        "{shown:?}"
+    );
+    // No terminal, no -q: the summary line, no bar.
+    let o = f.run(&["verify", "--deep"]);
+    assert!(o.status.success());
+    assert!(!stderr(&o).contains("MB/s"), "{}", stderr(&o));
+}

@@ -8,7 +8,9 @@
 //! shares written, the catalog not yet updated) for the K-th object of the
 //! run (objects go in groups, `--group`: every object of K's group is there),
 //! create PATH and wait until PATH is removed. The tests kill it there with
-//! SIGKILL, or change a store and let it go on.
+//! SIGKILL, or change a store and let it go on. `restored:K` stops a
+//! restore after its K-th group of objects is rebuilt, `verified:K` a
+//! verify after its K-th object: the progress bar is looked at there.
 
 #[path = "../common/mod.rs"]
 mod common;

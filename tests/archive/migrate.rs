@@ -348,7 +348,11 @@ fn dry_run_lists_what_would_be_written() {
             listed,
             vec![
                 ("new.bin".into(), 1234, "new".into()),
-                ("notes/report.txt".into(), changed.len() as u64, "changed".into()),
+                (
+                    "notes/report.txt".into(),
+                    changed.len() as u64,
+                    "changed".into()
+                ),
             ]
         );
         assert_eq!(r["would_write_bytes"], 1234 + changed.len() as u64);
@@ -357,13 +361,22 @@ fn dry_run_lists_what_would_be_written() {
     let o = f.run(&["migrate", "--source", src, "--dry-run"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.lines().count(), 2, "{out}");
-    assert!(out.contains("would write") && out.contains("1234 new.bin (new)"), "{out}");
+    assert!(
+        out.contains("would write") && out.contains("1234 new.bin (new)"),
+        "{out}"
+    );
     let total = 1234 + changed.len();
     assert!(
-        stderr(&o).contains(&format!("would write 2 object(s), {total} bytes of source ({} bytes in the stores", 3 * total)),
+        stderr(&o).contains(&format!(
+            "would write 2 object(s), {total} bytes of source ({} bytes in the stores",
+            3 * total
+        )),
         "{}",
         stderr(&o)
     );
     let r = f.migrate_ok();
-    assert_eq!((r["written"].clone(), r["bytes_written"].clone()), (2.into(), total.into()));
+    assert_eq!(
+        (r["written"].clone(), r["bytes_written"].clone()),
+        (2.into(), total.into())
+    );
 }

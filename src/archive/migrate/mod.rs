@@ -29,7 +29,7 @@ pub mod put;
 pub mod scan;
 pub mod stage;
 
-pub use options::{DEFAULT_GROUP, MigrateOptions, MigrateReport, Progress, WouldWrite};
+pub use options::{DEFAULT_GROUP, MigrateOptions, MigrateReport, WouldWrite};
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,6 @@ impl Archive {
         &mut self,
         opts: &MigrateOptions,
         make_backend: BackendFactory<'_>,
-        progress: Progress<'_>,
     ) -> Result<MigrateReport> {
         self.lock()?;
         let mut cat = self.catalog()?;
@@ -108,6 +107,7 @@ impl Archive {
                     exclude: opts.exclude.clone(),
                     include: opts.include.clone(),
                 };
+                self.meter.begin("listing", 0, 0);
                 let walk = source::walk(&root, &rules)?;
                 report.scanned += walk.files.len() as u64;
                 report.excluded = walk.excluded;
@@ -118,7 +118,11 @@ impl Archive {
                         "directory {u}: its files are not protected this run"
                     ));
                 }
-                self.scan_files(&mut cat, &ctx, &walk.files, &mut report)?;
+                self.meter.begin("scanning", walk.files.len() as u64, 0);
+                for chunk in walk.files.chunks(scan::SCAN_CHUNK) {
+                    self.scan_files(&mut cat, &ctx, chunk, &mut report)?;
+                    self.meter.advance(chunk.len() as u64, 0);
+                }
                 root
             }
             SourceSpec::Orthanc(url) => {
@@ -166,15 +170,7 @@ impl Archive {
             Some(make_backend(total_bytes).map_err(ArchiveError::Failed)?)
         };
         if let Some(backend) = backend.as_deref() {
-            self.write_pending(
-                &mut cat,
-                backend,
-                &source_root,
-                &pending,
-                opts,
-                progress,
-                &mut report,
-            )?;
+            self.write_pending(&mut cat, backend, &source_root, &pending, opts, &mut report)?;
             let (completed, still) = self.complete_degraded(&mut cat, &degraded, backend)?;
             report.completed = completed;
             report.degraded += still.len() as u64;
@@ -221,26 +217,24 @@ impl Archive {
         source_root: &Path,
         pending: &[ObjectRow],
         opts: &MigrateOptions,
-        progress: Progress<'_>,
         report: &mut MigrateReport,
     ) -> Result<()> {
-        let (mut objects_done, mut bytes_done) = (0, 0);
+        let total: u64 = pending.iter().map(|r| r.size).sum();
+        self.meter.begin("writing", pending.len() as u64, total);
         // The splits' buffers, kept for the whole run.
         let memory = SplitMemory::default();
         std::thread::scope(|scope| -> Result<()> {
             let mut in_flight: Option<(Staged<'_>, std::thread::ScopedJoinHandle<'_, PutErrors>)> =
                 None;
-            let mut finish = |cat: &mut Catalog,
-                              staged: Staged<'_>,
-                              handle: std::thread::ScopedJoinHandle<'_, PutErrors>,
-                              report: &mut MigrateReport|
+            let finish = |cat: &mut Catalog,
+                          staged: Staged<'_>,
+                          handle: std::thread::ScopedJoinHandle<'_, PutErrors>,
+                          report: &mut MigrateReport|
              -> Result<()> {
                 let put_errors = handle.join().expect("the put thread panicked");
                 let (objects, bytes) = (staged.group.len() as u64, staged.bytes());
                 self.record_group(cat, staged, put_errors, report)?;
-                objects_done += objects;
-                bytes_done += bytes;
-                progress(objects_done, pending.len() as u64, bytes_done);
+                self.meter.advance(objects, bytes);
                 Ok(())
             };
             for (first, group) in groups(pending, opts.group.max(1), GROUP_BYTES) {

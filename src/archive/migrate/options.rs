@@ -89,6 +89,3 @@ pub struct WouldWrite {
 
 /// Objects written and made durable together, by default.
 pub const DEFAULT_GROUP: usize = 64;
-
-/// Progress of a run: objects done of total, source bytes done.
-pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, u64);

@@ -120,6 +120,7 @@ impl Archive {
         let cursor = cat
             .get_meta(&cursor_key)?
             .and_then(|c| c.parse::<u64>().ok());
+        self.meter.begin("listing", 0, 0);
         let (ids, new_cursor) = match cursor {
             Some(c) if !full_scan => orthanc.new_instances_since(c)?,
             _ => {
@@ -152,7 +153,9 @@ impl Archive {
                 candidates.push(id.to_string());
             }
         }
+        self.meter.begin("scanning", candidates.len() as u64, 0);
         for id in candidates {
+            self.meter.advance(1, 0);
             report.scanned += 1;
             let source_ref = format!("orthanc/{id}");
             let result = (|| -> Result<()> {

@@ -23,11 +23,13 @@ use crate::share::envelope::{self, ObjectMeta};
 use crate::share::writer::ShareWriter;
 use crate::stream::split::{self, SplitOptions, SplitSecrets};
 
-/// Test hook (documented in tests/archive.rs): with UMBRA_TEST_PAUSE_AT set
-/// to `POINT:K`, the K-th object of a migrate run stops at POINT (`split`,
-/// `put` or `written`, each reached by a whole group at once), creates the file named by UMBRA_TEST_PAUSE_FILE and
-/// waits until that file is removed. Tests kill the process there, or
-/// change the stores and let it go on.
+/// Test hook (documented in tests/archive/main.rs): with UMBRA_TEST_PAUSE_AT
+/// set to `POINT:K`, the K-th object of a migrate run stops at POINT
+/// (`split`, `put` or `written`, each reached by a whole group at once; or
+/// the K-th group of a restore at `restored`, the K-th object of a verify at
+/// `verified`), creates the file named by UMBRA_TEST_PAUSE_FILE and waits
+/// until that file is removed. Tests kill the process there, or change the
+/// stores and let it go on, or look at the progress bar.
 pub(crate) fn pause_point(point: &str, k: usize) {
     let Ok(at) = std::env::var("UMBRA_TEST_PAUSE_AT") else {
         return;
