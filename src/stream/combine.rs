@@ -11,14 +11,13 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::rebuild::{TagCheck, reconstruct};
+use super::rebuild::{TagCheck, reconstruct, search_subsets, wrong_shares};
 use super::split::DEFAULT_BATCH_BYTES;
 use crate::engine::Backend;
 use crate::error::{Error, IoContext, Result};
 use crate::output::PendingFile;
 use crate::share::envelope::{self, EnvelopeError, ObjectMeta, Prefix};
-use crate::share::reader::open_shares;
-use crate::sharing::combinations;
+use crate::share::reader::{ShareSource, open_shares};
 
 /// Where a combined object goes.
 #[derive(Debug, Clone)]
@@ -225,52 +224,18 @@ pub fn combine_files(
         ))
     };
 
-    let all: Vec<usize> = (0..shares.len()).collect();
-    let result = match attempt(&all, &mut bad) {
-        Err(e) if is_wrong_combination(&e) && all.len() - bad.len() > t => {
-            // Some share is wrong although its own hashes hold (rewritten
-            // with fresh hashes, say): look for t shares that agree.
-            let usable: Vec<usize> = all
-                .iter()
-                .copied()
-                .filter(|i| !bad.contains_key(i))
-                .collect();
-            let mut found = Err(e);
-            for combo in combinations(usable.len(), t).take(256).skip(1) {
-                let chosen: Vec<usize> = combo.iter().map(|&k| usable[k]).collect();
-                match attempt(&chosen, &mut bad) {
-                    Ok(ok) => {
-                        let left_out: Vec<String> = usable
-                            .iter()
-                            .filter(|i| !chosen.contains(i))
-                            .map(|&i| shares[i].path.display().to_string())
-                            .collect();
-                        warnings.push(format!(
-                            "the first {t} shares did not combine to the tagged object; shares {} \
-                             were left out (one of them is wrong although its own hashes hold)",
-                            left_out.join(", ")
-                        ));
-                        found = Ok(ok);
-                        break;
-                    }
-                    Err(e) if is_wrong_combination(&e) => continue,
-                    Err(e) => {
-                        found = Err(e);
-                        break;
-                    }
-                }
-            }
-            found
-        }
-        other => other,
-    };
-    for (i, why) in &bad {
-        warnings.push(format!(
-            "skipped share {}: {why}",
-            shares[*i].path.display()
-        ));
+    let searched = search_subsets(shares.len(), t, &mut bad, &mut attempt);
+    if let Ok((_, Some(chosen))) = &searched {
+        warnings.extend(name_wrong_shares(
+            backend,
+            &shares,
+            chosen,
+            &bad,
+            opts.batch_bytes,
+        )?);
     }
-    let (pending, meta, blake3) = result?;
+    warnings.extend(damaged_warnings(&shares, &bad));
+    let ((pending, meta, blake3), _) = searched?;
     let output = pending.commit(opts.overwrite, opts.sync)?;
     Ok(CombineReport {
         output,
@@ -280,18 +245,45 @@ pub fn combine_files(
     })
 }
 
-fn is_wrong_combination(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::IntegrityFailed { .. }
-            | Error::Envelope {
-                error: EnvelopeError::WrongMagic
-                    | EnvelopeError::LengthMismatch { .. }
-                    | EnvelopeError::UnsupportedVersion(_),
-                ..
-            }
-            | Error::UnsafeName { .. }
-    )
+/// After a subset search found t shares that rebuild the tagged object:
+/// which of the others are wrong although their own hashes hold, named.
+pub(super) fn name_wrong_shares(
+    backend: &dyn Backend,
+    shares: &[ShareSource],
+    chosen: &[usize],
+    bad: &BTreeMap<usize, String>,
+    batch_bytes: usize,
+) -> Result<Vec<String>> {
+    let suspects: Vec<usize> = (0..shares.len())
+        .filter(|i| !chosen.contains(i) && !bad.contains_key(i))
+        .collect();
+    let wrong = wrong_shares(backend, shares, chosen, &suspects, batch_bytes)?;
+    Ok(wrong
+        .iter()
+        .map(|&i| {
+            format!(
+                "share {} is wrong although its own hashes hold (rewritten or forged): \
+                 the object was rebuilt without it",
+                shares[i].path.display()
+            )
+        })
+        .collect())
+}
+
+/// One warning per share with a damaged segment (or that could not be
+/// read), saying the other shares stood in.
+pub(super) fn damaged_warnings(
+    shares: &[ShareSource],
+    bad: &BTreeMap<usize, String>,
+) -> Vec<String> {
+    bad.iter()
+        .map(|(i, why)| {
+            format!(
+                "share {}: {why}; the other shares stood in for what is damaged",
+                shares[*i].path.display()
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

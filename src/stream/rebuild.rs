@@ -10,17 +10,23 @@ use zeroize::Zeroizing;
 
 use crate::engine::Backend;
 use crate::error::{Error, Result};
-use crate::share::envelope::CHECK_KEY_LEN;
+use crate::share::envelope::{CHECK_KEY_LEN, EnvelopeError};
 use crate::share::format::HASH_LEN;
 use crate::share::reader::ShareSource;
-use crate::sharing::Matrix;
+use crate::sharing::{Matrix, combinations};
 
 /// Receives each batch of rebuilt rows with its stream offset.
 pub(super) type RowSink<'a> = dyn FnMut(u64, &[&[u8]]) -> Result<()> + 'a;
 
 /// Streams the payload rebuilt at each x in `targets` (0 = the secret),
 /// batch by batch, from shares in `allowed` (in order of preference).
-/// Shares whose segments fail are recorded in `bad` and replaced.
+///
+/// A share whose segment fails its hash is recorded in `bad` (its first
+/// failure) and stands aside for that batch only: where a batch has fewer
+/// than t shares intact all through, it is rebuilt segment by segment, each
+/// from t shares intact there. So two shares damaged in different segments
+/// among t + 1 still rebuild the object. Shares that failed before are
+/// tried after the others.
 pub(super) fn reconstruct(
     backend: &dyn Backend,
     shares: &[ShareSource],
@@ -36,67 +42,21 @@ pub(super) fn reconstruct(
     let payload_len = h.payload_len;
     // A small object gets buffers of its own size, not a full batch each.
     let batch_len = payload_len.clamp(1, ((batch_bytes.max(seg) / seg) * seg) as u64) as usize;
-    let mut buffers: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    let mut reader = Gather {
+        shares,
+        order: allowed.to_vec(),
+        buffers: BTreeMap::new(),
+        batch_len,
+        t,
+    };
     let mut outputs: Vec<Zeroizing<Vec<u8>>> = targets
         .iter()
         .map(|_| Zeroizing::new(vec![0u8; batch_len]))
         .collect();
-    let mut offset = 0u64;
-    while offset < payload_len {
-        let len = (payload_len - offset).min(batch_len as u64) as usize;
-        let mut good: Vec<usize> = Vec::with_capacity(t);
-        let mut cursor = 0;
-        while good.len() < t {
-            let candidates: Vec<usize> = allowed[cursor..]
-                .iter()
-                .copied()
-                .filter(|i| !bad.contains_key(i))
-                .take(t - good.len())
-                .collect();
-            if candidates.is_empty() {
-                return Err(Error::NotEnoughIntact {
-                    offset,
-                    intact: good.len(),
-                    t,
-                    bad: bad
-                        .iter()
-                        .map(|(i, why)| format!("{} ({why})", shares[*i].path.display()))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                });
-            }
-            let last = *candidates.last().expect("non-empty");
-            cursor = allowed
-                .iter()
-                .position(|&i| i == last)
-                .expect("from allowed")
-                + 1;
-            let mut bufs: Vec<(usize, Vec<u8>)> = candidates
-                .iter()
-                .map(|&i| {
-                    (
-                        i,
-                        buffers.remove(&i).unwrap_or_else(|| vec![0u8; batch_len]),
-                    )
-                })
-                .collect();
-            let results: Vec<std::result::Result<(), String>> = bufs
-                .par_iter_mut()
-                .map(|(i, buf)| shares[*i].read_verified(offset, &mut buf[..len]))
-                .collect();
-            for ((i, buf), result) in bufs.into_iter().zip(results) {
-                match result {
-                    Ok(()) => good.push(i),
-                    Err(why) => {
-                        bad.insert(i, why);
-                    }
-                }
-                buffers.insert(i, buf);
-            }
-        }
+    let mut emit = |reader: &Gather<'_>, good: &[usize], offset: u64, len: usize| -> Result<()> {
         let xs: Vec<u8> = good.iter().map(|&i| shares[i].header.x).collect();
         let matrix = Matrix::lagrange(&xs, targets)?;
-        let inputs: Vec<&[u8]> = good.iter().map(|i| &buffers[i][..len]).collect();
+        let inputs: Vec<&[u8]> = good.iter().map(|i| &reader.buffers[i][..len]).collect();
         let mut outs: Vec<&mut [u8]> = outputs.iter_mut().map(|o| &mut o[..len]).collect();
         backend
             .apply(&matrix, &inputs, &mut outs)
@@ -105,10 +65,190 @@ pub(super) fn reconstruct(
                 error,
             })?;
         let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..len]).collect();
-        sink(offset, &rows)?;
+        sink(offset, &rows)
+    };
+    let mut offset = 0u64;
+    while offset < payload_len {
+        let len = (payload_len - offset).min(batch_len as u64) as usize;
+        match reader.gather(offset, len, bad) {
+            Ok(good) => emit(&reader, &good, offset, len)?,
+            Err(_) => {
+                // Segment by segment, each from the shares intact there.
+                let end = offset + len as u64;
+                let mut at = offset;
+                while at < end {
+                    let l = (end - at).min(seg as u64) as usize;
+                    let good =
+                        reader
+                            .gather(at, l, bad)
+                            .map_err(|intact| Error::NotEnoughIntact {
+                                offset: at,
+                                intact,
+                                t,
+                                bad: bad
+                                    .iter()
+                                    .map(|(i, why)| {
+                                        format!("{} ({why})", shares[*i].path.display())
+                                    })
+                                    .collect::<Vec<_>>()
+                                    .join("; "),
+                            })?;
+                    emit(&reader, &good, at, l)?;
+                    at += l as u64;
+                }
+            }
+        }
         offset += len as u64;
     }
     Ok(())
+}
+
+/// Reads stretches of the payload from the shares, verified, t at a time.
+struct Gather<'a> {
+    shares: &'a [ShareSource],
+    /// In order of preference; a share that fails moves to the back.
+    order: Vec<usize>,
+    buffers: BTreeMap<usize, Vec<u8>>,
+    batch_len: usize,
+    t: usize,
+}
+
+impl Gather<'_> {
+    /// t shares whose bytes at `offset..offset + len` are intact, read into
+    /// their buffers; else how many were.
+    fn gather(
+        &mut self,
+        offset: u64,
+        len: usize,
+        bad: &mut BTreeMap<usize, String>,
+    ) -> std::result::Result<Vec<usize>, usize> {
+        let order = self.order.clone();
+        let mut good: Vec<usize> = Vec::with_capacity(self.t);
+        let mut failed = Vec::new();
+        let mut next = 0;
+        while good.len() < self.t && next < order.len() {
+            let take = (self.t - good.len()).min(order.len() - next);
+            let candidates = &order[next..next + take];
+            next += take;
+            let mut bufs: Vec<(usize, Vec<u8>)> = candidates
+                .iter()
+                .map(|&i| {
+                    let buf = self
+                        .buffers
+                        .remove(&i)
+                        .unwrap_or_else(|| vec![0u8; self.batch_len]);
+                    (i, buf)
+                })
+                .collect();
+            let results: Vec<std::result::Result<(), String>> = bufs
+                .par_iter_mut()
+                .map(|(i, buf)| self.shares[*i].read_verified(offset, &mut buf[..len]))
+                .collect();
+            for ((i, buf), result) in bufs.into_iter().zip(results) {
+                match result {
+                    Ok(()) => good.push(i),
+                    Err(why) => {
+                        bad.entry(i).or_insert(why);
+                        failed.push(i);
+                    }
+                }
+                self.buffers.insert(i, buf);
+            }
+        }
+        for i in failed {
+            self.order.retain(|&j| j != i);
+            self.order.push(i);
+        }
+        if good.len() == self.t {
+            Ok(good)
+        } else {
+            Err(good.len())
+        }
+    }
+}
+
+/// Whether an attempt failed because its shares do not rebuild the tagged
+/// object (one of them wrong although its own hashes hold), so that other
+/// shares may.
+pub(super) fn is_wrong_combination(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::IntegrityFailed { .. }
+            | Error::Envelope {
+                error: EnvelopeError::WrongMagic
+                    | EnvelopeError::LengthMismatch { .. }
+                    | EnvelopeError::UnsupportedVersion(_),
+                ..
+            }
+            | Error::UnsafeName { .. }
+    )
+}
+
+/// Runs `attempt` on every share (in order); if what they rebuild is not
+/// the tagged object and more than t shares are usable, on other subsets of
+/// t of them (at most 256), until one holds. Returns the result and, when
+/// a subset was needed, the shares it used.
+pub(super) fn search_subsets<T>(
+    n: usize,
+    t: usize,
+    bad: &mut BTreeMap<usize, String>,
+    attempt: &mut dyn FnMut(&[usize], &mut BTreeMap<usize, String>) -> Result<T>,
+) -> Result<(T, Option<Vec<usize>>)> {
+    let all: Vec<usize> = (0..n).collect();
+    let first = attempt(&all, bad);
+    match first {
+        Err(e) if is_wrong_combination(&e) && n - bad.len() > t => {
+            let usable: Vec<usize> = all.into_iter().filter(|i| !bad.contains_key(i)).collect();
+            let mut last = e;
+            for combo in combinations(usable.len(), t).take(256).skip(1) {
+                let chosen: Vec<usize> = combo.iter().map(|&k| usable[k]).collect();
+                match attempt(&chosen, bad) {
+                    Ok(ok) => return Ok((ok, Some(chosen))),
+                    Err(e) if is_wrong_combination(&e) => last = e,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last)
+        }
+        other => other.map(|ok| (ok, None)),
+    }
+}
+
+/// Of the `suspects`, those whose payload differs from what the proven
+/// shares `chosen` give at their x: the wrong shares, to be named.
+pub(super) fn wrong_shares(
+    backend: &dyn Backend,
+    shares: &[ShareSource],
+    chosen: &[usize],
+    suspects: &[usize],
+    batch_bytes: usize,
+) -> Result<Vec<usize>> {
+    let xs: Vec<u8> = suspects.iter().map(|&i| shares[i].header.x).collect();
+    let mut differs = vec![false; suspects.len()];
+    let mut scratch = Vec::new();
+    let mut ignored = BTreeMap::new();
+    reconstruct(
+        backend,
+        shares,
+        chosen,
+        &xs,
+        batch_bytes,
+        &mut ignored,
+        &mut |offset, rows| {
+            for (k, &i) in suspects.iter().enumerate() {
+                scratch.resize(rows[k].len(), 0);
+                let same = shares[i].read_verified(offset, &mut scratch).is_ok()
+                    && scratch[..] == *rows[k];
+                differs[k] |= !same;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(suspects
+        .iter()
+        .zip(differs)
+        .filter_map(|(&i, d)| d.then_some(i))
+        .collect())
 }
 
 /// Checks the keyed tag of a combined stream as it goes by.

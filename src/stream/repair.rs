@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::combine::CombineOptions;
-use super::rebuild::{TagCheck, reconstruct};
+use super::combine::{CombineOptions, damaged_warnings, name_wrong_shares};
+use super::rebuild::{TagCheck, reconstruct, search_subsets};
 use crate::engine::Backend;
 use crate::error::{Error, IoContext, Result};
 use crate::output::PendingFile;
@@ -44,35 +44,47 @@ pub fn repair_share(
     let mut header = shares[0].header.clone();
     header.x = lost_x;
     let tag = header.tag;
-    let mut pending = PendingFile::create(output, opts.overwrite)?;
-    let file = pending.file().try_clone().at(output)?;
-    let mut writer = ShareWriter::new(file, header).at(output)?;
-    let mut check = TagCheck::new();
+    let t = header.threshold.t();
     let mut bad = BTreeMap::new();
-    let all: Vec<usize> = (0..shares.len()).collect();
-    reconstruct(
-        backend,
-        &shares,
-        &all,
-        &[0, lost_x],
-        opts.batch_bytes,
-        &mut bad,
-        &mut |_, rows| {
-            check.update(rows[0]);
-            writer.write_payload(rows[1]).at(output)
-        },
-    )?;
-    for (i, why) in &bad {
-        warnings.push(format!(
-            "skipped share {}: {why}",
-            shares[*i].path.display()
-        ));
+    // Each attempt writes a fresh pending share; a failed one is dropped.
+    let mut attempt = |allowed: &[usize],
+                       bad: &mut BTreeMap<usize, String>|
+     -> Result<(PendingFile, ShareWriter<std::fs::File>)> {
+        let mut pending = PendingFile::create(output, opts.overwrite)?;
+        let file = pending.file().try_clone().at(output)?;
+        let mut writer = ShareWriter::new(file, header.clone()).at(output)?;
+        let mut check = TagCheck::new();
+        reconstruct(
+            backend,
+            &shares,
+            allowed,
+            &[0, lost_x],
+            opts.batch_bytes,
+            bad,
+            &mut |_, rows| {
+                check.update(rows[0]);
+                writer.write_payload(rows[1]).at(output)
+            },
+        )?;
+        if !check.matches(&tag) {
+            return Err(Error::IntegrityFailed {
+                detail: " while repairing".into(),
+            });
+        }
+        Ok((pending, writer))
+    };
+    let searched = search_subsets(shares.len(), t, &mut bad, &mut attempt);
+    if let Ok((_, Some(chosen))) = &searched {
+        warnings.extend(name_wrong_shares(
+            backend,
+            &shares,
+            chosen,
+            &bad,
+            opts.batch_bytes,
+        )?);
     }
-    if !check.matches(&tag) {
-        return Err(Error::IntegrityFailed {
-            detail: " while repairing".into(),
-        });
-    }
+    warnings.extend(damaged_warnings(&shares, &bad));
+    let ((pending, writer), _) = searched?;
     writer.finish(tag).at(output)?;
     let output = pending.commit(opts.overwrite, opts.sync)?;
     Ok(RepairReport {

@@ -147,8 +147,42 @@ fn forged_share_fails_the_tag_and_spares_recover() {
     assert!(!out.exists());
     assert_no_partials(s.dir.path());
     // With spares, another subset rebuilds the tagged object.
+    // The forged share is named, and only it.
     let o = combine(&out, &s.shares, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("left out"), "{}", stderr(&o));
+    let err = stderr(&o);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("scan.bin.002.umbra is wrong although its own hashes hold"),
+        "{err}"
+    );
     assert_eq!(fs::read(&out).unwrap(), s.original);
+}
+
+/// Two shares damaged in different segments, among t + 1: every segment
+/// still has t intact copies, and each is taken from the shares intact
+/// there.
+#[test]
+fn damaged_segments_are_taken_from_the_spares_segment_by_segment() {
+    let s = split(4, 5, 3 << 20, 10);
+    damage_segment(&s.shares[0], 0);
+    damage_segment(&s.shares[3], 2);
+    let out = s.dir.path().join("out");
+    let o = combine(&out, &s.shares, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(&out).unwrap(), s.original);
+    let err = stderr(&o);
+    assert!(
+        err.contains("scan.bin.001.umbra: segment 0 is corrupt"),
+        "{err}"
+    );
+    assert!(
+        err.contains("scan.bin.004.umbra: segment 2 is corrupt"),
+        "{err}"
+    );
+    // A third damage in segment 0: only 3 intact there, named.
+    damage_segment(&s.shares[1], 0);
+    let o = combine(&s.dir.path().join("out2"), &s.shares, &[]);
+    assert_fails_with(&o, &["only 3 intact share(s)", "scan.bin.002.umbra"]);
 }

@@ -88,3 +88,14 @@ fn forge(path: &Path, payload_byte: usize) {
     b[96..128].copy_from_slice(&hh);
     fs::write(path, &b).unwrap();
 }
+
+/// Flips a payload byte in segment `k` of a share, leaving its hashes: the
+/// segment's hash no longer holds.
+fn damage_segment(path: &Path, k: usize) {
+    let mut b = fs::read(path).unwrap();
+    let seg = u32::from_le_bytes(b[20..24].try_into().unwrap()) as usize;
+    let payload_len = u64::from_le_bytes(b[24..32].try_into().unwrap()) as usize;
+    let payload_at = 128 + 32 * payload_len.div_ceil(seg);
+    b[payload_at + k * seg + 10] ^= 0x01;
+    fs::write(path, &b).unwrap();
+}
