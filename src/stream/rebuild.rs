@@ -184,6 +184,11 @@ pub(super) fn is_wrong_combination(e: &Error) -> bool {
     )
 }
 
+/// One try at rebuilding from the shares given (indices), recording the
+/// shares whose segments fail.
+pub(super) type Attempt<'a, T> =
+    dyn FnMut(&[usize], &mut BTreeMap<usize, String>) -> Result<T> + 'a;
+
 /// Runs `attempt` on every share (in order); if what they rebuild is not
 /// the tagged object and more than t shares are usable, on other subsets of
 /// t of them (at most 256), until one holds. Returns the result and, when
@@ -192,7 +197,7 @@ pub(super) fn search_subsets<T>(
     n: usize,
     t: usize,
     bad: &mut BTreeMap<usize, String>,
-    attempt: &mut dyn FnMut(&[usize], &mut BTreeMap<usize, String>) -> Result<T>,
+    attempt: &mut Attempt<'_, T>,
 ) -> Result<(T, Option<Vec<usize>>)> {
     let all: Vec<usize> = (0..n).collect();
     let first = attempt(&all, bad);
