@@ -2,18 +2,145 @@
 //! file beside its final name and renamed only when everything succeeded.
 //! A set of outputs (the n shares of one split) is committed together; if
 //! one rename fails, the ones already renamed are removed again.
+//!
+//! A temporary output is named `.umbra-PID-XXXXXX.partial` and tracked
+//! while it lives: when SIGINT or SIGTERM ends the run, [`remove_live`]
+//! (called by the CLI's signal watcher) removes every one, so no partial
+//! plaintext is left behind; and if the run died harder (SIGKILL, power),
+//! the next output made in that directory removes those of processes that
+//! are gone (see [`sweep_stale`]).
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, IoContext, Result};
 
+/// The partial outputs (files or directories) this process holds now.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Directories already swept of stale partials by this process.
+static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Records a partial output to remove if the run is interrupted.
+pub fn track(path: &Path) {
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_path_buf());
+}
+
+/// Forgets a partial output (committed, or removed by its owner).
+pub fn untrack(path: &Path) {
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|p| p != path);
+}
+
+/// Removes every partial output this process holds: for the signal
+/// watcher, just before the process exits.
+pub fn remove_live() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));
+    for p in live {
+        if p.is_dir() {
+            let _ = std::fs::remove_dir_all(&p);
+        } else {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+/// The prefix of this process's temporary names: `.umbra-PID-` (and
+/// `.umbra-restore-PID-` for a restore's directory).
+pub fn temp_prefix(kind: &str) -> String {
+    format!(".umbra-{kind}{}-", std::process::id())
+}
+
+/// Removes, once per directory and process, the partial outputs in `dir`
+/// that a process now gone left (killed without a chance to clean up):
+/// names `.umbra-PID-*.partial` and `.umbra-restore-PID-*` whose PID runs
+/// no more, owned by this user. Others' files, and names of live
+/// processes, are left alone.
+pub fn sweep_stale(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let key = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if !swept.get_or_insert_with(HashSet::new).insert(key) {
+            return;
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let rest = name.strip_prefix(".umbra-restore-").or_else(|| {
+            name.strip_prefix(".umbra-")
+                .filter(|_| name.ends_with(".partial"))
+        });
+        let Some(pid) = rest
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.uid() == me && m.is_dir() => {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            Ok(m) if m.uid() == me && m.is_file() => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Test hook, as the archive's (tests/archive/main.rs): with
+/// UMBRA_TEST_PAUSE_AT=`output:K`, the K-th temporary output of the process
+/// is created and then the process waits while the file named by
+/// UMBRA_TEST_PAUSE_FILE exists (created here): tests signal or kill it
+/// there.
+fn test_pause_at_output() {
+    static CREATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let (Ok(at), Ok(file)) = (
+        std::env::var("UMBRA_TEST_PAUSE_AT"),
+        std::env::var("UMBRA_TEST_PAUSE_FILE"),
+    ) else {
+        return;
+    };
+    let k = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if at != format!("output:{k}") {
+        return;
+    }
+    let _ = std::fs::write(&file, "output");
+    while Path::new(&file).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// A temporary file that becomes `target` on commit.
 pub struct PendingFile {
-    temp: NamedTempFile,
+    /// Until commit.
+    temp: Option<NamedTempFile>,
+    /// The temporary file's path (tracked while it lives).
+    path: PathBuf,
     target: PathBuf,
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        untrack(&self.path);
+    }
 }
 
 impl PendingFile {
@@ -31,20 +158,25 @@ impl PendingFile {
                 dir: dir.to_path_buf(),
             });
         }
+        sweep_stale(dir);
         let temp = tempfile::Builder::new()
-            .prefix(".umbra-")
+            .prefix(&temp_prefix(""))
             .suffix(".partial")
             .tempfile_in(dir)
             .at(dir)?;
+        let path = temp.path().to_path_buf();
+        track(&path);
+        test_pause_at_output();
         Ok(Self {
-            temp,
+            temp: Some(temp),
+            path,
             target: target.to_path_buf(),
         })
     }
 
     /// The temporary file, to write the output into.
     pub fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+        self.temp.as_mut().expect("until commit").as_file_mut()
     }
 
     /// The path it becomes on commit.
@@ -59,16 +191,17 @@ impl PendingFile {
 
     /// Renames into place. Without `overwrite`, an existing target (even one
     /// that appeared meanwhile) is refused, never replaced.
-    pub fn commit(self, overwrite: bool, sync: bool) -> Result<PathBuf> {
+    pub fn commit(mut self, overwrite: bool, sync: bool) -> Result<PathBuf> {
+        let temp = self.temp.take().expect("committed once");
         if sync {
-            self.temp.as_file().sync_all().at(&self.target)?;
+            temp.as_file().sync_all().at(&self.target)?;
         }
         let target = self.target.clone();
         check_replaceable(&target, overwrite)?;
         let persisted = if overwrite {
-            self.temp.persist(&target)
+            temp.persist(&target)
         } else {
-            self.temp.persist_noclobber(&target)
+            temp.persist_noclobber(&target)
         };
         match persisted {
             Ok(_) => Ok(target),

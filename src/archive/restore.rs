@@ -50,6 +50,22 @@ pub struct RestoreOptions {
     pub push_to: Option<String>,
 }
 
+/// A path tracked for removal on interruption while this lives.
+struct Tracked(PathBuf);
+
+impl Tracked {
+    fn new(path: &Path) -> Self {
+        crate::output::track(path);
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        crate::output::untrack(&self.0);
+    }
+}
+
 /// Where [`place`] put a rebuilt object.
 pub(crate) enum Placed {
     /// At its own name.
@@ -192,10 +208,13 @@ impl Archive {
             None => None,
         };
         std::fs::create_dir_all(&opts.out).at(&opts.out)?;
+        crate::output::sweep_stale(&opts.out);
         let tmp = tempfile::Builder::new()
-            .prefix(".umbra-restore-")
+            .prefix(&crate::output::temp_prefix("restore-"))
             .tempdir_in(&opts.out)
             .at(&opts.out)?;
+        // Removed on SIGINT or SIGTERM: it holds rebuilt plaintext.
+        let _tracked = Tracked::new(tmp.path());
         let mut report = RestoreReport::default();
         let catalog = if opts.without_catalog {
             self.restore_from_stores(tmp.path(), opts, backend, &mut report)?;

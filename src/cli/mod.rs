@@ -6,6 +6,7 @@ mod backend;
 mod bench;
 mod paper;
 mod share;
+mod signals;
 mod ui;
 
 use std::process::ExitCode;
@@ -172,6 +173,7 @@ fn argument_error(e: clap::Error) -> ExitCode {
 
 pub fn run() -> anyhow::Result<ExitCode> {
     ui::started();
+    signals::clean_up_on_signals();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return Ok(argument_error(e)),

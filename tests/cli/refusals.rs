@@ -217,3 +217,115 @@ fn init_takes_the_archive_as_every_command_does() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Starts `umbra ARGS` paused at its `k`-th temporary output (the test hook
+/// of src/output.rs), with stderr piped.
+fn paused_at_output(args: &[&std::ffi::OsStr], k: usize, pause: &Path) -> std::process::Child {
+    let _ = fs::remove_file(pause);
+    let mut child = umbra()
+        .env("UMBRA_TEST_PAUSE_AT", format!("output:{k}"))
+        .env("UMBRA_TEST_PAUSE_FILE", pause)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !pause.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before its pause"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60), "never paused");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+fn partials(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect()
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let o = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}
+
+/// SIGTERM or SIGINT in the middle of a combine or split: the partial
+/// outputs are removed, the exit status says which signal.
+#[test]
+fn a_signal_leaves_no_partial_output() {
+    let s = split(2, 3, 200_000, 20);
+    let pause = s.dir.path().join("pause");
+    let out = s.dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let mut args: Vec<&std::ffi::OsStr> = vec!["combine".as_ref(), "-o".as_ref(), out.as_ref()];
+    args.extend(s.shares.iter().map(|p| p.as_os_str()));
+    let child = paused_at_output(&args, 1, &pause);
+    assert_eq!(partials(&out).len(), 1);
+    signal(&child, "-TERM");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(128 + 15), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    assert_eq!(partials(&out), Vec::<String>::new());
+    assert!(
+        fs::read_dir(&out).unwrap().next().is_none(),
+        "combine left files"
+    );
+
+    let shares = s.dir.path().join("again");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "split".as_ref(),
+        "-t".as_ref(),
+        "2".as_ref(),
+        "-n".as_ref(),
+        "3".as_ref(),
+        "-o".as_ref(),
+        shares.as_ref(),
+        s.input.as_ref(),
+    ];
+    let child = paused_at_output(&args, 3, &pause);
+    assert_eq!(partials(&shares).len(), 3);
+    signal(&child, "-INT");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(128 + 2), "{}", stderr(&o));
+    assert!(
+        fs::read_dir(&shares).unwrap().next().is_none(),
+        "split left files"
+    );
+}
+
+/// Killed harder (SIGKILL), a combine leaves its partial; the next output
+/// made in that directory removes it (its process is gone), but not a live
+/// process's partial nor anything else.
+#[test]
+fn the_next_run_removes_partials_of_dead_runs() {
+    let s = split(2, 3, 200_000, 21);
+    let pause = s.dir.path().join("pause");
+    let out = s.dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let mut args: Vec<&std::ffi::OsStr> = vec!["combine".as_ref(), "-o".as_ref(), out.as_ref()];
+    args.extend(s.shares.iter().map(|p| p.as_os_str()));
+    let mut child = paused_at_output(&args, 1, &pause);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fs::remove_file(&pause).unwrap();
+    let dead = partials(&out);
+    assert_eq!(dead.len(), 1);
+    // A partial of a process that is alive (this test) and a stranger.
+    let live = format!(".umbra-{}-keepme.partial", std::process::id());
+    fs::write(out.join(&live), b"in use").unwrap();
+    fs::write(out.join(".umbra-notes"), b"not ours").unwrap();
+    let o = combine(&out.join("scan.bin"), &s.shares, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(partials(&out), vec![live]);
+    assert!(out.join(".umbra-notes").exists());
+}
