@@ -34,7 +34,7 @@ pub struct Archive {
     /// without it (it reads names from the stores, not from the key).
     site_key: std::result::Result<SiteKey, String>,
     _lock: Option<File>,
-    /// How long [`Archive::lock`] waits for another writer to finish
+    /// How long migrate and archive-repair wait for another writer to finish
     /// (`--retry-lock`; default: not at all).
     pub lock_wait: std::time::Duration,
     /// How far the operation in progress is (a progress bar reads it).

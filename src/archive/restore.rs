@@ -29,6 +29,9 @@ pub struct RestoreReport {
     pub audit_error: Option<String>,
     pub restored: u64,
     pub already_present: u64,
+    /// Objects whose first t shares did not rebuild them at once (missing,
+    /// damaged or wrong): each share was checked and spares fetched.
+    pub careful: u64,
     pub failed: u64,
     pub bytes: u64,
     pub files: Vec<PathBuf>,
@@ -278,6 +281,7 @@ impl Archive {
             "without_catalog": opts.without_catalog,
             "restored": report.restored,
             "already_present": report.already_present,
+            "careful": report.careful,
             "failed": report.failed,
             "bytes": report.bytes,
             "pushed": report.pushed,
@@ -315,7 +319,8 @@ impl Archive {
         let mut rebuilt = Vec::new();
         for ((_, row), r) in group.iter().zip(results) {
             let r = r.and_then(|(dir, warnings, result)| {
-                report.warnings.extend(warnings);
+                report.careful += u64::from(warnings.is_some());
+                report.warnings.extend(warnings.unwrap_or_default());
                 result.map(|(combined, hash)| Rebuilt {
                     row,
                     _dir: dir,
@@ -335,23 +340,24 @@ impl Archive {
     }
 
     /// Rebuilds one object into a file below `tmp` and checks it against
-    /// the catalog's BLAKE3; also returns the warnings (shares skipped).
+    /// the catalog's BLAKE3; also returns, if the careful path was needed,
+    /// its warnings (shares skipped).
     pub(crate) fn rebuild(
         &self,
         row: &ObjectRow,
         placements: &[Placement],
         tmp: &Path,
         backend: &dyn Backend,
-    ) -> (Vec<String>, Result<(PathBuf, blake3::Hash)>) {
+    ) -> (Option<Vec<String>>, Result<(PathBuf, blake3::Hash)>) {
         if let Some(done) = self.rebuild_fast(row, placements, tmp, backend) {
-            return (Vec::new(), Ok(done));
+            return (None, Ok(done));
         }
         let mut warnings = Vec::new();
         let careful = tmp.join("careful");
         let result = std::fs::create_dir(&careful)
             .at(&careful)
             .and_then(|()| self.rebuild_careful(row, placements, &careful, backend, &mut warnings));
-        (warnings, result)
+        (Some(warnings), result)
     }
 
     /// The common case, reading every share once: the first t shares go
@@ -385,7 +391,10 @@ impl Archive {
             backend,
             &paths,
             &CombineTarget::File(combined.clone()),
-            &CombineOptions::default(),
+            &CombineOptions {
+                hash_content: true,
+                ..CombineOptions::default()
+            },
             &mut |_| {},
         )
         .ok()?;

@@ -192,3 +192,33 @@ fn restore_over_a_changed_file_keeps_it_and_says_so() {
     );
     assert!(!stderr(&o).contains("differs"), "{}", stderr(&o));
 }
+
+/// A healthy archive restores every object on the fast path (t shares,
+/// each read once); only an object with a damaged share takes the careful
+/// one (`careful` in --json), and still restores.
+#[test]
+fn a_healthy_restore_takes_the_fast_path() {
+    let f = fixture(2, 3, 3);
+    let written = f.migrate_ok()["written"].as_u64().unwrap();
+    let o = f.restore(&f.root.join("a"), &["--all", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (r["restored"].as_u64(), r["careful"].as_u64()),
+        (Some(written), Some(0))
+    );
+    // One share of one object damaged in store 1.
+    let mut victim = all_files(&f.store(1));
+    victim.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
+    let mut bytes = fs::read(&victim[0]).unwrap();
+    let at = bytes.len() - 7;
+    bytes[at] ^= 0x20;
+    fs::write(&victim[0], &bytes).unwrap();
+    let o = f.restore(&f.root.join("b"), &["--all", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (r["restored"].as_u64(), r["careful"].as_u64()),
+        (Some(written), Some(1))
+    );
+}
