@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use zeroize::Zeroizing;
 
+use crate::buffer::PooledBuf;
 use crate::engine::Backend;
 use crate::error::{Error, Result};
 use crate::share::envelope::{CHECK_KEY_LEN, EnvelopeError};
@@ -49,11 +50,17 @@ pub(super) fn reconstruct(
         batch_len,
         t,
     };
-    let mut outputs: Vec<Zeroizing<Vec<u8>>> = targets
+    // The rows at x = 0 are plaintext: zeroized when given back.
+    let mut outputs: Vec<PooledBuf> = targets
         .iter()
-        .map(|_| Zeroizing::new(vec![0u8; batch_len]))
+        .map(|_| PooledBuf::for_overwrite(batch_len, true))
         .collect();
-    let mut emit = |reader: &Gather<'_>, good: &[usize], offset: u64, len: usize| -> Result<()> {
+    // The rows of good shares' bytes, computed into `outputs`.
+    let apply = |reader: &Gather<'_>,
+                 outputs: &mut [PooledBuf],
+                 good: &[usize],
+                 len: usize|
+     -> Result<()> {
         let xs: Vec<u8> = good.iter().map(|&i| shares[i].header.x).collect();
         let matrix = Matrix::lagrange(&xs, targets)?;
         let inputs: Vec<&[u8]> = good.iter().map(|i| &reader.buffers[i][..len]).collect();
@@ -63,15 +70,34 @@ pub(super) fn reconstruct(
             .map_err(|error| Error::EngineAt {
                 path: shares[good[0]].path.clone(),
                 error,
-            })?;
-        let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..len]).collect();
-        sink(offset, &rows)
+            })
     };
+    // A pipeline of two: while the sink takes one batch's rows (tag, write),
+    // the next batch's shares are read and their segments verified.
+    let mut ready: Option<(u64, usize)> = None;
     let mut offset = 0u64;
     while offset < payload_len {
         let len = (payload_len - offset).min(batch_len as u64) as usize;
-        match reader.gather(offset, len, bad) {
-            Ok(good) => emit(&reader, &good, offset, len)?,
+        let gathered = match ready.take() {
+            None => reader.gather(offset, len, bad),
+            Some((at, l)) => {
+                let mut gathered = None;
+                let mut sunk = Ok(());
+                rayon::in_place_scope(|scope| {
+                    let (reader, bad, gathered) = (&mut reader, &mut *bad, &mut gathered);
+                    scope.spawn(move |_| *gathered = Some(reader.gather(offset, len, bad)));
+                    let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..l]).collect();
+                    sunk = sink(at, &rows);
+                });
+                sunk?;
+                gathered.expect("the read ran")
+            }
+        };
+        match gathered {
+            Ok(good) => {
+                apply(&reader, &mut outputs, &good, len)?;
+                ready = Some((offset, len));
+            }
             Err(_) => {
                 // Segment by segment, each from the shares intact there.
                 let end = offset + len as u64;
@@ -93,12 +119,18 @@ pub(super) fn reconstruct(
                                     .collect::<Vec<_>>()
                                     .join("; "),
                             })?;
-                    emit(&reader, &good, at, l)?;
+                    apply(&reader, &mut outputs, &good, l)?;
+                    let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..l]).collect();
+                    sink(at, &rows)?;
                     at += l as u64;
                 }
             }
         }
         offset += len as u64;
+    }
+    if let Some((at, l)) = ready {
+        let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..l]).collect();
+        sink(at, &rows)?;
     }
     Ok(())
 }
@@ -108,7 +140,7 @@ struct Gather<'a> {
     shares: &'a [ShareSource],
     /// In order of preference; a share that fails moves to the back.
     order: Vec<usize>,
-    buffers: BTreeMap<usize, Vec<u8>>,
+    buffers: BTreeMap<usize, PooledBuf>,
     batch_len: usize,
     t: usize,
 }
@@ -130,13 +162,13 @@ impl Gather<'_> {
             let take = (self.t - good.len()).min(order.len() - next);
             let candidates = &order[next..next + take];
             next += take;
-            let mut bufs: Vec<(usize, Vec<u8>)> = candidates
+            let mut bufs: Vec<(usize, PooledBuf)> = candidates
                 .iter()
                 .map(|&i| {
                     let buf = self
                         .buffers
                         .remove(&i)
-                        .unwrap_or_else(|| vec![0u8; self.batch_len]);
+                        .unwrap_or_else(|| PooledBuf::for_overwrite(self.batch_len, false));
                     (i, buf)
                 })
                 .collect();
