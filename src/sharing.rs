@@ -162,6 +162,44 @@ impl Matrix {
     }
 }
 
+impl Matrix {
+    /// The inverse of the t x t Vandermonde rows at `xs` (t = `xs.len()`):
+    /// row k gives the polynomial's coefficient k from its values at `xs`.
+    /// The compact scheme's decoding matrix (docs/DESIGN.md section 8): its
+    /// stripes are the coefficients, its shares the values.
+    pub fn vandermonde_inverse(xs: &[u8]) -> Result<Self, ParamError> {
+        check_xs(xs)?;
+        let t = xs.len();
+        // Gauss-Jordan on [V | I]; distinct xs make V invertible.
+        let mut a = Self::vandermonde(xs, t).entries;
+        let mut inv: Vec<u8> = (0..t * t).map(|k| u8::from(k / t == k % t)).collect();
+        for col in 0..t {
+            let pivot = (col..t)
+                .find(|&r| a[r * t + col] != 0)
+                .expect("distinct xs give an invertible Vandermonde matrix");
+            for c in 0..t {
+                a.swap(col * t + c, pivot * t + c);
+                inv.swap(col * t + c, pivot * t + c);
+            }
+            let p = field::inv(a[col * t + col]).expect("non-zero pivot");
+            for c in 0..t {
+                a[col * t + c] = field::mul(a[col * t + c], p);
+                inv[col * t + c] = field::mul(inv[col * t + c], p);
+            }
+            for r in 0..t {
+                let f = a[r * t + col];
+                if r != col && f != 0 {
+                    for c in 0..t {
+                        a[r * t + c] ^= field::mul(f, a[col * t + c]);
+                        inv[r * t + c] ^= field::mul(f, inv[col * t + c]);
+                    }
+                }
+            }
+        }
+        Ok(Self::new(t, t, inv))
+    }
+}
+
 /// Byte-wise reference: evaluate the matrix on single bytes. Slow; for tests
 /// and for cross-checks of every backend.
 pub fn apply_reference(m: &Matrix, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
@@ -255,6 +293,35 @@ pub fn combinations(n: usize, k: usize) -> impl Iterator<Item = Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn vandermonde_inverse_inverts() {
+        let cases: Vec<Vec<u8>> = vec![
+            vec![1, 2],
+            vec![1, 2, 3, 4],
+            vec![7, 200, 3, 91, 255],
+            (1..=255).collect(),
+            (1..=16).rev().collect(),
+        ];
+        for xs in cases {
+            let t = xs.len();
+            let v = Matrix::vandermonde(&xs, t);
+            let inv = Matrix::vandermonde_inverse(&xs).unwrap();
+            for r in 0..t {
+                for c in 0..t {
+                    let mut acc = 0u8;
+                    for k in 0..t {
+                        acc ^= field::mul(inv.get(r, k), v.get(k, c));
+                    }
+                    assert_eq!(acc, u8::from(r == c), "t = {t}, entry ({r}, {c})");
+                }
+            }
+        }
+        assert_eq!(
+            Matrix::vandermonde_inverse(&[1, 1]).unwrap_err(),
+            ParamError::DuplicateX { x: 1 }
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -15,6 +15,7 @@ mod common;
 
 use std::sync::OnceLock;
 
+use umbra::share::format::SchemeKind;
 use umbra::sharing::{SplitPlan, combine_matrix, repair_matrix};
 
 use umbra::engine::{Backend, CpuBackend};
@@ -497,8 +498,10 @@ fn batches_match_cpu() {
 /// each gets split alone on the CPU, byte for byte.
 #[test]
 fn whole_streams_match_split_stream() {
-    common::check_whole_streams_match_split_stream(gpu(), 4, 8);
-    common::check_whole_streams_match_split_stream(small_gpu(), 3, 5);
+    for scheme in [SchemeKind::Shamir, SchemeKind::Compact] {
+        common::check_whole_streams_match_split_stream(gpu(), 4, 8, scheme);
+        common::check_whole_streams_match_split_stream(small_gpu(), 3, 5, scheme);
+    }
 }
 
 #[test]

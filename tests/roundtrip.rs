@@ -6,6 +6,7 @@ mod common;
 
 use proptest::prelude::*;
 
+use umbra::share::format::SchemeKind;
 use umbra::sharing::{SplitPlan, combine_matrix, repair_matrix};
 
 use umbra::engine::{Backend, CpuBackend};
@@ -71,19 +72,22 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
     #[test]
     fn files_round_trip_with_random_subsets(
         (t, xs, pick) in params(),
         content in proptest::collection::vec(any::<u8>(), 0..20_000),
         segment_shift in 12u32..=14,
+        compact in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("object.bin");
         std::fs::write(&input, &content).unwrap();
         let n = xs.len();
-        let mut opts = SplitOptions::new(SplitPlan::new(Threshold::new(t, n).unwrap(), xs.clone()).unwrap());
+        let scheme = if compact { SchemeKind::Compact } else { SchemeKind::Shamir };
+        let mut opts = SplitOptions::new(SplitPlan::new(Threshold::new(t, n).unwrap(), xs.clone()).unwrap())
+            .with_scheme(scheme);
         opts.segment_size = 1 << segment_shift;
         opts.batch_bytes = 2 << segment_shift; // several batches
         let backend = CpuBackend::detect();
@@ -114,7 +118,9 @@ fn whole_streams_match_split_stream_on_every_level() {
     for level in Level::available() {
         let backend = CpuBackend::new(level).unwrap();
         for (t, n) in [(2, 3), (4, 8)] {
-            common::check_whole_streams_match_split_stream(&backend, t, n);
+            for scheme in [SchemeKind::Shamir, SchemeKind::Compact] {
+                common::check_whole_streams_match_split_stream(&backend, t, n, scheme);
+            }
         }
     }
 }

@@ -41,13 +41,19 @@ pub(crate) struct SplitArgs {
     /// Share file format.
     #[arg(long, value_enum, default_value_t = Format::Umbra)]
     pub(crate) format: Format,
+    /// shamir: n times the input stored, perfect secrecy (the paper's).
+    /// compact: encrypt (ChaCha20), disperse the ciphertext, Shamir-share
+    /// the key: n/t times the input, computational secrecy.
+    #[arg(long, default_value = "shamir", value_name = "SCHEME")]
+    pub(crate) scheme: format::SchemeKind,
     /// Name shares by their random split id instead of the input's name,
     /// so that a share's name reveals nothing (umbra format only).
     #[arg(long)]
     pub(crate) anonymous: bool,
-    /// Payload bytes per hashed segment (a power of two from 4096 to 64 MiB).
-    #[arg(long, default_value_t = format::DEFAULT_SEGMENT_SIZE, value_name = "BYTES")]
-    pub(crate) segment_size: u32,
+    /// Payload bytes per hashed segment (a power of two from 4096 to 64 MiB;
+    /// default 1 MiB, and for compact 4 MiB / t, at most 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) segment_size: Option<u32>,
     /// Overwrite existing share files.
     #[arg(long)]
     pub(crate) force: bool,
@@ -107,14 +113,23 @@ pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
     let threshold = Threshold::new(a.t, a.n)?;
     let xs = a.xs.clone().unwrap_or_else(|| sharing::default_xs(a.n));
     let plan = SplitPlan::new(threshold, xs)?;
-    if !(format::MIN_SEGMENT_SIZE..=format::MAX_SEGMENT_SIZE).contains(&a.segment_size)
-        || !a.segment_size.is_power_of_two()
-    {
+    let mut opts = SplitOptions::new(plan.clone()).with_scheme(a.scheme);
+    if let Some(size) = a.segment_size {
+        if !(format::MIN_SEGMENT_SIZE..=format::MAX_SEGMENT_SIZE).contains(&size)
+            || !size.is_power_of_two()
+        {
+            bail!(
+                "--segment-size {} is invalid: a power of two from {} to {}",
+                size,
+                format::MIN_SEGMENT_SIZE,
+                format::MAX_SEGMENT_SIZE
+            );
+        }
+        opts.segment_size = size;
+    }
+    if a.scheme == format::SchemeKind::Compact && a.format == Format::Gfshare {
         bail!(
-            "--segment-size {} is invalid: a power of two from {} to {}",
-            a.segment_size,
-            format::MIN_SEGMENT_SIZE,
-            format::MAX_SEGMENT_SIZE
+            "--format gfshare is Shamir only: libgfshare files have no room for the compact scheme's key shares"
         );
     }
     if a.anonymous && a.format == Format::Gfshare {
@@ -143,8 +158,6 @@ pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create output directory {}", a.output.display()))?;
     let backend = ui.backend(a.files.iter().map(|f| file_len(f)).sum())?;
     let backend = backend.as_ref();
-    let mut opts = SplitOptions::new(plan.clone());
-    opts.segment_size = a.segment_size;
     opts.overwrite = a.force;
     opts.sync = a.sync;
     opts.naming = if a.anonymous {
@@ -204,8 +217,15 @@ pub(crate) fn split_cmd(ui: &Ui, a: &SplitArgs) -> anyhow::Result<ExitCode> {
         _ => format!("{} files", done.len()),
     };
     if failed.is_empty() {
+        let scheme = match a.scheme {
+            format::SchemeKind::Shamir => String::new(),
+            format::SchemeKind::Compact => format!(
+                " compact ({:.2}x the input stored, computational secrecy)",
+                a.n as f64 / a.t as f64
+            ),
+        };
         ui.note(format!(
-            "split {what} into {} shares each (any {} rebuild it) in {}",
+            "split {what} into {}{scheme} shares each (any {} rebuild it) in {}",
             a.n,
             a.t,
             a.output.display()
@@ -374,11 +394,22 @@ pub(crate) fn inspect_cmd(a: &InspectArgs) -> anyhow::Result<ExitCode> {
                 "  threshold   t = {}, n = {}, this share x = {}",
                 r.t, r.n, r.x
             );
+            println!(
+                "  scheme      {}",
+                if r.scheme == "compact" {
+                    "compact (ChaCha20 + dispersal, key Shamir-shared: computational secrecy)"
+                } else {
+                    "shamir (perfect secrecy)"
+                }
+            );
             println!("  split id    {}", r.split_id);
             println!(
                 "  payload     {} bytes in {} segment(s) of {} bytes",
                 r.payload_len, r.segments, r.segment_size
             );
+            if r.scheme == "compact" {
+                println!("  stream      {} bytes", r.stream_len);
+            }
             println!("  tag         {}", r.tag);
             if r.corrupt_segments.is_empty() {
                 println!("  hashes      ok (header and all segments)");

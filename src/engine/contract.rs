@@ -5,6 +5,8 @@ use crate::kernel::LevelError;
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
 
+use super::compact;
+
 /// Why a backend could not compute.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
@@ -82,4 +84,37 @@ pub trait Backend: Send + Sync {
         inputs: &[&[u8]],
         outputs: &mut [&mut [u8]],
     ) -> Result<(), EngineError>;
+
+    /// The compact scheme's split of one block (docs/DESIGN.md section 8):
+    /// `block`, at byte `offset` of the shared stream, is XORed with
+    /// keystream 0 of `key`, zero-padded and cut into t stripes
+    /// `c_k = cipher[k*s..(k+1)*s]` of `s = shares[i].len()` bytes, and
+    /// `shares[i] = sum over k of x_i^k * c_k`, where s = ceil(block / t).
+    ///
+    /// By default the definition ([`compact::disperse_via_apply`]): the
+    /// keystream on the CPU, the dispersal on [`Backend::apply`].
+    fn disperse(
+        &self,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        block: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> Result<(), EngineError> {
+        compact::disperse_via_apply(self, plan, key, offset, block, shares)
+    }
+
+    /// The inverse of [`Backend::disperse`]: the block at `offset` from the
+    /// payloads of t shares, `inverse` being
+    /// [`Matrix::vandermonde_inverse`] of their points.
+    fn undisperse(
+        &self,
+        inverse: &Matrix,
+        key: &ObjectKey,
+        offset: u64,
+        shares: &[&[u8]],
+        block: &mut [u8],
+    ) -> Result<(), EngineError> {
+        compact::undisperse_via_apply(self, inverse, key, offset, shares, block)
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use super::compact;
 use super::contract::{Backend, EngineError};
 use crate::kernel::{Kernel, Level, LevelError};
 use crate::keystream::{self, ObjectKey};
@@ -169,6 +170,103 @@ impl Backend for CpuBackend {
                 run_kernel(&kernel, secret.len(), &inputs, outs);
             },
         );
+        Ok(())
+    }
+
+    /// Fused: each 4 KiB sub-chunk of the t stripes is encrypted into a
+    /// scratch buffer and dispersed from there while it is in L1, so the
+    /// block is read once and the ciphertext never goes to memory.
+    fn disperse(
+        &self,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        block: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> Result<(), EngineError> {
+        let kernel = self.kernel(plan.matrix())?;
+        let t = plan.threshold().t();
+        let stripe = shares.first().map_or(0, |s| s.len());
+        assert_eq!(shares.len(), plan.threshold().n(), "one output per share");
+        assert!(
+            shares.iter().all(|s| s.len() == stripe),
+            "shares of one stripe each"
+        );
+        assert!(
+            block.len() <= t * stripe && block.len().div_ceil(t) == stripe,
+            "a block of {} bytes is not t = {t} stripes of {stripe}",
+            block.len()
+        );
+        let scratch = || zeroize::Zeroizing::new(vec![0u8; t * SUB_CHUNK_BYTES]);
+        for_each_sub_chunk(shares, stripe, scratch, |cipher, sub, sub_end, outs| {
+            let len = sub_end - sub;
+            for (k, buf) in cipher.chunks_exact_mut(SUB_CHUNK_BYTES).enumerate() {
+                let buf = &mut buf[..len];
+                let lo = (k * stripe + sub).min(block.len());
+                let hi = (k * stripe + sub_end).min(block.len());
+                let (data, pad) = buf.split_at_mut(hi - lo);
+                keystream::fill(key, compact::CIPHER_STREAM, offset + lo as u64, data);
+                for (c, p) in data.iter_mut().zip(&block[lo..hi]) {
+                    *c ^= p;
+                }
+                // The last block's ciphertext is padded with zeros.
+                pad.fill(0);
+            }
+            let inputs: Streams<&[u8]> = cipher
+                .chunks_exact(SUB_CHUNK_BYTES)
+                .map(|b| &b[..len])
+                .collect();
+            run_kernel(&kernel, stripe, &inputs, outs);
+        });
+        Ok(())
+    }
+
+    /// Fused: each 4 KiB sub-chunk of the t stripes is rebuilt and
+    /// decrypted in place while it is in L1.
+    fn undisperse(
+        &self,
+        inverse: &Matrix,
+        key: &ObjectKey,
+        offset: u64,
+        shares: &[&[u8]],
+        block: &mut [u8],
+    ) -> Result<(), EngineError> {
+        let kernel = self.kernel(inverse)?;
+        let t = inverse.rows();
+        let stripe = shares.first().map_or(0, |s| s.len());
+        assert!(
+            block.len() <= t * stripe && block.len().div_ceil(t) == stripe,
+            "a block of {} bytes is not t = {t} stripes of {stripe}",
+            block.len()
+        );
+        if stripe == 0 {
+            return Ok(());
+        }
+        let run = |whole: &mut [u8]| {
+            let mut outs: Vec<&mut [u8]> = whole.chunks_exact_mut(stripe).collect();
+            for_each_sub_chunk(
+                &mut outs,
+                stripe,
+                || (),
+                |_, sub, sub_end, outs| {
+                    let ins: Streams<&[u8]> = shares.iter().map(|s| &s[sub..sub_end]).collect();
+                    kernel.apply(&ins, outs);
+                    for (k, out) in outs.iter_mut().enumerate() {
+                        compact::xor_cipher_serial(key, offset + (k * stripe + sub) as u64, out);
+                    }
+                },
+            );
+        };
+        if block.len() == t * stripe {
+            run(block);
+        } else {
+            // The last block is shorter than t stripes: rebuilt in a
+            // scratch buffer, then cut.
+            let mut whole = zeroize::Zeroizing::new(vec![0u8; t * stripe]);
+            run(&mut whole);
+            let len = block.len();
+            block.copy_from_slice(&whole[..len]);
+        }
         Ok(())
     }
 

@@ -6,10 +6,12 @@
 //! backend and keep that promise.
 //!
 //! - [`contract`]: the [`Backend`] trait and its error;
+//! - [`compact`]: the compact scheme's encryption and dispersal, by definition;
 //! - [`cpu`]: the CPU backend (SIMD kernel, rayon);
 //! - [`cross_check`]: two backends compared byte for byte (`--cross-check`);
 //! - [`fallback`]: one backend handing over to another when it fails.
 
+pub mod compact;
 pub mod contract;
 pub mod cpu;
 pub mod cross_check;

@@ -4,7 +4,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::format::{self, hex};
+use super::format::hex;
 use super::reader::ShareSource;
 use crate::error::{IoContext, Result};
 
@@ -13,12 +13,17 @@ use crate::error::{IoContext, Result};
 pub struct InspectReport {
     pub path: PathBuf,
     pub version: u16,
+    /// "shamir" or "compact".
+    pub scheme: &'static str,
     pub field_polynomial: String,
     pub t: usize,
     pub n: usize,
     pub x: u8,
     pub split_id: String,
     pub payload_len: u64,
+    /// Bytes of the shared stream (Shamir: the payload length; compact:
+    /// about t times it).
+    pub stream_len: u64,
     pub segment_size: u32,
     pub segments: u64,
     pub tag: String,
@@ -55,13 +60,15 @@ pub fn inspect_share(path: &Path) -> Result<InspectReport> {
     }
     Ok(InspectReport {
         path: path.to_path_buf(),
-        version: format::VERSION,
+        version: h.version(),
+        scheme: h.scheme.name(),
         field_polynomial: format!("{:#05x}", crate::field::POLY),
         t: h.threshold.t(),
         n: h.threshold.n(),
         x: h.x,
         split_id: hex(&h.split_id),
         payload_len: h.payload_len,
+        stream_len: h.stream_len(),
         segment_size: h.segment_size,
         segments: h.segment_count(),
         tag: hex(&h.tag),

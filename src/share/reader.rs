@@ -3,11 +3,10 @@
 //! segment; a set of shares is refused when they do not belong together.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::format::{self, HASH_LEN, HEADER_LEN, ShareHeader};
+use super::format::{self, HASH_LEN, MAX_HEADER_LEN, Scheme, ShareHeader};
 use crate::buffer::read_up_to;
 use crate::error::{Error, IoContext, Result};
 
@@ -28,13 +27,14 @@ impl ShareSource {
         };
         let mut file = crate::error::open_regular(path)?;
         let len = file.metadata().at(path)?.len();
-        let mut head = [0u8; HEADER_LEN];
+        let mut head = [0u8; MAX_HEADER_LEN];
         let n = read_up_to(&mut file, &mut head).at(path)?;
         let (header, stored) = ShareHeader::decode(&head[..n]).map_err(bad)?;
         // The length first: a damaged header could announce a huge table.
         header.check_file_len(len).map_err(bad)?;
         let mut table = vec![0u8; header.table_len() as usize];
-        file.read_exact(&mut table).at(path)?;
+        file.read_exact_at(&mut table, header.header_len() as u64)
+            .at(path)?;
         header.verify_table(&stored, &table).map_err(bad)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -97,7 +97,18 @@ pub fn open_shares(paths: &[PathBuf]) -> Result<ShareSet> {
                     other: s.path.clone(),
                 });
             }
-            let field = if h.threshold != h0.threshold {
+            let same_scheme = match (h.scheme, h0.scheme) {
+                (Scheme::Shamir, Scheme::Shamir) => true,
+                (Scheme::Compact { stream_len: a, .. }, Scheme::Compact { stream_len: b, .. }) => {
+                    a == b
+                }
+                _ => false,
+            };
+            let field = if h.scheme.name() != h0.scheme.name() {
+                Some("the scheme (Shamir and compact)")
+            } else if !same_scheme {
+                Some("the stream length")
+            } else if h.threshold != h0.threshold {
                 Some("t and n")
             } else if h.payload_len != h0.payload_len {
                 Some("the payload length")

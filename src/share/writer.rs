@@ -33,6 +33,12 @@ impl<W: Write + Seek> ShareWriter<W> {
         })
     }
 
+    /// The header that [`ShareWriter::finish`] writes (a repair sets a
+    /// compact share's key share once it is known).
+    pub fn header_mut(&mut self) -> &mut ShareHeader {
+        &mut self.header
+    }
+
     /// Appends payload bytes. Every call but the last must hold whole segments.
     pub fn write_payload(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         debug_assert!(self.written.is_multiple_of(self.header.segment_size as u64));

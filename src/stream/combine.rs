@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::rebuild::{TagCheck, reconstruct, search_subsets, wrong_shares};
+use super::rebuild::{TagCheck, Want, reconstruct, search_subsets, wrong_shares};
 use super::split::DEFAULT_BATCH_BYTES;
 use crate::engine::Backend;
 use crate::error::{Error, IoContext, Result};
@@ -197,7 +197,7 @@ pub fn combine_files(
             backend,
             &shares,
             allowed,
-            &[0],
+            Want::Stream(&[]),
             opts.batch_bytes,
             bad,
             &mut |_, rows| sink.push(rows[0]),

@@ -11,16 +11,57 @@ use zeroize::Zeroizing;
 use crate::buffer::PooledBuf;
 use crate::engine::Backend;
 use crate::error::{Error, Result};
+use crate::keystream::ObjectKey;
 use crate::share::envelope::{CHECK_KEY_LEN, EnvelopeError};
-use crate::share::format::HASH_LEN;
+use crate::share::format::{HASH_LEN, KEY_SHARE_LEN, Scheme};
 use crate::share::reader::ShareSource;
 use crate::sharing::{Matrix, combinations};
 
-/// Receives each batch of rebuilt rows with its stream offset.
+/// Receives each batch of rebuilt rows with its payload offset.
 pub(super) type RowSink<'a> = dyn FnMut(u64, &[&[u8]]) -> Result<()> + 'a;
 
-/// Streams the payload rebuilt at each x in `targets` (0 = the secret),
-/// batch by batch, from shares in `allowed` (in order of preference).
+/// What [`reconstruct`] rebuilds.
+#[derive(Clone, Copy)]
+pub(super) enum Want<'a> {
+    /// The payload at each x (none of them 0): rows of payload length.
+    Payloads(&'a [u8]),
+    /// The shared stream (row 0: for Shamir the payload at x = 0, for
+    /// compact the decrypted blocks, t times longer), then the payload at
+    /// each x.
+    Stream(&'a [u8]),
+}
+
+/// The compact scheme's object key from the key shares in the headers of
+/// `good` (Lagrange at 0, byte by byte).
+pub(super) fn compact_key(shares: &[ShareSource], good: &[usize]) -> Result<ObjectKey> {
+    let key = compact_key_share(shares, good, 0)?;
+    Ok(ObjectKey::from_bytes(*key))
+}
+
+/// The key share at `x` (0: the key) from the key shares of `good`.
+pub(super) fn compact_key_share(
+    shares: &[ShareSource],
+    good: &[usize],
+    x: u8,
+) -> Result<Zeroizing<[u8; KEY_SHARE_LEN]>> {
+    let xs: Vec<u8> = good.iter().map(|&i| shares[i].header.x).collect();
+    let weights = Matrix::lagrange(&xs, &[x])?;
+    let mut out = Zeroizing::new([0u8; KEY_SHARE_LEN]);
+    for (c, &i) in good.iter().enumerate() {
+        let Scheme::Compact { key_share, .. } = shares[i].header.scheme else {
+            unreachable!("compact shares only")
+        };
+        let w = weights.get(0, c);
+        for (o, k) in out.iter_mut().zip(key_share) {
+            *o ^= crate::field::mul(w, k);
+        }
+    }
+    Ok(out)
+}
+
+/// Streams what `want` asks for, batch by batch, from shares in `allowed`
+/// (in order of preference). Returns the shares the first batch was
+/// rebuilt from.
 ///
 /// A share whose segment fails its hash is recorded in `bad` (its first
 /// failure) and stands aside for that batch only: where a batch has fewer
@@ -28,19 +69,22 @@ pub(super) type RowSink<'a> = dyn FnMut(u64, &[&[u8]]) -> Result<()> + 'a;
 /// from t shares intact there. So two shares damaged in different segments
 /// among t + 1 still rebuild the object. Shares that failed before are
 /// tried after the others.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn reconstruct(
     backend: &dyn Backend,
     shares: &[ShareSource],
     allowed: &[usize],
-    targets: &[u8],
+    want: Want<'_>,
     batch_bytes: usize,
     bad: &mut BTreeMap<usize, String>,
     sink: &mut RowSink<'_>,
-) -> Result<()> {
+) -> Result<Vec<usize>> {
     let h = &shares[allowed[0]].header;
     let t = h.threshold.t();
     let seg = h.segment_size as usize;
     let payload_len = h.payload_len;
+    let stream_len = h.stream_len();
+    let compact = matches!(h.scheme, Scheme::Compact { .. });
     // A small object gets buffers of its own size, not a full batch each.
     let batch_len = payload_len.clamp(1, ((batch_bytes.max(seg) / seg) * seg) as u64) as usize;
     let mut reader = Gather {
@@ -50,28 +94,101 @@ pub(super) fn reconstruct(
         batch_len,
         t,
     };
-    // The rows at x = 0 are plaintext: zeroized when given back.
-    let mut outputs: Vec<PooledBuf> = targets
-        .iter()
-        .map(|_| PooledBuf::for_overwrite(batch_len, true))
-        .collect();
+    // Payload rows at these x; for Shamir's stream, x = 0 first.
+    let (stream, mut targets) = match want {
+        Want::Payloads(xs) => (false, xs.to_vec()),
+        Want::Stream(xs) => (true, xs.to_vec()),
+    };
+    let compact_stream = compact && stream;
+    if stream && !compact {
+        targets.insert(0, 0);
+    }
+    // Row 0 of a stream is plaintext: zeroized when given back.
+    let mut outputs: Vec<PooledBuf> = Vec::with_capacity(targets.len() + 1);
+    if compact_stream {
+        outputs.push(PooledBuf::for_overwrite(batch_len * t, true));
+    }
+    outputs.extend(
+        targets
+            .iter()
+            .map(|&x| PooledBuf::for_overwrite(batch_len, x == 0)),
+    );
+    // The bytes of the stream that payload bytes `at..at + len` give (from
+    // a segment boundary): the same for Shamir, t stripes per segment for
+    // compact, up to the stream's end.
+    let stream_range = |at: u64, len: usize| -> (u64, usize) {
+        if compact {
+            let start = at / seg as u64 * (t * seg) as u64;
+            let blocks = len.div_ceil(seg) as u64;
+            let end = (start + blocks * (t * seg) as u64).min(stream_len);
+            (start, (end - start) as usize)
+        } else {
+            (at, len)
+        }
+    };
     // The rows of good shares' bytes, computed into `outputs`.
     let apply = |reader: &Gather<'_>,
                  outputs: &mut [PooledBuf],
                  good: &[usize],
+                 at: u64,
                  len: usize|
      -> Result<()> {
+        let engine = |error| Error::EngineAt {
+            path: shares[good[0]].path.clone(),
+            error,
+        };
         let xs: Vec<u8> = good.iter().map(|&i| shares[i].header.x).collect();
-        let matrix = Matrix::lagrange(&xs, targets)?;
         let inputs: Vec<&[u8]> = good.iter().map(|i| &reader.buffers[i][..len]).collect();
+        let (rows, outputs) = if compact_stream {
+            let key = compact_key(shares, good)?;
+            let inverse = Matrix::vandermonde_inverse(&xs)?;
+            let (start, _) = stream_range(at, len);
+            let (first, rest) = outputs.split_first_mut().expect("the stream row");
+            // Block by block: segment k of the payloads is block k.
+            let mut done = 0usize;
+            let mut out_at = 0usize;
+            while done < len {
+                let stripe = (len - done).min(seg);
+                let block_start = start + out_at as u64;
+                let block_len = ((stream_len - block_start) as usize).min(t * seg);
+                let ins: Vec<&[u8]> = inputs.iter().map(|i| &i[done..done + stripe]).collect();
+                backend
+                    .undisperse(
+                        &inverse,
+                        &key,
+                        block_start,
+                        &ins,
+                        &mut first[out_at..out_at + block_len],
+                    )
+                    .map_err(engine)?;
+                done += stripe;
+                out_at += block_len;
+            }
+            (&targets[..], rest)
+        } else {
+            (&targets[..], outputs)
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let matrix = Matrix::lagrange(&xs, rows)?;
         let mut outs: Vec<&mut [u8]> = outputs.iter_mut().map(|o| &mut o[..len]).collect();
-        backend
-            .apply(&matrix, &inputs, &mut outs)
-            .map_err(|error| Error::EngineAt {
-                path: shares[good[0]].path.clone(),
-                error,
-            })
+        backend.apply(&matrix, &inputs, &mut outs).map_err(engine)
     };
+    // The rows to give the sink for payload bytes `at..at + len`.
+    let rows_of = |outputs: &[PooledBuf], at: u64, len: usize| -> Vec<usize> {
+        let _ = outputs;
+        (0..outputs.len())
+            .map(|k| {
+                if k == 0 && compact_stream {
+                    stream_range(at, len).1
+                } else {
+                    len
+                }
+            })
+            .collect()
+    };
+    let mut first_good: Option<Vec<usize>> = None;
     // A pipeline of two: while the sink takes one batch's rows (tag, write),
     // the next batch's shares are read and their segments verified.
     let mut ready: Option<(u64, usize)> = None;
@@ -86,7 +203,8 @@ pub(super) fn reconstruct(
                 rayon::in_place_scope(|scope| {
                     let (reader, bad, gathered) = (&mut reader, &mut *bad, &mut gathered);
                     scope.spawn(move |_| *gathered = Some(reader.gather(offset, len, bad)));
-                    let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..l]).collect();
+                    let lens = rows_of(&outputs, at, l);
+                    let rows: Vec<&[u8]> = outputs.iter().zip(lens).map(|(o, n)| &o[..n]).collect();
                     sunk = sink(at, &rows);
                 });
                 sunk?;
@@ -95,7 +213,8 @@ pub(super) fn reconstruct(
         };
         match gathered {
             Ok(good) => {
-                apply(&reader, &mut outputs, &good, len)?;
+                apply(&reader, &mut outputs, &good, offset, len)?;
+                first_good.get_or_insert(good);
                 ready = Some((offset, len));
             }
             Err(_) => {
@@ -119,8 +238,10 @@ pub(super) fn reconstruct(
                                     .collect::<Vec<_>>()
                                     .join("; "),
                             })?;
-                    apply(&reader, &mut outputs, &good, l)?;
-                    let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..l]).collect();
+                    apply(&reader, &mut outputs, &good, at, l)?;
+                    first_good.get_or_insert(good);
+                    let lens = rows_of(&outputs, at, l);
+                    let rows: Vec<&[u8]> = outputs.iter().zip(lens).map(|(o, n)| &o[..n]).collect();
                     sink(at, &rows)?;
                     at += l as u64;
                 }
@@ -129,10 +250,11 @@ pub(super) fn reconstruct(
         offset += len as u64;
     }
     if let Some((at, l)) = ready {
-        let rows: Vec<&[u8]> = outputs.iter().map(|o| &o[..l]).collect();
+        let lens = rows_of(&outputs, at, l);
+        let rows: Vec<&[u8]> = outputs.iter().zip(lens).map(|(o, n)| &o[..n]).collect();
         sink(at, &rows)?;
     }
-    Ok(())
+    Ok(first_good.unwrap_or_else(|| allowed[..t.min(allowed.len())].to_vec()))
 }
 
 /// Reads stretches of the payload from the shares, verified, t at a time.
@@ -264,11 +386,21 @@ pub(super) fn wrong_shares(
     let mut differs = vec![false; suspects.len()];
     let mut scratch = Vec::new();
     let mut ignored = BTreeMap::new();
+    // A compact share also carries a key share, which must be the one the
+    // proven shares give at its x.
+    if matches!(shares[chosen[0]].header.scheme, Scheme::Compact { .. }) {
+        for (k, &i) in suspects.iter().enumerate() {
+            let Scheme::Compact { key_share, .. } = shares[i].header.scheme else {
+                unreachable!("one scheme per set")
+            };
+            differs[k] |= *compact_key_share(shares, chosen, shares[i].header.x)? != key_share;
+        }
+    }
     reconstruct(
         backend,
         shares,
         chosen,
-        &xs,
+        Want::Payloads(&xs),
         batch_bytes,
         &mut ignored,
         &mut |offset, rows| {

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::combine::{CombineOptions, damaged_warnings, name_wrong_shares};
-use super::rebuild::{TagCheck, reconstruct, search_subsets};
+use super::rebuild::{TagCheck, Want, compact_key_share, reconstruct, search_subsets};
 use crate::engine::Backend;
 use crate::error::{Error, IoContext, Result};
 use crate::output::PendingFile;
+use crate::share::format::Scheme;
 use crate::share::reader::open_shares;
 use crate::share::writer::ShareWriter;
 
@@ -54,11 +55,11 @@ pub fn repair_share(
         let file = pending.file().try_clone().at(output)?;
         let mut writer = ShareWriter::new(file, header.clone()).at(output)?;
         let mut check = TagCheck::new();
-        reconstruct(
+        let used = reconstruct(
             backend,
             &shares,
             allowed,
-            &[0, lost_x],
+            Want::Stream(&[lost_x]),
             opts.batch_bytes,
             bad,
             &mut |_, rows| {
@@ -66,6 +67,13 @@ pub fn repair_share(
                 writer.write_payload(rows[1]).at(output)
             },
         )?;
+        // A compact share's key share, from the shares the key came from.
+        if let Scheme::Compact { stream_len, .. } = header.scheme {
+            writer.header_mut().scheme = Scheme::Compact {
+                stream_len,
+                key_share: *compact_key_share(&shares, &used, lost_x)?,
+            };
+        }
         if !check.matches(&tag) {
             return Err(Error::IntegrityFailed {
                 detail: " while repairing".into(),

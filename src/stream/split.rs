@@ -24,7 +24,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
 use crate::share::envelope::{self, CHECK_KEY_LEN, ObjectMeta};
-use crate::share::format::{DEFAULT_SEGMENT_SIZE, HASH_LEN, SPLIT_ID_LEN, ShareHeader, hex};
+use crate::share::format::{
+    DEFAULT_SEGMENT_SIZE, HASH_LEN, KEY_SHARE_LEN, SPLIT_ID_LEN, Scheme, SchemeKind, ShareHeader,
+    compact_payload_len, compact_segment_size, hex,
+};
 use crate::share::writer::{ShareWriter, share_file_name};
 use crate::sharing::SplitPlan;
 
@@ -39,6 +42,9 @@ pub struct SplitSecrets {
     pub key: ObjectKey,
     pub check_key: Zeroizing<[u8; CHECK_KEY_LEN]>,
     pub split_id: [u8; SPLIT_ID_LEN],
+    /// The compact scheme's key-sharing coefficients are ChaCha20 under this
+    /// seed (docs/DESIGN.md section 8); unused by Shamir.
+    pub share_seed: ObjectKey,
 }
 
 impl SplitSecrets {
@@ -49,20 +55,49 @@ impl SplitSecrets {
         getrandom::fill(check_key.as_mut()).map_err(|e| Error::Random(e.to_string()))?;
         let mut split_id = [0u8; SPLIT_ID_LEN];
         getrandom::fill(&mut split_id).map_err(|e| Error::Random(e.to_string()))?;
+        let share_seed = ObjectKey::generate().map_err(|e| Error::Random(e.to_string()))?;
         Ok(Self {
             key,
             check_key,
             split_id,
+            share_seed,
         })
     }
 
-    /// Fixed values, for test vectors.
+    /// Fixed values, for test vectors (the key-sharing seed is derived from
+    /// the key; give one of its own with [`SplitSecrets::with_share_seed`]).
     pub fn fixed(key: [u8; 32], check_key: [u8; 32], split_id: [u8; 16]) -> Self {
+        let seed = blake3::derive_key("umbra test key-sharing seed", &key);
         Self {
             key: ObjectKey::from_bytes(key),
             check_key: Zeroizing::new(check_key),
             split_id,
+            share_seed: ObjectKey::from_bytes(seed),
         }
+    }
+
+    /// The same secrets with the key-sharing seed given, for test vectors.
+    pub fn with_share_seed(mut self, seed: [u8; 32]) -> Self {
+        self.share_seed = ObjectKey::from_bytes(seed);
+        self
+    }
+
+    /// The compact scheme's share of the object key at `x` for (t, n):
+    /// K + c_1 x + ... + c_{t-1} x^(t-1), byte by byte over GF(2^8), with
+    /// c_j bytes 32(j-1)..32j of ChaCha20 under the seed (stream 0, offset
+    /// 0): uniform over all 256 values, zero included.
+    pub fn key_share(&self, t: usize, x: u8) -> [u8; KEY_SHARE_LEN] {
+        let mut coeffs = Zeroizing::new(vec![0u8; (t - 1) * KEY_SHARE_LEN]);
+        crate::keystream::fill(&self.share_seed, 0, 0, &mut coeffs);
+        let mut share = *self.key.expose();
+        let mut power = 1u8;
+        for c in coeffs.chunks_exact(KEY_SHARE_LEN) {
+            power = crate::field::mul(power, x);
+            for (s, &a) in share.iter_mut().zip(c) {
+                *s ^= crate::field::mul(a, power);
+            }
+        }
+        share
     }
 }
 
@@ -79,6 +114,7 @@ pub enum ShareNaming {
 #[derive(Debug, Clone)]
 pub struct SplitOptions {
     pub plan: SplitPlan,
+    pub scheme: SchemeKind,
     pub segment_size: u32,
     pub batch_bytes: usize,
     pub overwrite: bool,
@@ -92,6 +128,7 @@ impl SplitOptions {
     pub fn new(plan: SplitPlan) -> Self {
         Self {
             plan,
+            scheme: SchemeKind::Shamir,
             segment_size: DEFAULT_SEGMENT_SIZE,
             batch_bytes: DEFAULT_BATCH_BYTES,
             overwrite: false,
@@ -100,28 +137,87 @@ impl SplitOptions {
         }
     }
 
+    /// The same with `scheme`, and for compact its default segment size
+    /// ([`compact_segment_size`]).
+    pub fn with_scheme(mut self, scheme: SchemeKind) -> Self {
+        self.scheme = scheme;
+        self.segment_size = match scheme {
+            SchemeKind::Shamir => DEFAULT_SEGMENT_SIZE,
+            SchemeKind::Compact => compact_segment_size(self.plan.threshold().t()),
+        };
+        self
+    }
+
     /// The header of share `x` of a stream of `stream_len` bytes split with
-    /// these options; the tag is filled in by [`ShareWriter::finish`].
-    pub fn share_header(
-        &self,
-        x: u8,
-        stream_len: u64,
-        split_id: [u8; SPLIT_ID_LEN],
-    ) -> ShareHeader {
+    /// these options and `secrets`; the tag is filled in by
+    /// [`ShareWriter::finish`].
+    pub fn share_header(&self, x: u8, stream_len: u64, secrets: &SplitSecrets) -> ShareHeader {
+        let t = self.plan.threshold().t();
+        let (payload_len, scheme) = match self.scheme {
+            SchemeKind::Shamir => (stream_len, Scheme::Shamir),
+            SchemeKind::Compact => (
+                compact_payload_len(stream_len, t, self.segment_size),
+                Scheme::Compact {
+                    stream_len,
+                    key_share: secrets.key_share(t, x),
+                },
+            ),
+        };
         ShareHeader {
             threshold: self.plan.threshold(),
             x,
             segment_size: self.segment_size,
-            payload_len: stream_len,
-            split_id,
+            payload_len,
+            split_id: secrets.split_id,
             tag: [0; HASH_LEN],
+            scheme,
         }
     }
 
-    /// Batches hold whole segments.
+    /// Stream bytes per batch: whole segments for Shamir, whole blocks of
+    /// t segments for compact.
     fn batch_len(&self) -> usize {
-        let seg = self.segment_size as usize;
-        (self.batch_bytes.max(seg) / seg) * seg
+        let unit = match self.scheme {
+            SchemeKind::Shamir => self.segment_size as usize,
+            SchemeKind::Compact => self.segment_size as usize * self.plan.threshold().t(),
+        };
+        (self.batch_bytes.max(unit) / unit) * unit
+    }
+
+    /// Payload bytes of each share for `len` bytes of stream from a batch
+    /// boundary.
+    fn payload_len(&self, len: usize) -> usize {
+        match self.scheme {
+            SchemeKind::Shamir => len,
+            SchemeKind::Compact => {
+                compact_payload_len(len as u64, self.plan.threshold().t(), self.segment_size)
+                    as usize
+            }
+        }
+    }
+
+    /// The backend's split of `stream` bytes at `offset` into `shares`
+    /// ([`SplitOptions::payload_len`] bytes each), by scheme.
+    fn split_into(
+        &self,
+        backend: &dyn Backend,
+        key: &ObjectKey,
+        offset: u64,
+        stream: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> std::result::Result<(), crate::engine::EngineError> {
+        match self.scheme {
+            SchemeKind::Shamir => backend.split(&self.plan, key, offset, stream, shares),
+            SchemeKind::Compact => crate::engine::compact::disperse_stream(
+                backend,
+                &self.plan,
+                key,
+                self.segment_size as usize,
+                offset,
+                stream,
+                shares,
+            ),
+        }
     }
 }
 
@@ -146,12 +242,11 @@ pub struct SplitBuffers {
 }
 
 impl SplitBuffers {
-    fn reserve(&mut self, batch_len: usize, shares: usize) {
+    fn reserve_plain(&mut self, batch_len: usize) {
         if self.batch.len() < batch_len {
             zeroize::Zeroize::zeroize(&mut self.batch);
             self.batch = vec![0u8; batch_len];
         }
-        self.reserve_shares(batch_len, shares);
     }
 
     /// Makes the share buffers at least `len` bytes for `shares` shares now
@@ -226,7 +321,8 @@ pub fn split_stream_with<W: Write + Seek + Send>(
     let stream_len = prefix.len() as u64 + content_len;
     // A small object gets buffers of its own size, not a full batch each.
     let batch_len = stream_len.clamp(1, opts.batch_len() as u64) as usize;
-    bufs.reserve(batch_len, writers.len());
+    bufs.reserve_plain(batch_len);
+    bufs.reserve_shares(opts.payload_len(batch_len), writers.len());
     let batch = &mut bufs.batch[..batch_len];
     let outs = &mut bufs.outs[..];
     let mut tag = blake3::Hasher::new_keyed(&secrets.check_key);
@@ -256,9 +352,9 @@ pub fn split_stream_with<W: Write + Seek + Send>(
             content_done += n as u64;
         }
 
-        let mut out_refs: Vec<&mut [u8]> = outs.iter_mut().map(|o| &mut o[..len]).collect();
-        backend
-            .split(&opts.plan, &secrets.key, offset, buf, &mut out_refs)
+        let plen = opts.payload_len(len);
+        let mut out_refs: Vec<&mut [u8]> = outs.iter_mut().map(|o| &mut o[..plen]).collect();
+        opts.split_into(backend, &secrets.key, offset, buf, &mut out_refs)
             .map_err(SplitStreamError::Engine)?;
 
         // The tag covers the stream after the check key.
@@ -275,7 +371,7 @@ pub fn split_stream_with<W: Write + Seek + Send>(
                 writers
                     .par_iter_mut()
                     .zip(outs.par_iter())
-                    .try_for_each(|(w, out)| w.write_payload(&out[..len]))
+                    .try_for_each(|(w, out)| w.write_payload(&out[..plen]))
             },
         );
         written.map_err(SplitStreamError::Write)?;
@@ -329,19 +425,34 @@ pub fn split_whole_streams<W: Write + Seek + Send>(
         objects.iter().all(|o| o.writers.len() == n),
         "one writer per share"
     );
-    let total: usize = objects.iter().map(|o| o.stream.len()).sum();
-    bufs.reserve_shares(total, n);
-    // Object k's shares are the bytes `starts[k]..starts[k] + len` of each
-    // share buffer.
-    let starts: Vec<usize> = objects
+    let plens: Vec<usize> = objects
         .iter()
-        .scan(0, |at, o| {
+        .map(|o| opts.payload_len(o.stream.len()))
+        .collect();
+    let total: usize = plens.iter().sum();
+    bufs.reserve_shares(total, n);
+    // Object k's shares are the bytes `starts[k]..starts[k] + plens[k]` of
+    // each share buffer.
+    let starts: Vec<usize> = plens
+        .iter()
+        .scan(0, |at, &len| {
             let start = *at;
-            *at += o.stream.len();
+            *at += len;
             Some(start)
         })
         .collect();
-    {
+    if opts.scheme == SchemeKind::Compact {
+        // Each object on its own: the CPU spreads each block over every
+        // core; a GPU gets the dispersal through its apply.
+        for ((o, &start), &plen) in objects.iter().zip(&starts).zip(&plens) {
+            let mut rows: Vec<&mut [u8]> = bufs
+                .outs
+                .iter_mut()
+                .map(|b| &mut b[start..start + plen])
+                .collect();
+            opts.split_into(backend, &o.secrets.key, 0, o.stream, &mut rows)?;
+        }
+    } else {
         let mut rows: Vec<&mut [u8]> = bufs.outs.iter_mut().map(|o| &mut o[..total]).collect();
         let mut jobs: Vec<SplitJob<'_>> = objects
             .iter()
@@ -366,7 +477,8 @@ pub fn split_whole_streams<W: Write + Seek + Send>(
     Ok(objects
         .par_iter_mut()
         .zip(starts)
-        .map(|(object, start)| {
+        .zip(plens)
+        .map(|((object, start), plen)| {
             let len = object.stream.len();
             let (tag, written) = rayon::join(
                 || {
@@ -384,7 +496,7 @@ pub fn split_whole_streams<W: Write + Seek + Send>(
                         .zip(outs.par_iter())
                         .enumerate()
                         .try_for_each(|(i, (w, out))| {
-                            w.write_payload(&out[start..start + len])
+                            w.write_payload(&out[start..start + plen])
                                 .map_err(|e| (i, e))
                         })
                 },
@@ -483,7 +595,7 @@ pub fn split_file(
     }
     let mut writers = Vec::with_capacity(pending.len());
     for (p, &x) in pending.iter_mut().zip(opts.plan.xs()) {
-        let header = opts.share_header(x, object.stream_len(), secrets.split_id);
+        let header = opts.share_header(x, object.stream_len(), secrets);
         let target = p.target().to_path_buf();
         let f = p.file().try_clone().at(&target)?;
         writers.push(ShareWriter::new(f, header).at(&target)?);
@@ -528,7 +640,7 @@ mod tests {
             .xs()
             .iter()
             .map(|&x| {
-                let header = opts.share_header(x, 16 + content.len() as u64, secrets.split_id);
+                let header = opts.share_header(x, 16 + content.len() as u64, &secrets);
                 ShareWriter::new(Cursor::new(Vec::new()), header).unwrap()
             })
             .collect();

@@ -361,7 +361,7 @@ pub fn stream_split(
         .xs()
         .iter()
         .map(|&x| {
-            let header = opts.share_header(x, meta.stream_len(), secrets.split_id);
+            let header = opts.share_header(x, meta.stream_len(), &secrets);
             ShareWriter::new(Discard::default(), header).expect("discard never fails")
         })
         .collect();

@@ -128,6 +128,7 @@ pub fn check_whole_streams_match_split_stream(
     backend: &dyn umbra::engine::Backend,
     t: usize,
     n: usize,
+    scheme: umbra::share::format::SchemeKind,
 ) {
     use std::io::Cursor;
     use umbra::engine::CpuBackend;
@@ -141,7 +142,7 @@ pub fn check_whole_streams_match_split_stream(
     };
 
     let plan = SplitPlan::new(Threshold::new(t, n).unwrap(), default_xs(n)).unwrap();
-    let mut opts = SplitOptions::new(plan);
+    let mut opts = SplitOptions::new(plan).with_scheme(scheme);
     opts.segment_size = 4096;
     opts.batch_bytes = 8192;
     let secrets = |i: usize| {
@@ -175,7 +176,7 @@ pub fn check_whole_streams_match_split_stream(
                 .xs()
                 .iter()
                 .map(|&x| {
-                    let header = opts.share_header(x, meta.stream_len(), secrets.split_id);
+                    let header = opts.share_header(x, meta.stream_len(), secrets);
                     ShareWriter::new(Cursor::new(Vec::new()), header).unwrap()
                 })
                 .collect()

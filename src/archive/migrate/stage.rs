@@ -494,7 +494,7 @@ impl Archive {
         for &(x, _) in &self.layout.placement {
             let p = opened.dir.join(format!("share-{x:03}"));
             let f = File::create(&p).at(&p)?;
-            let header = opts.share_header(x, opened.meta.stream_len(), secrets.split_id);
+            let header = opts.share_header(x, opened.meta.stream_len(), secrets);
             writers.push(ShareWriter::new(f, header).at(&p)?);
             files.push(p);
         }

@@ -1,0 +1,289 @@
+//! The compact scheme's arithmetic (docs/DESIGN.md section 8), for any
+//! backend: a block of the shared stream encrypted with keystream 0 and
+//! dispersed over t stripes, and back. These are the definitions every
+//! backend must match; they run on [`Backend::apply`], so a backend that
+//! has no fused version of its own still computes the dispersal where its
+//! `apply` runs (the GPU) and only the keystream here.
+
+use rayon::prelude::*;
+use zeroize::Zeroizing;
+
+use super::contract::{Backend, EngineError};
+use crate::keystream::{self, ObjectKey};
+use crate::sharing::{Matrix, SplitPlan};
+
+/// The compact scheme's cipher stream: keystream index 0, which Shamir
+/// never uses for a coefficient (docs/DESIGN.md section 4).
+pub const CIPHER_STREAM: u32 = 0;
+
+/// Bytes of keystream per rayon task when a block is XORed on its own.
+const XOR_TASK: usize = 64 << 10;
+
+/// XORs `data`, which sits at byte `offset` of the shared stream, with the
+/// cipher stream of `key`: encryption and decryption alike.
+pub fn xor_cipher(key: &ObjectKey, offset: u64, data: &mut [u8]) {
+    data.par_chunks_mut(XOR_TASK)
+        .enumerate()
+        .for_each(|(k, chunk)| xor_cipher_serial(key, offset + (k * XOR_TASK) as u64, chunk));
+}
+
+/// [`xor_cipher`] on the calling thread, 4 KiB of keystream at a time.
+pub fn xor_cipher_serial(key: &ObjectKey, offset: u64, data: &mut [u8]) {
+    let mut ks = Zeroizing::new([0u8; 4096]);
+    for (k, piece) in data.chunks_mut(4096).enumerate() {
+        let ks = &mut ks[..piece.len()];
+        keystream::fill(key, CIPHER_STREAM, offset + (k * 4096) as u64, ks);
+        for (p, s) in piece.iter_mut().zip(ks.iter()) {
+            *p ^= s;
+        }
+    }
+}
+
+/// Checks the shapes of a block and its stripes: t stripes of `stripe`
+/// bytes hold the block: stripe = ceil(block / t).
+fn check_block(t: usize, block_len: usize, stripe: usize) {
+    assert!(
+        block_len <= t * stripe && block_len.div_ceil(t) == stripe,
+        "a block of {block_len} bytes is not t = {t} stripes of {stripe}"
+    );
+}
+
+/// [`Backend::disperse`] by its definition: the ciphertext of the block,
+/// zero-padded to t stripes, times the plan's Vandermonde rows on `backend`.
+pub fn disperse_via_apply(
+    backend: &(impl Backend + ?Sized),
+    plan: &SplitPlan,
+    key: &ObjectKey,
+    offset: u64,
+    block: &[u8],
+    shares: &mut [&mut [u8]],
+) -> Result<(), EngineError> {
+    let t = plan.threshold().t();
+    let stripe = shares.first().map_or(0, |s| s.len());
+    check_block(t, block.len(), stripe);
+    let mut cipher = Zeroizing::new(vec![0u8; t * stripe]);
+    cipher[..block.len()].copy_from_slice(block);
+    xor_cipher(key, offset, &mut cipher[..block.len()]);
+    let stripes: Vec<&[u8]> = cipher.chunks_exact(stripe.max(1)).take(t).collect();
+    if stripe == 0 {
+        return Ok(());
+    }
+    backend.apply(plan.matrix(), &stripes, shares)
+}
+
+/// [`Backend::undisperse`] by its definition: the stripes from t shares
+/// (`inverse` is [`Matrix::vandermonde_inverse`] of their points) on
+/// `backend`, then decrypted, cut to the block's length.
+pub fn undisperse_via_apply(
+    backend: &(impl Backend + ?Sized),
+    inverse: &Matrix,
+    key: &ObjectKey,
+    offset: u64,
+    shares: &[&[u8]],
+    block: &mut [u8],
+) -> Result<(), EngineError> {
+    let t = inverse.rows();
+    let stripe = shares.first().map_or(0, |s| s.len());
+    check_block(t, block.len(), stripe);
+    if stripe == 0 {
+        return Ok(());
+    }
+    let mut plain = Zeroizing::new(vec![0u8; t * stripe]);
+    {
+        let mut outs: Vec<&mut [u8]> = plain.chunks_exact_mut(stripe).collect();
+        backend.apply(inverse, shares, &mut outs)?;
+    }
+    block.copy_from_slice(&plain[..block.len()]);
+    xor_cipher(key, offset, block);
+    Ok(())
+}
+
+/// The compact split of `stream`, which starts at byte `offset` of the
+/// shared stream (a block boundary), block by block of t x `segment` bytes,
+/// into n payloads of [`crate::share::format::compact_payload_len`] bytes
+/// each.
+pub fn disperse_stream(
+    backend: &(impl Backend + ?Sized),
+    plan: &SplitPlan,
+    key: &ObjectKey,
+    segment: usize,
+    offset: u64,
+    stream: &[u8],
+    shares: &mut [&mut [u8]],
+) -> Result<(), EngineError> {
+    let t = plan.threshold().t();
+    let mut at = 0usize;
+    let mut out_at = 0usize;
+    while at < stream.len() {
+        let len = (stream.len() - at).min(t * segment);
+        let stripe = len.div_ceil(t);
+        let mut outs: Vec<&mut [u8]> = shares
+            .iter_mut()
+            .map(|s| &mut s[out_at..out_at + stripe])
+            .collect();
+        backend.disperse(
+            plan,
+            key,
+            offset + at as u64,
+            &stream[at..at + len],
+            &mut outs,
+        )?;
+        at += len;
+        out_at += stripe;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CpuBackend;
+    use crate::field;
+    use crate::kernel::Level;
+    use crate::sharing::{self, Threshold};
+
+    /// A backend with no compact code of its own: the trait's defaults run,
+    /// as on the GPU.
+    struct ApplyOnly(CpuBackend);
+
+    impl Backend for ApplyOnly {
+        fn describe(&self) -> String {
+            "apply only".into()
+        }
+        fn split(
+            &self,
+            plan: &SplitPlan,
+            key: &ObjectKey,
+            offset: u64,
+            secret: &[u8],
+            shares: &mut [&mut [u8]],
+        ) -> Result<(), EngineError> {
+            self.0.split(plan, key, offset, secret, shares)
+        }
+        fn apply(
+            &self,
+            matrix: &Matrix,
+            inputs: &[&[u8]],
+            outputs: &mut [&mut [u8]],
+        ) -> Result<(), EngineError> {
+            self.0.apply(matrix, inputs, outputs)
+        }
+    }
+
+    /// The compact shares of one block, byte by byte from docs/DESIGN.md
+    /// section 8: encrypt, pad the ciphertext with zeros, evaluate (Horner).
+    fn disperse_reference(
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        block: &[u8],
+    ) -> Vec<Vec<u8>> {
+        let t = plan.threshold().t();
+        let stripe = block.len().div_ceil(t);
+        let mut ks = vec![0u8; block.len()];
+        keystream::fill(key, 0, offset, &mut ks);
+        let mut cipher: Vec<u8> = block.iter().zip(&ks).map(|(a, b)| a ^ b).collect();
+        cipher.resize(t * stripe, 0);
+        plan.xs()
+            .iter()
+            .map(|&x| {
+                (0..stripe)
+                    .map(|p| {
+                        let mut acc = 0u8;
+                        for k in (0..t).rev() {
+                            acc = field::mul(acc, x) ^ cipher[k * stripe + p];
+                        }
+                        acc
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn shares_of(
+        b: &dyn Backend,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        block: &[u8],
+    ) -> Vec<Vec<u8>> {
+        let t = plan.threshold().t();
+        let stripe = block.len().div_ceil(t);
+        let mut shares = vec![vec![0xEEu8; stripe]; plan.threshold().n()];
+        let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+        b.disperse(plan, key, offset, block, &mut refs).unwrap();
+        shares
+    }
+
+    #[test]
+    fn every_backend_path_disperses_by_the_definition_and_back() {
+        let key = ObjectKey::from_bytes([0x42; 32]);
+        for (t, n) in [(2, 2), (4, 8), (3, 5), (8, 16)] {
+            let plan =
+                SplitPlan::new(Threshold::new(t, n).unwrap(), sharing::default_xs(n)).unwrap();
+            // Lengths around the SIMD, keystream-block and sub-chunk edges.
+            for len in [
+                1usize,
+                2,
+                63,
+                64,
+                65,
+                4095,
+                4096,
+                4097,
+                t * 4096 - 1,
+                t * 4096,
+                70_001,
+            ] {
+                let block: Vec<u8> = (0..len).map(|i| (i * 131 % 251) as u8).collect();
+                let offset = 3 * 64 * 4096;
+                let expected = disperse_reference(&plan, &key, offset, &block);
+                let generic = shares_of(
+                    &ApplyOnly(CpuBackend::detect()),
+                    &plan,
+                    &key,
+                    offset,
+                    &block,
+                );
+                assert_eq!(generic, expected, "generic, ({t},{n}), length {len}");
+                for level in Level::available() {
+                    let cpu = CpuBackend::new(level).unwrap();
+                    let got = shares_of(&cpu, &plan, &key, offset, &block);
+                    assert_eq!(got, expected, "cpu {level}, ({t},{n}), length {len}");
+                    // Any t shares give the block back, on both paths.
+                    for pick in [(0..t).collect::<Vec<_>>(), (n - t..n).collect()] {
+                        let xs: Vec<u8> = pick.iter().map(|&i| plan.xs()[i]).collect();
+                        let inverse = Matrix::vandermonde_inverse(&xs).unwrap();
+                        let ins: Vec<&[u8]> = pick.iter().map(|&i| got[i].as_slice()).collect();
+                        for b in [
+                            &cpu as &dyn Backend,
+                            &ApplyOnly(CpuBackend::new(level).unwrap()),
+                        ] {
+                            let mut back = vec![0x11u8; len];
+                            b.undisperse(&inverse, &key, offset, &ins, &mut back)
+                                .unwrap();
+                            assert_eq!(
+                                back,
+                                block,
+                                "{} ({t},{n}) length {len} from {pick:?}",
+                                b.describe()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_cipher_is_keystream_zero() {
+        let key = ObjectKey::from_bytes([9; 32]);
+        let mut data = vec![0u8; 200_000];
+        xor_cipher(&key, 100, &mut data);
+        let mut ks = vec![0u8; 200_000];
+        keystream::fill(&key, 0, 100, &mut ks);
+        assert_eq!(data, ks);
+        xor_cipher(&key, 100, &mut data);
+        assert!(data.iter().all(|&b| b == 0));
+    }
+}
