@@ -1,102 +1,14 @@
-//! The compact scheme's arithmetic (docs/DESIGN.md section 8), for any
-//! backend: a block of the shared stream encrypted with keystream 0 and
-//! dispersed over t stripes, and back. These are the definitions every
-//! backend must match; they run on [`Backend::apply`], so a backend that
-//! has no fused version of its own still computes the dispersal where its
-//! `apply` runs (the GPU) and only the keystream here.
-
-use rayon::prelude::*;
-use zeroize::Zeroizing;
+//! The compact scheme over a whole stream (docs/DESIGN.md section 8):
+//! block after block of t segments through [`Backend::disperse`]. The
+//! per-block definitions every backend must match are the trait's default
+//! methods ([`super::contract::disperse_via_apply`] and its inverse): they
+//! run on [`Backend::apply`], so a backend with no fused version of its own
+//! still disperses where its `apply` runs (the GPU) and only the keystream
+//! runs on the CPU.
 
 use super::contract::{Backend, EngineError};
-use crate::keystream::{self, ObjectKey};
-use crate::sharing::{Matrix, SplitPlan};
-
-/// The compact scheme's cipher stream: keystream index 0, which Shamir
-/// never uses for a coefficient (docs/DESIGN.md section 4).
-pub const CIPHER_STREAM: u32 = 0;
-
-/// Bytes of keystream per rayon task when a block is XORed on its own.
-const XOR_TASK: usize = 64 << 10;
-
-/// XORs `data`, which sits at byte `offset` of the shared stream, with the
-/// cipher stream of `key`: encryption and decryption alike.
-pub fn xor_cipher(key: &ObjectKey, offset: u64, data: &mut [u8]) {
-    data.par_chunks_mut(XOR_TASK)
-        .enumerate()
-        .for_each(|(k, chunk)| xor_cipher_serial(key, offset + (k * XOR_TASK) as u64, chunk));
-}
-
-/// [`xor_cipher`] on the calling thread, 4 KiB of keystream at a time.
-pub fn xor_cipher_serial(key: &ObjectKey, offset: u64, data: &mut [u8]) {
-    let mut ks = Zeroizing::new([0u8; 4096]);
-    for (k, piece) in data.chunks_mut(4096).enumerate() {
-        let ks = &mut ks[..piece.len()];
-        keystream::fill(key, CIPHER_STREAM, offset + (k * 4096) as u64, ks);
-        for (p, s) in piece.iter_mut().zip(ks.iter()) {
-            *p ^= s;
-        }
-    }
-}
-
-/// Checks the shapes of a block and its stripes: t stripes of `stripe`
-/// bytes hold the block: stripe = ceil(block / t).
-fn check_block(t: usize, block_len: usize, stripe: usize) {
-    assert!(
-        block_len <= t * stripe && block_len.div_ceil(t) == stripe,
-        "a block of {block_len} bytes is not t = {t} stripes of {stripe}"
-    );
-}
-
-/// [`Backend::disperse`] by its definition: the ciphertext of the block,
-/// zero-padded to t stripes, times the plan's Vandermonde rows on `backend`.
-pub fn disperse_via_apply(
-    backend: &(impl Backend + ?Sized),
-    plan: &SplitPlan,
-    key: &ObjectKey,
-    offset: u64,
-    block: &[u8],
-    shares: &mut [&mut [u8]],
-) -> Result<(), EngineError> {
-    let t = plan.threshold().t();
-    let stripe = shares.first().map_or(0, |s| s.len());
-    check_block(t, block.len(), stripe);
-    let mut cipher = Zeroizing::new(vec![0u8; t * stripe]);
-    cipher[..block.len()].copy_from_slice(block);
-    xor_cipher(key, offset, &mut cipher[..block.len()]);
-    let stripes: Vec<&[u8]> = cipher.chunks_exact(stripe.max(1)).take(t).collect();
-    if stripe == 0 {
-        return Ok(());
-    }
-    backend.apply(plan.matrix(), &stripes, shares)
-}
-
-/// [`Backend::undisperse`] by its definition: the stripes from t shares
-/// (`inverse` is [`Matrix::vandermonde_inverse`] of their points) on
-/// `backend`, then decrypted, cut to the block's length.
-pub fn undisperse_via_apply(
-    backend: &(impl Backend + ?Sized),
-    inverse: &Matrix,
-    key: &ObjectKey,
-    offset: u64,
-    shares: &[&[u8]],
-    block: &mut [u8],
-) -> Result<(), EngineError> {
-    let t = inverse.rows();
-    let stripe = shares.first().map_or(0, |s| s.len());
-    check_block(t, block.len(), stripe);
-    if stripe == 0 {
-        return Ok(());
-    }
-    let mut plain = Zeroizing::new(vec![0u8; t * stripe]);
-    {
-        let mut outs: Vec<&mut [u8]> = plain.chunks_exact_mut(stripe).collect();
-        backend.apply(inverse, shares, &mut outs)?;
-    }
-    block.copy_from_slice(&plain[..block.len()]);
-    xor_cipher(key, offset, block);
-    Ok(())
-}
+use crate::keystream::ObjectKey;
+use crate::sharing::SplitPlan;
 
 /// The compact split of `stream`, which starts at byte `offset` of the
 /// shared stream (a block boundary), block by block of t x `segment` bytes,
@@ -140,7 +52,8 @@ mod tests {
     use crate::engine::CpuBackend;
     use crate::field;
     use crate::kernel::Level;
-    use crate::sharing::{self, Threshold};
+    use crate::keystream::{self, xor_cipher};
+    use crate::sharing::{self, Matrix, Threshold};
 
     /// A backend with no compact code of its own: the trait's defaults run,
     /// as on the GPU.

@@ -2,10 +2,9 @@
 //! (the CPU here, the GPU in `gpu`) computes, and how it reports failure.
 
 use crate::kernel::LevelError;
-use crate::keystream::ObjectKey;
+use crate::keystream::{self, ObjectKey};
 use crate::sharing::{Matrix, SplitPlan};
-
-use super::compact;
+use zeroize::Zeroizing;
 
 /// Why a backend could not compute.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,7 +90,7 @@ pub trait Backend: Send + Sync {
     /// `c_k = cipher[k*s..(k+1)*s]` of `s = shares[i].len()` bytes, and
     /// `shares[i] = sum over k of x_i^k * c_k`, where s = ceil(block / t).
     ///
-    /// By default the definition ([`compact::disperse_via_apply`]): the
+    /// By default the definition ([`disperse_via_apply`]): the
     /// keystream on the CPU, the dispersal on [`Backend::apply`].
     fn disperse(
         &self,
@@ -101,7 +100,7 @@ pub trait Backend: Send + Sync {
         block: &[u8],
         shares: &mut [&mut [u8]],
     ) -> Result<(), EngineError> {
-        compact::disperse_via_apply(self, plan, key, offset, block, shares)
+        disperse_via_apply(self, plan, key, offset, block, shares)
     }
 
     /// The inverse of [`Backend::disperse`]: the block at `offset` from the
@@ -115,6 +114,65 @@ pub trait Backend: Send + Sync {
         shares: &[&[u8]],
         block: &mut [u8],
     ) -> Result<(), EngineError> {
-        compact::undisperse_via_apply(self, inverse, key, offset, shares, block)
+        undisperse_via_apply(self, inverse, key, offset, shares, block)
     }
+}
+
+/// Checks the shapes of a block and its stripes: t stripes of `stripe`
+/// bytes hold the block: stripe = ceil(block / t).
+fn check_block(t: usize, block_len: usize, stripe: usize) {
+    assert!(
+        block_len <= t * stripe && block_len.div_ceil(t) == stripe,
+        "a block of {block_len} bytes is not t = {t} stripes of {stripe}"
+    );
+}
+
+/// [`Backend::disperse`] by its definition: the ciphertext of the block,
+/// zero-padded to t stripes, times the plan's Vandermonde rows on `backend`.
+pub fn disperse_via_apply(
+    backend: &(impl Backend + ?Sized),
+    plan: &SplitPlan,
+    key: &ObjectKey,
+    offset: u64,
+    block: &[u8],
+    shares: &mut [&mut [u8]],
+) -> Result<(), EngineError> {
+    let t = plan.threshold().t();
+    let stripe = shares.first().map_or(0, |s| s.len());
+    check_block(t, block.len(), stripe);
+    let mut cipher = Zeroizing::new(vec![0u8; t * stripe]);
+    cipher[..block.len()].copy_from_slice(block);
+    keystream::xor_cipher(key, offset, &mut cipher[..block.len()]);
+    let stripes: Vec<&[u8]> = cipher.chunks_exact(stripe.max(1)).take(t).collect();
+    if stripe == 0 {
+        return Ok(());
+    }
+    backend.apply(plan.matrix(), &stripes, shares)
+}
+
+/// [`Backend::undisperse`] by its definition: the stripes from t shares
+/// (`inverse` is [`Matrix::vandermonde_inverse`] of their points) on
+/// `backend`, then decrypted, cut to the block's length.
+pub fn undisperse_via_apply(
+    backend: &(impl Backend + ?Sized),
+    inverse: &Matrix,
+    key: &ObjectKey,
+    offset: u64,
+    shares: &[&[u8]],
+    block: &mut [u8],
+) -> Result<(), EngineError> {
+    let t = inverse.rows();
+    let stripe = shares.first().map_or(0, |s| s.len());
+    check_block(t, block.len(), stripe);
+    if stripe == 0 {
+        return Ok(());
+    }
+    let mut plain = Zeroizing::new(vec![0u8; t * stripe]);
+    {
+        let mut outs: Vec<&mut [u8]> = plain.chunks_exact_mut(stripe).collect();
+        backend.apply(inverse, shares, &mut outs)?;
+    }
+    block.copy_from_slice(&plain[..block.len()]);
+    keystream::xor_cipher(key, offset, block);
+    Ok(())
 }

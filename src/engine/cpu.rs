@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::compact;
 use super::contract::{Backend, EngineError};
 use crate::kernel::{Kernel, Level, LevelError};
 use crate::keystream::{self, ObjectKey};
@@ -185,6 +184,7 @@ impl Backend for CpuBackend {
         shares: &mut [&mut [u8]],
     ) -> Result<(), EngineError> {
         let kernel = self.kernel(plan.matrix())?;
+        let outs_len = shares.len();
         let t = plan.threshold().t();
         let stripe = shares.first().map_or(0, |s| s.len());
         assert_eq!(shares.len(), plan.threshold().n(), "one output per share");
@@ -205,7 +205,7 @@ impl Backend for CpuBackend {
                 let lo = (k * stripe + sub).min(block.len());
                 let hi = (k * stripe + sub_end).min(block.len());
                 let (data, pad) = buf.split_at_mut(hi - lo);
-                keystream::fill(key, compact::CIPHER_STREAM, offset + lo as u64, data);
+                keystream::fill(key, keystream::CIPHER_STREAM, offset + lo as u64, data);
                 for (c, p) in data.iter_mut().zip(&block[lo..hi]) {
                     *c ^= p;
                 }
@@ -216,7 +216,7 @@ impl Backend for CpuBackend {
                 .chunks_exact(SUB_CHUNK_BYTES)
                 .map(|b| &b[..len])
                 .collect();
-            run_kernel(&kernel, stripe, &inputs, outs);
+            run_kernel(&kernel, stripe * outs_len, &inputs, outs);
         });
         Ok(())
     }
@@ -244,18 +244,16 @@ impl Backend for CpuBackend {
         }
         let run = |whole: &mut [u8]| {
             let mut outs: Vec<&mut [u8]> = whole.chunks_exact_mut(stripe).collect();
-            for_each_sub_chunk(
-                &mut outs,
-                stripe,
-                || (),
-                |_, sub, sub_end, outs| {
-                    let ins: Streams<&[u8]> = shares.iter().map(|s| &s[sub..sub_end]).collect();
-                    kernel.apply(&ins, outs);
-                    for (k, out) in outs.iter_mut().enumerate() {
-                        compact::xor_cipher_serial(key, offset + (k * stripe + sub) as u64, out);
-                    }
-                },
-            );
+            // One keystream buffer per batch of tasks, wiped when dropped.
+            let scratch = || zeroize::Zeroizing::new(vec![0u8; SUB_CHUNK_BYTES]);
+            for_each_sub_chunk(&mut outs, stripe, scratch, |ks, sub, sub_end, outs| {
+                let ins: Streams<&[u8]> = shares.iter().map(|s| &s[sub..sub_end]).collect();
+                kernel.apply(&ins, outs);
+                for (k, out) in outs.iter_mut().enumerate() {
+                    let at = offset + (k * stripe + sub) as u64;
+                    keystream::xor_cipher_with(key, at, out, ks);
+                }
+            });
         };
         if block.len() == t * stripe {
             run(block);

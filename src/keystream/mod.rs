@@ -17,6 +17,7 @@ use chacha20::cipher::array::Array;
 use chacha20::cipher::{KeyIvInit, StreamCipherCore};
 use chacha20::variants::Ietf;
 use chacha20::{ChaChaCore, R20};
+use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 /// Bytes in one ChaCha20 block.
@@ -145,6 +146,41 @@ pub fn fill(key: &ObjectKey, j: u32, offset: u64, out: &mut [u8]) {
         let want = ((out.len() - done) as u64).min(span_bytes) as usize;
         raw_blocks(key, nonce, counter, &mut out[done..done + want]);
         done += want;
+    }
+}
+
+/// The compact scheme's cipher stream: keystream index 0, which Shamir
+/// never uses for a coefficient (docs/DESIGN.md sections 4 and 8).
+pub const CIPHER_STREAM: u32 = 0;
+
+/// Bytes of keystream per rayon task when a block is XORed on its own.
+const XOR_TASK: usize = 64 << 10;
+
+/// XORs `data`, which sits at byte `offset` of the shared stream, with the
+/// cipher stream of `key`: encryption and decryption alike.
+pub fn xor_cipher(key: &ObjectKey, offset: u64, data: &mut [u8]) {
+    data.par_chunks_mut(XOR_TASK)
+        .enumerate()
+        .for_each(|(k, chunk)| xor_cipher_serial(key, offset + (k * XOR_TASK) as u64, chunk));
+}
+
+/// [`xor_cipher`] on the calling thread, 4 KiB of keystream at a time.
+pub fn xor_cipher_serial(key: &ObjectKey, offset: u64, data: &mut [u8]) {
+    let mut ks = Zeroizing::new([0u8; 4096]);
+    xor_cipher_with(key, offset, data, &mut ks[..]);
+}
+
+/// [`xor_cipher_serial`] with the keystream made in `scratch` (not empty),
+/// which the caller wipes: a caller that XORs many small pieces keeps one
+/// buffer for all of them instead of wiping one per piece.
+pub fn xor_cipher_with(key: &ObjectKey, offset: u64, data: &mut [u8], scratch: &mut [u8]) {
+    let step = scratch.len();
+    for (k, piece) in data.chunks_mut(step).enumerate() {
+        let ks = &mut scratch[..piece.len()];
+        fill(key, CIPHER_STREAM, offset + (k * step) as u64, ks);
+        for (p, s) in piece.iter_mut().zip(ks.iter()) {
+            *p ^= s;
+        }
     }
 }
 

@@ -201,6 +201,75 @@ pub fn bench_one(
         runs,
         secs,
     ));
+    results.extend(bench_compact(
+        backend, config, size_name, data, &plan, &key,
+    )?);
+    Ok(results)
+}
+
+/// Times the compact scheme's split and combine of `data` as one stream,
+/// in blocks of t segments of the default compact segment size.
+fn bench_compact(
+    backend: &dyn Backend,
+    config: &BenchConfig,
+    size_name: &str,
+    data: &[u8],
+    plan: &SplitPlan,
+    key: &ObjectKey,
+) -> Result<Vec<BenchResult>> {
+    let threshold = plan.threshold();
+    let (t, n) = (threshold.t(), threshold.n());
+    let seg = crate::share::format::compact_segment_size(t) as usize;
+    let plen = crate::share::format::compact_payload_len(data.len() as u64, t, seg as u32) as usize;
+    let mut shares: Vec<AlignedBuf> = (0..n).map(|_| AlignedBuf::zeroed(plen)).collect();
+    let (runs, secs) = time_runs(config, || {
+        let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(|s| &mut s[..]).collect();
+        crate::engine::compact::disperse_stream(backend, plan, key, seg, 0, data, &mut refs)?;
+        Ok(())
+    })?;
+    let mut results = vec![BenchResult::new(
+        backend.describe(),
+        format!("split compact ({t},{n})"),
+        size_name,
+        data.len(),
+        runs,
+        secs,
+    )];
+    // From the last t shares: every share is a different row.
+    let xs = &plan.xs()[n - t..];
+    let inverse = crate::sharing::Matrix::vandermonde_inverse(xs)?;
+    let mut out = AlignedBuf::zeroed(data.len());
+    let (runs, secs) = time_runs(config, || {
+        let (mut at, mut pos) = (0usize, 0usize);
+        while at < data.len() {
+            let len = (data.len() - at).min(t * seg);
+            let stripe = len.div_ceil(t);
+            let ins: Vec<&[u8]> = shares[n - t..]
+                .iter()
+                .map(|s| &s[pos..pos + stripe])
+                .collect();
+            backend.undisperse(&inverse, key, at as u64, &ins, &mut out[at..at + len])?;
+            at += len;
+            pos += stripe;
+        }
+        Ok(())
+    })?;
+    if out[..] != data[..] {
+        return Err(crate::Error::Mismatch {
+            detail: format!(
+                "{}: compact combine did not give back the secret in the benchmark",
+                backend.describe()
+            ),
+        });
+    }
+    results.push(BenchResult::new(
+        backend.describe(),
+        format!("combine compact (t={t})"),
+        size_name,
+        data.len(),
+        runs,
+        secs,
+    ));
     Ok(results)
 }
 
