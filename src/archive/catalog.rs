@@ -26,7 +26,7 @@ use super::error::{ArchiveError, Result};
 use super::time::now_secs;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The catalog's tables and indexes, created if missing.
 pub const SCHEMA: &str = "
@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS objects (
     split_id    TEXT,             -- hex; set before any share is written
     split_t     INTEGER,          -- t and n of that split (NULL: from before they were
     split_n     INTEGER,          -- recorded)
+    split_scheme TEXT,            -- 'shamir' or 'compact' (NULL: Shamir, from before
+                                  -- the scheme was recorded)
     state       TEXT NOT NULL CHECK (state IN ('pending', 'degraded', 'written', 'verified')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
@@ -380,15 +382,30 @@ impl Catalog {
                 |r| r.get::<_, i64>(0).map(|n| n > 0),
             )
             .map_err(|e| self.err(e))?;
-        if has_path {
-            return Ok(());
+        if !has_path {
+            self.conn
+                .execute_batch(&format!("BEGIN IMMEDIATE; {MIGRATE_V1} COMMIT;"))
+                .map_err(|e| {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    self.err(e)
+                })?;
         }
-        self.conn
-            .execute_batch(&format!("BEGIN IMMEDIATE; {MIGRATE_V1} COMMIT;"))
-            .map_err(|e| {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                self.err(e)
-            })
+        // Version 2 to 3: the scheme of each split (NULL: Shamir, the only
+        // scheme before).
+        let has_scheme: bool = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'split_scheme'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(|e| self.err(e))?;
+        if !has_scheme {
+            self.conn
+                .execute_batch("ALTER TABLE objects ADD COLUMN split_scheme TEXT")
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// The newest version of `path` in `source`, if any. A version recorded
@@ -649,10 +666,15 @@ impl Catalog {
         }
     }
 
-    /// Records the new splits (threshold `t`, n = the placements) of pending
-    /// objects, replacing the placements of earlier attempts, in one
-    /// transaction: before any share is written.
-    pub fn begin_splits(&mut self, t: usize, splits: &[(i64, &str, &[Placement])]) -> Result<()> {
+    /// Records the new splits (threshold `t`, n = the placements, `scheme`)
+    /// of pending objects, replacing the placements of earlier attempts, in
+    /// one transaction: before any share is written.
+    pub fn begin_splits(
+        &mut self,
+        t: usize,
+        scheme: crate::share::format::SchemeKind,
+        splits: &[(i64, &str, &[Placement])],
+    ) -> Result<()> {
         self.in_transaction(|c| {
             let err = |e| c.err(e);
             for &(id, split_id, placements) in splits {
@@ -662,8 +684,16 @@ impl Catalog {
                 c.conn
                     .execute(
                         "UPDATE objects SET split_id = ?2, split_t = ?4, split_n = ?5, \
-                         attempts = attempts + 1, updated_at = ?3 WHERE id = ?1",
-                        params![id, split_id, now_secs(), t as i64, placements.len() as i64],
+                         split_scheme = ?6, attempts = attempts + 1, updated_at = ?3 \
+                         WHERE id = ?1",
+                        params![
+                            id,
+                            split_id,
+                            now_secs(),
+                            t as i64,
+                            placements.len() as i64,
+                            scheme.name()
+                        ],
                     )
                     .map_err(err)?;
                 for p in placements {
@@ -778,6 +808,27 @@ impl Catalog {
         stmt.query_map([], |r| {
             Ok((
                 (r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize),
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// How many stored versions, and source bytes, each scheme holds
+    /// ("shamir" for versions from before the scheme was recorded).
+    pub fn scheme_counts(&self) -> Result<Vec<(String, u64, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT COALESCE(split_scheme, 'shamir'), COUNT(*), COALESCE(SUM(size), 0) \
+                 FROM objects WHERE state IN ({STORED}) GROUP BY 1 ORDER BY 1"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
                 r.get::<_, i64>(2)? as u64,
             ))
         })

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::{ArchiveError, At, Result};
+use crate::share::format::SchemeKind;
 use crate::sharing::Threshold;
 
 /// The configuration file of an archive directory.
@@ -34,6 +35,12 @@ fn default_staging() -> PathBuf {
 pub struct Config {
     pub t: usize,
     pub n: usize,
+    /// How new objects are split: "shamir" (the default: n times the
+    /// storage, perfect secrecy) or "compact" (n / t times, computational
+    /// secrecy; docs/DESIGN.md section 8). Each version keeps the scheme it
+    /// was written with.
+    #[serde(default)]
+    pub scheme: SchemeKind,
     #[serde(default = "default_catalog")]
     pub catalog: PathBuf,
     #[serde(default = "default_site_key")]
@@ -81,6 +88,8 @@ pub struct StoreConfig {
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub threshold: Threshold,
+    /// The scheme new objects are split with.
+    pub scheme: SchemeKind,
     /// See [`Config::write_quorum`]: t <= write_quorum <= n.
     pub write_quorum: usize,
     /// (x, store index), sorted by x; x runs over 1..=n.
@@ -177,6 +186,7 @@ impl Config {
         }
         Ok(Layout {
             threshold,
+            scheme: self.scheme,
             write_quorum,
             placement,
             store_names: names,
@@ -290,7 +300,13 @@ pub fn check_placement(layout: &Layout) -> PlacementReport {
 
 /// Writes a new archive in `dir`: commented config, site key (0600), the
 /// store directories; the catalog is created by the caller.
-pub fn write_new(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Config> {
+pub fn write_new(
+    dir: &Path,
+    t: usize,
+    n: usize,
+    stores: usize,
+    scheme: SchemeKind,
+) -> Result<Config> {
     let path = dir.join(CONFIG_FILE);
     let bad = |reason: String| ArchiveError::Config {
         path: path.clone(),
@@ -315,6 +331,11 @@ pub fn write_new(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Config
          # placement below means against lost and colluding stores.\n\
          t = {t}\n\
          n = {n}\n\
+         \n\
+         # How new objects are split (each version keeps its own): \"shamir\", n times\n\
+         # the archive stored and perfect secrecy; or \"compact\" (encrypt, disperse,\n\
+         # Shamir-share the key), n / t times and computational secrecy.\n\
+         scheme = \"{scheme}\"\n\
          \n\
          # Hospital-side files, relative to this directory. The site key names the\n\
          # objects in the stores (keyed hashes): keep it secret, keep a backup.\n\
@@ -430,6 +451,7 @@ mod tests {
         let c = Config {
             t,
             n,
+            scheme: SchemeKind::Shamir,
             catalog: default_catalog(),
             site_key: default_site_key(),
             audit_log: default_audit_log(),

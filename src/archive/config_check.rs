@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::archive::config::{PlacementReport, check_placement};
 use crate::archive::error::Result;
 use crate::archive::open::Archive;
+use crate::share::format::SchemeKind;
 
 /// What `umbra config check` found.
 #[derive(Debug, Clone, Serialize)]
@@ -21,9 +22,20 @@ pub struct ConfigReport {
     pub placement: PlacementReport,
     /// One line per store: reached and writable, or what is wrong.
     pub stores: Vec<String>,
+    /// The scheme new objects are split with ("shamir" or "compact").
+    pub scheme: String,
     /// Bytes the stores hold per byte of source, for this configuration's
     /// scheme and (t, n).
     pub storage_factor: f64,
+    /// What fewer than t shares keep secret with this scheme.
+    pub secrecy: String,
+    /// The other scheme, its storage factor with the same (t, n), and its
+    /// secrecy: what switching would cost or save.
+    pub other_scheme: String,
+    pub other_storage_factor: f64,
+    pub other_secrecy: String,
+    /// Stored versions and source bytes per scheme, per the catalog.
+    pub versions_by_scheme: BTreeMap<String, (u64, u64)>,
     /// Source bytes archived, and stored versions, per the catalog.
     pub source_bytes: u64,
     pub stored_versions: u64,
@@ -55,7 +67,13 @@ impl Archive {
             warnings: placement.warnings.clone(),
             placement,
             stores: Vec::new(),
+            scheme: String::new(),
             storage_factor: 0.0,
+            secrecy: String::new(),
+            other_scheme: String::new(),
+            other_storage_factor: 0.0,
+            other_secrecy: String::new(),
+            versions_by_scheme: BTreeMap::new(),
             source_bytes: 0,
             stored_versions: 0,
             errors: Vec::new(),
@@ -83,9 +101,30 @@ impl Archive {
                 }
             }
             (report.source_bytes, report.stored_versions) = cat.stored_bytes()?;
+            for (scheme, versions, bytes) in cat.scheme_counts()? {
+                if scheme != self.layout.scheme.name() {
+                    report.warnings.push(format!(
+                        "{versions} stored version(s) ({bytes} bytes of source) are {scheme}; \
+                         umbra.toml now says {}: they stay {scheme} until rewritten, new \
+                         objects are {}",
+                        self.layout.scheme, self.layout.scheme
+                    ));
+                }
+                report.versions_by_scheme.insert(scheme, (versions, bytes));
+            }
         }
-        // Shamir: every share is as large as the object's shared stream.
-        report.storage_factor = self.layout.threshold.n() as f64;
+        let (t, n) = (self.layout.threshold.t(), self.layout.threshold.n());
+        let scheme = self.layout.scheme;
+        let other = match scheme {
+            SchemeKind::Shamir => SchemeKind::Compact,
+            SchemeKind::Compact => SchemeKind::Shamir,
+        };
+        report.scheme = scheme.name().into();
+        report.storage_factor = scheme.storage_factor(t, n);
+        report.secrecy = scheme.secrecy().into();
+        report.other_scheme = other.name().into();
+        report.other_storage_factor = other.storage_factor(t, n);
+        report.other_secrecy = other.secrecy().into();
         Ok(report)
     }
 

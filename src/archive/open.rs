@@ -42,8 +42,14 @@ pub struct Archive {
 }
 
 /// Creates a new archive in `dir` (config, empty catalog, site key, stores).
-pub fn init(dir: &Path, t: usize, n: usize, stores: usize) -> Result<Archive> {
-    let config = config::write_new(dir, t, n, stores)?;
+pub fn init(
+    dir: &Path,
+    t: usize,
+    n: usize,
+    stores: usize,
+    scheme: crate::share::format::SchemeKind,
+) -> Result<Archive> {
+    let config = config::write_new(dir, t, n, stores, scheme)?;
     Catalog::create(&dir.join(&config.catalog))?;
     Archive::open(dir)
 }

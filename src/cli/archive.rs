@@ -55,6 +55,11 @@ pub struct InitArgs {
     /// gives the paper's 2 shares per store).
     #[arg(long, value_name = "K")]
     stores: Option<usize>,
+    /// How objects are split: shamir (n times the archive stored, perfect
+    /// secrecy; the paper's) or compact (encrypt, disperse, Shamir-share the
+    /// key: n/t times, computational secrecy). Written to umbra.toml.
+    #[arg(long, default_value = "shamir", value_name = "SCHEME")]
+    scheme: umbra::share::format::SchemeKind,
 }
 
 #[derive(Subcommand)]
@@ -301,13 +306,16 @@ pub fn init_cmd(ui: &Ui, a: &InitArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .or(a.archive.as_ref())
         .expect("clap requires one");
-    let archive = umbra::archive::init(dir, a.t, a.n, a.stores.unwrap_or(a.n))?;
+    let archive = umbra::archive::init(dir, a.t, a.n, a.stores.unwrap_or(a.n), a.scheme)?;
     ui.note(format!(
-        "new archive in {}: ({}, {}) over {} local stores; keep a copy of site.key",
+        "new archive in {}: ({}, {}) {} over {} local stores, {:.2}x the archive stored; keep a \
+         copy of site.key",
         dir.display(),
         a.t,
         a.n,
-        archive.stores.len()
+        a.scheme,
+        archive.stores.len(),
+        a.scheme.storage_factor(a.t, a.n)
     ));
     for w in check_placement(&archive.layout).warnings {
         ui.note(format!("warning: {w}"));
@@ -326,9 +334,13 @@ pub fn config_cmd(c: &ConfigCmd) -> anyhow::Result<ExitCode> {
             println!("{l}");
         }
         println!(
-            "storage: the stores hold {:.2} bytes per byte of source (Shamir: every share is as \
-             large as the object; secrecy of fewer than t shares: perfect)",
-            r.storage_factor
+            "scheme: {}: the stores hold {:.2} bytes per byte of source; secrecy of fewer than \
+             t shares: {}",
+            r.scheme, r.storage_factor, r.secrecy
+        );
+        println!(
+            "        ({} would hold {:.2} bytes per byte; secrecy: {})",
+            r.other_scheme, r.other_storage_factor, r.other_secrecy
         );
         println!(
             "catalog: {} stored version(s), {} bytes of source",

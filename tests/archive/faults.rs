@@ -1,10 +1,10 @@
 //! Stores that lose, damage, swap or refuse shares: named, survived, repaired.
 
 use super::*;
+use umbra::share::format::SchemeKind;
 
-#[test]
-fn lost_stores_then_restore_and_repair() {
-    let f = fixture(4, 8, 4);
+fn lost_stores_then_restore_and_repair(scheme: SchemeKind) {
+    let f = fixture_with(4, 8, 4, scheme);
     f.migrate_ok();
     // Two of four stores gone: n - t = 4 shares of every object.
     fs::remove_dir_all(f.store(1)).unwrap();
@@ -42,9 +42,8 @@ fn lost_stores_then_restore_and_repair() {
     assert_restored_identical(&f.src, &out);
 }
 
-#[test]
-fn flipped_truncated_and_swapped_shares_are_named_and_survived() {
-    let f = fixture(3, 5, 5);
+fn flipped_truncated_and_swapped_shares_are_named_and_survived(scheme: SchemeKind) {
+    let f = fixture_with(3, 5, 5, scheme);
     f.migrate_ok();
     let p = f.placements();
     let find = |obj: i64, x: i64| {
@@ -151,8 +150,8 @@ fn forge(path: &Path) {
 
 /// A (3, 5) archive (write quorum 4) whose stores `broken` start failing
 /// every write once the first group of three is written: the run's output.
-fn stores_fail_mid_run(broken: &[usize]) -> (Fixture, Output) {
-    let f = fixture(3, 5, 5);
+fn stores_fail_mid_run(broken: &[usize], scheme: SchemeKind) -> (Fixture, Output) {
+    let f = fixture_with(3, 5, 5, scheme);
     let pause = f.root.join("pause");
     // Groups of three: the first group's shares are all in the stores when
     // the stores fail (the next group is being split meanwhile).
@@ -177,9 +176,8 @@ fn stores_back(f: &Fixture, broken: &[usize]) {
 /// One store of five down: the objects reach the other four (the write
 /// quorum), are `degraded`, restorable, named by the run and by verify, and
 /// the next run with the store back completes them from their own shares.
-#[test]
-fn one_store_down_degrades_then_the_next_run_completes() {
-    let (f, o) = stores_fail_mid_run(&[2]);
+fn one_store_down_degrades_then_the_next_run_completes(scheme: SchemeKind) {
+    let (f, o) = stores_fail_mid_run(&[2], scheme);
     assert_eq!(
         o.status.code(),
         Some(3),
@@ -224,9 +222,8 @@ fn one_store_down_degrades_then_the_next_run_completes() {
 /// Two stores of five down: below the write quorum, the objects stay
 /// pending with their failure recorded; the next run, stores back, writes
 /// them, forgets one whose source was deleted, and leaves nothing twice.
-#[test]
-fn below_the_write_quorum_objects_stay_pending_until_the_next_run() {
-    let (f, o) = stores_fail_mid_run(&[2, 4]);
+fn below_the_write_quorum_objects_stay_pending_until_the_next_run(scheme: SchemeKind) {
+    let (f, o) = stores_fail_mid_run(&[2, 4], scheme);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -287,3 +284,10 @@ fn sampled_verify_rolls_over_the_archive() {
     );
     assert!(!f.run(&["verify", "--sample", "0%"]).status.success());
 }
+
+both_schemes!(
+    lost_stores_then_restore_and_repair,
+    flipped_truncated_and_swapped_shares_are_named_and_survived,
+    one_store_down_degrades_then_the_next_run_completes,
+    below_the_write_quorum_objects_stay_pending_until_the_next_run
+);

@@ -15,6 +15,27 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+/// Each named test function, taking the scheme, run once per scheme as
+/// `NAME::shamir` and `NAME::compact`: the archive's faults are the same
+/// for both, and so must be what umbra does about them.
+macro_rules! both_schemes {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use umbra::share::format::SchemeKind;
+                #[test]
+                fn shamir() {
+                    super::$name(SchemeKind::Shamir)
+                }
+                #[test]
+                fn compact() {
+                    super::$name(SchemeKind::Compact)
+                }
+            }
+        )*
+    };
+}
+
 mod audit;
 mod cron;
 mod faults;
@@ -62,10 +83,21 @@ fn small_source(src: &Path) {
 }
 
 fn fixture(t: usize, n: usize, stores: usize) -> Fixture {
+    fixture_with(t, n, stores, umbra::share::format::SchemeKind::Shamir)
+}
+
+/// A (t, n) archive over `stores` local stores whose objects are split
+/// with `scheme`, and the small source.
+fn fixture_with(
+    t: usize,
+    n: usize,
+    stores: usize,
+    scheme: umbra::share::format::SchemeKind,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let arc = root.join("arc");
-    init_archive(&arc, t, n, Some(stores));
+    init_archive_with(&arc, t, n, Some(stores), scheme.name());
     let src = root.join("src");
     small_source(&src);
     Fixture {

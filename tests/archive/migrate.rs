@@ -1,10 +1,10 @@
 //! `migrate`: byte-identical round trips, selections, new versions, batches, kills.
 
 use super::*;
+use umbra::share::format::SchemeKind;
 
-#[test]
-fn migrate_restore_byte_identical_and_rerun_does_nothing() {
-    let f = fixture(4, 8, 4);
+fn migrate_restore_byte_identical_and_rerun_does_nothing(scheme: SchemeKind) {
+    let f = fixture_with(4, 8, 4, scheme);
     // The whole sample set, beside the small one.
     for e in fs::read_dir(repo_file("datasets/dicom")).unwrap() {
         let p = e.unwrap().path();
@@ -142,9 +142,8 @@ fn changed_file_becomes_a_new_version() {
     assert_restored_identical(&f.src, &out);
 }
 
-#[test]
-fn killed_migrate_resumes_with_nothing_lost_or_duplicated() {
-    let f = fixture(3, 5, 5);
+fn killed_migrate_resumes_with_nothing_lost_or_duplicated(scheme: SchemeKind) {
+    let f = fixture_with(3, 5, 5, scheme);
     let pause = f.root.join("pause");
     // Groups of one, two and all objects: killed between groups and inside
     // one, with some objects written and others pending.
@@ -209,9 +208,8 @@ fn file_changed_while_being_read_is_retried_as_its_new_content() {
 /// batches of up to 8 MiB of plaintext per engine call; larger ones stream.
 /// A source that needs several batches and both paths comes back byte for
 /// byte, and each path refuses a file changed since the scan.
-#[test]
-fn small_objects_in_batches_and_large_ones_streamed() {
-    let f = fixture(2, 3, 3);
+fn small_objects_in_batches_and_large_ones_streamed(scheme: SchemeKind) {
+    let f = fixture_with(2, 3, 3, scheme);
     let mixed = f.src.join("mixed");
     fs::create_dir_all(&mixed).unwrap();
     // Three 3 MiB files do not fit one batch; 4 MiB less 300 bytes is
@@ -379,4 +377,99 @@ fn dry_run_lists_what_would_be_written() {
         (r["written"].clone(), r["bytes_written"].clone()),
         (2.into(), total.into())
     );
+}
+
+both_schemes!(
+    migrate_restore_byte_identical_and_rerun_does_nothing,
+    killed_migrate_resumes_with_nothing_lost_or_duplicated,
+    small_objects_in_batches_and_large_ones_streamed
+);
+
+/// The scheme changed in umbra.toml between two nights: the first night's
+/// objects stay Shamir, the new ones are compact (share format v2, about
+/// 1/t of the stream each), the catalog records each version's scheme,
+/// `config check` states both costs and the mixed archive, and one
+/// restore brings back both kinds; so does `verify --deep`.
+#[test]
+fn an_archive_holds_both_schemes_and_new_objects_take_the_configured_one() {
+    let f = fixture(4, 8, 4);
+    f.migrate_ok();
+    let night_one = store_bytes(&f);
+    let cfg_path = f.arc.join("umbra.toml");
+    let cfg = fs::read_to_string(&cfg_path).unwrap();
+    assert!(cfg.contains("scheme = \"shamir\""), "{cfg}");
+    fs::write(
+        &cfg_path,
+        cfg.replace("scheme = \"shamir\"", "scheme = \"compact\""),
+    )
+    .unwrap();
+
+    // Night two: a large new object and a new version of an old one.
+    let big = pseudo_random(3 << 20, 77);
+    fs::write(f.src.join("notes/big.bin"), &big).unwrap();
+    fs::write(f.src.join("notes/report.txt"), pseudo_random(70_000, 4)).unwrap();
+    let r = f.migrate_ok();
+    assert_eq!(r["written"], 2);
+    let schemes: BTreeMap<String, i64> = {
+        let c = f.catalog();
+        let mut st = c
+            .prepare("SELECT split_scheme, COUNT(*) FROM objects GROUP BY 1")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(schemes["shamir"], SMALL_FILES as i64);
+    assert_eq!(schemes["compact"], 2);
+
+    // The compact shares of the 3 MiB object: 8 of about 3 MiB / 4 each,
+    // version 2 headers; 2x the object in all, not 8x.
+    let added = store_bytes(&f) - night_one;
+    let source_added = (big.len() + 70_000) as u64;
+    assert!(
+        added < source_added * 21 / 10 && added > source_added * 2,
+        "{added} bytes stored for {source_added}"
+    );
+    let mut v2 = 0;
+    for p in all_files(&f.arc.join("stores")) {
+        let head = fs::read(&p).unwrap();
+        if u16::from_le_bytes([head[8], head[9]]) == 2 {
+            v2 += 1;
+            assert_eq!(head[17], 1, "scheme byte: compact");
+        }
+    }
+    assert_eq!(v2, 2 * 8);
+
+    let o = f.run(&["config", "check", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["scheme"], "compact");
+    assert_eq!(c["storage_factor"], 2.0);
+    assert_eq!(c["other_storage_factor"], 8.0);
+    assert!(c["secrecy"].as_str().unwrap().starts_with("computational"));
+    assert!(
+        c["warnings"].to_string().contains("are shamir"),
+        "{}",
+        c["warnings"]
+    );
+    let o = f.run(&["config", "check"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("scheme: compact"), "{text}");
+    assert!(text.contains("shamir would hold 8.00"), "{text}");
+
+    let out = f.root.join("out");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_restored_identical(&f.src, &out);
+    let o = f.run(&["verify", "--deep"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// Bytes in every store.
+fn store_bytes(f: &Fixture) -> u64 {
+    all_files(&f.arc.join("stores"))
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum()
 }

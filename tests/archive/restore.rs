@@ -1,6 +1,7 @@
 //! `restore`: by identity, and without the catalog.
 
 use super::*;
+use umbra::share::format::SchemeKind;
 
 #[test]
 fn restore_by_patient_study_and_sop() {
@@ -80,9 +81,8 @@ fn restore_by_patient_study_and_sop() {
     assert!(!o.status.success());
 }
 
-#[test]
-fn catalog_deleted_then_restore_without_catalog() {
-    let f = fixture(3, 5, 5);
+fn catalog_deleted_then_restore_without_catalog(scheme: SchemeKind) {
+    let f = fixture_with(3, 5, 5, scheme);
     f.migrate_ok();
     let old_report = fs::read(f.src.join("notes/report.txt")).unwrap();
     fs::write(f.src.join("notes/report.txt"), pseudo_random(1000, 5)).unwrap();
@@ -196,9 +196,8 @@ fn restore_over_a_changed_file_keeps_it_and_says_so() {
 /// A healthy archive restores every object on the fast path (t shares,
 /// each read once); only an object with a damaged share takes the careful
 /// one (`careful` in --json), and still restores.
-#[test]
-fn a_healthy_restore_takes_the_fast_path() {
-    let f = fixture(2, 3, 3);
+fn a_healthy_restore_takes_the_fast_path(scheme: SchemeKind) {
+    let f = fixture_with(2, 3, 3, scheme);
     let written = f.migrate_ok()["written"].as_u64().unwrap();
     let o = f.restore(&f.root.join("a"), &["--all", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -222,3 +221,8 @@ fn a_healthy_restore_takes_the_fast_path() {
         (Some(written), Some(1))
     );
 }
+
+both_schemes!(
+    catalog_deleted_then_restore_without_catalog,
+    a_healthy_restore_takes_the_fast_path
+);

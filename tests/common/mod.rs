@@ -324,8 +324,21 @@ pub fn umbra_at(arc: &Path, args: &[&str], env: &[(&str, &dyn AsRef<std::ffi::Os
 /// `umbra init` of a (t, n) archive at `arc` (with `stores` stores, else n),
 /// which must succeed.
 pub fn init_archive(arc: &Path, t: usize, n: usize, stores: Option<usize>) {
+    init_archive_with(arc, t, n, stores, "shamir")
+}
+
+/// [`init_archive`] with `--scheme`.
+pub fn init_archive_with(arc: &Path, t: usize, n: usize, stores: Option<usize>, scheme: &str) {
     let mut c = umbra();
-    c.args(["init", "-t", &t.to_string(), "-n", &n.to_string()]);
+    c.args([
+        "init",
+        "-t",
+        &t.to_string(),
+        "-n",
+        &n.to_string(),
+        "--scheme",
+        scheme,
+    ]);
     if let Some(k) = stores {
         c.args(["--stores", &k.to_string()]);
     }

@@ -252,7 +252,7 @@ impl Archive {
                     .iter()
                     .map(|(id, s, p)| (*id, s.as_str(), *p))
                     .collect();
-                cat.begin_splits(self.layout.threshold.t(), &splits)?;
+                cat.begin_splits(self.layout.threshold.t(), self.layout.scheme, &splits)?;
                 let items = self.put_items(&staged)?;
                 let ks: Vec<usize> = staged.jobs.iter().map(|j| j.k).collect();
                 let handle = scope.spawn(move || self.put_group(items, &ks));

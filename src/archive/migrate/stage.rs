@@ -376,7 +376,7 @@ impl Archive {
         stage: &Path,
     ) -> Vec<Result<Vec<PathBuf>>> {
         let opts = match self.plan() {
-            Ok(plan) => SplitOptions::new(plan),
+            Ok(plan) => SplitOptions::new(plan).with_scheme(self.layout.scheme),
             Err(e) => {
                 let e = e.to_string();
                 return jobs
