@@ -504,6 +504,7 @@ mod tests {
     #[test]
     fn bad_placements_are_refused() {
         let c = |stores: Vec<Vec<u8>>| Config {
+            scheme: SchemeKind::Shamir,
             t: 2,
             n: 3,
             catalog: default_catalog(),
