@@ -2,18 +2,16 @@
 
 use super::*;
 
-#[test]
-fn too_few_shares() {
-    let s = split(4, 8, 5000, 2);
+fn too_few_shares(scheme: &str) {
+    let s = split_with(4, 8, 5000, 2, scheme);
     let out = s.dir.path().join("out");
     let o = combine(&out, &s.shares[..3], &[]);
     assert_fails_with(&o, &["3 share(s) given", "t = 4"]);
     assert!(!out.exists());
 }
 
-#[test]
-fn duplicate_share_or_duplicate_x() {
-    let s = split(3, 5, 5000, 3);
+fn duplicate_share_or_duplicate_x(scheme: &str) {
+    let s = split_with(3, 5, 5000, 3, scheme);
     let out = s.dir.path().join("out");
     let o = combine(
         &out,
@@ -37,14 +35,13 @@ fn duplicate_share_or_duplicate_x() {
     assert!(!out.exists());
 }
 
-#[test]
-fn shares_of_different_splits() {
-    let a = split(2, 3, 5000, 4);
-    let b = split(2, 3, 5000, 4); // same bytes, another split
+fn shares_of_different_splits(scheme: &str) {
+    let a = split_with(2, 3, 5000, 4, scheme);
+    let b = split_with(2, 3, 5000, 4, scheme); // same bytes, another split
     let out = a.dir.path().join("out");
     let o = combine(&out, &[a.shares[0].clone(), b.shares[1].clone()], &[]);
     assert_fails_with(&o, &["different splits"]);
-    let c = split(3, 4, 5000, 4); // other t and n
+    let c = split_with(3, 4, 5000, 4, scheme); // other t and n
     let o = combine(
         &out,
         &[
@@ -58,9 +55,8 @@ fn shares_of_different_splits() {
     assert!(!out.exists());
 }
 
-#[test]
-fn truncated_share_named() {
-    let s = split(2, 3, 5000, 5);
+fn truncated_share_named(scheme: &str) {
+    let s = split_with(2, 3, 5000, 5, scheme);
     let f = fs::OpenOptions::new()
         .write(true)
         .open(&s.shares[1])
@@ -78,9 +74,8 @@ fn truncated_share_named() {
     assert_eq!(fs::read(&out).unwrap(), s.original);
 }
 
-#[test]
-fn corrupted_share_named() {
-    let s = split(3, 5, 3 << 20, 6);
+fn corrupted_share_named(scheme: &str) {
+    let s = split_with(3, 5, 3 << 20, 6, scheme);
     let mut bytes = fs::read(&s.shares[2]).unwrap();
     let at = bytes.len() - 100; // in the payload's last segment
     bytes[at] ^= 0x01;
@@ -93,7 +88,8 @@ fn corrupted_share_named() {
     // inspect names the bad segment and exits non-zero.
     let o = run_line("inspect {}", &[&s.shares[2]]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("CORRUPT segment(s): 2"));
+    let bad = format!("CORRUPT segment(s): {}", segment_at(&s.shares[2], at));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&bad));
     let o = run_line("inspect {}", &[&s.shares[1]]);
     assert!(o.status.success());
     // With spares, combine skips it and succeeds.
@@ -103,9 +99,8 @@ fn corrupted_share_named() {
     assert_eq!(fs::read(&out).unwrap(), s.original);
 }
 
-#[test]
-fn wrong_magic_and_unknown_version() {
-    let s = split(2, 2, 1000, 7);
+fn wrong_magic_and_unknown_version(scheme: &str) {
+    let s = split_with(2, 2, 1000, 7, scheme);
     let not_a_share = s.dir.path().join("notes.txt");
     fs::write(
         &not_a_share,
@@ -125,9 +120,8 @@ fn wrong_magic_and_unknown_version() {
     assert!(!out.exists());
 }
 
-#[test]
-fn zero_x_in_a_share_header() {
-    let s = split(2, 2, 1000, 8);
+fn zero_x_in_a_share_header(scheme: &str) {
+    let s = split_with(2, 2, 1000, 8, scheme);
     let mut bytes = fs::read(&s.shares[1]).unwrap();
     bytes[16] = 0;
     fs::write(&s.shares[1], &bytes).unwrap();
@@ -135,9 +129,8 @@ fn zero_x_in_a_share_header() {
     assert_fails_with(&o, &["scan.bin.002.umbra", "x = 0"]);
 }
 
-#[test]
-fn forged_share_fails_the_tag_and_spares_recover() {
-    let s = split(3, 5, 100_000, 9);
+fn forged_share_fails_the_tag_and_spares_recover(scheme: &str) {
+    let s = split_with(3, 5, 100_000, 9, scheme);
     forge(&s.shares[1], 50_000);
     // inspect cannot tell: its own hashes hold.
     assert!(run_line("inspect {}", &[&s.shares[1]]).status.success());
@@ -163,9 +156,8 @@ fn forged_share_fails_the_tag_and_spares_recover() {
 /// Two shares damaged in different segments, among t + 1: every segment
 /// still has t intact copies, and each is taken from the shares intact
 /// there.
-#[test]
-fn damaged_segments_are_taken_from_the_spares_segment_by_segment() {
-    let s = split(4, 5, 3 << 20, 10);
+fn damaged_segments_are_taken_from_the_spares_segment_by_segment(scheme: &str) {
+    let s = split_with(4, 5, 3 << 20, 10, scheme);
     damage_segment(&s.shares[0], 0);
     damage_segment(&s.shares[3], 2);
     let out = s.dir.path().join("out");
@@ -185,4 +177,56 @@ fn damaged_segments_are_taken_from_the_spares_segment_by_segment() {
     damage_segment(&s.shares[1], 0);
     let o = combine(&s.dir.path().join("out2"), &s.shares, &[]);
     assert_fails_with(&o, &["only 3 intact share(s)", "scan.bin.002.umbra"]);
+}
+
+both_schemes!(
+    too_few_shares,
+    duplicate_share_or_duplicate_x,
+    shares_of_different_splits,
+    truncated_share_named,
+    corrupted_share_named,
+    wrong_magic_and_unknown_version,
+    zero_x_in_a_share_header,
+    forged_share_fails_the_tag_and_spares_recover,
+    damaged_segments_are_taken_from_the_spares_segment_by_segment
+);
+
+/// A Shamir share among compact ones (the same split id forced, as a
+/// confused operator's copy would not give, so the header check must) and
+/// compact with the gfshare format are refused with what differs.
+#[test]
+fn mixed_schemes_and_compact_gfshare_are_refused() {
+    let a = split_with(2, 3, 5000, 21, "shamir");
+    let b = split_with(2, 3, 5000, 21, "compact");
+    // Give the Shamir share the compact split's id: only the scheme differs.
+    let id = fs::read(&b.shares[0]).unwrap()[32..48].to_vec();
+    let mut bytes = fs::read(&a.shares[1]).unwrap();
+    bytes[32..48].copy_from_slice(&id);
+    let (header, _, _, payload_at) = layout(&bytes);
+    let mut hh = blake3::Hasher::new_derive_key("umbra share header v1");
+    hh.update(&bytes[..header - 32]);
+    hh.update(&bytes[header..payload_at]);
+    let hh = *hh.finalize().as_bytes();
+    bytes[header - 32..header].copy_from_slice(&hh);
+    let odd = b.dir.path().join("odd.umbra");
+    fs::write(&odd, &bytes).unwrap();
+    let out = b.dir.path().join("out");
+    let o = combine(&out, &[b.shares[0].clone(), odd], &[]);
+    assert_fails_with(&o, &["odd.umbra", "the scheme"]);
+    assert!(!out.exists());
+
+    let o = run_line(
+        "split --scheme compact --format gfshare -o {} {}",
+        &[&b.dir.path().join("g"), &b.input],
+    );
+    assert_fails_with(&o, &["gfshare is Shamir only"]);
+    assert!(!b.dir.path().join("g").exists());
+
+    let o = run_line("inspect --json {}", &[&b.shares[0]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["scheme"], "compact");
+    assert_eq!(v[0]["version"], 2);
+    let o = run_line("inspect {}", &[&b.shares[0]]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("computational secrecy"));
 }

@@ -6,6 +6,26 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+/// Each named test function, taking the scheme, run once per scheme as
+/// `NAME::shamir` and `NAME::compact`: every bad input is refused and named
+/// the same way whichever scheme made the shares.
+macro_rules! both_schemes {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn shamir() {
+                    super::$name("shamir")
+                }
+                #[test]
+                fn compact() {
+                    super::$name("compact")
+                }
+            }
+        )*
+    };
+}
+
 mod backend;
 mod combine;
 mod gfshare;
@@ -28,16 +48,27 @@ struct Split {
     shares: Vec<PathBuf>,
 }
 
-/// Splits a fresh random file with the given parameters.
+/// Splits a fresh random file with the given parameters (Shamir).
 fn split(t: usize, n: usize, len: usize, seed: u64) -> Split {
+    split_with(t, n, len, seed, "shamir")
+}
+
+/// [`split`] with `--scheme`; compact shares get 256 KiB segments, so that
+/// a file of a few MiB has several, as Shamir's 1 MiB segments give.
+fn split_with(t: usize, n: usize, len: usize, seed: u64, scheme: &str) -> Split {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("scan.bin");
     let original = pseudo_random(len, seed);
     fs::write(&input, &original).unwrap();
     let out = dir.path().join("shares");
+    let seg = if scheme == "compact" {
+        "262144"
+    } else {
+        "1048576"
+    };
     let o = run_line(
-        "split -t {} -n {} -o {} {}",
-        &[&t.to_string(), &n.to_string(), &out, &input],
+        "split -t {} -n {} --scheme {} --segment-size {} -o {} {}",
+        &[&t.to_string(), &n.to_string(), &scheme, &seg, &out, &input],
     );
     assert!(o.status.success(), "split failed: {}", stderr(&o));
     let shares = files_ending(&out, ".umbra");
@@ -70,22 +101,48 @@ fn assert_fails_with(o: &std::process::Output, needles: &[&str]) {
 /// Rewrites a share's payload byte and recomputes its segment and header
 /// hashes, as a provider that forges a share would: only the keyed tag can
 /// notice.
-fn forge(path: &Path, payload_byte: usize) {
-    let mut b = fs::read(path).unwrap();
+/// (header length, segment size, payload length, payload offset) of a
+/// share file, read by docs/FORMAT.md (version 1 or 2).
+fn layout(b: &[u8]) -> (usize, usize, usize, usize) {
+    let header = u16::from_le_bytes([b[10], b[11]]) as usize;
     let seg = u32::from_le_bytes(b[20..24].try_into().unwrap()) as usize;
     let payload_len = u64::from_le_bytes(b[24..32].try_into().unwrap()) as usize;
-    let segments = payload_len.div_ceil(seg);
-    let payload_at = 128 + 32 * segments;
+    (
+        header,
+        seg,
+        payload_len,
+        header + 32 * payload_len.div_ceil(seg),
+    )
+}
+
+/// Which payload segment byte `at` of a share file is in.
+fn segment_at(path: &Path, at: usize) -> usize {
+    let (_, seg, _, payload_at) = layout(&fs::read(path).unwrap());
+    (at - payload_at) / seg
+}
+
+/// Rewrites a share's payload byte (`payload_byte` modulo the payload
+/// length) and recomputes its segment and header hashes, as a provider that
+/// forges a share would: only the keyed tag can notice.
+fn forge(path: &Path, payload_byte: usize) {
+    let mut b = fs::read(path).unwrap();
+    let (header, seg, payload_len, payload_at) = layout(&b);
+    let payload_byte = payload_byte % payload_len;
     b[payload_at + payload_byte] ^= 0x40;
     let k = payload_byte / seg;
     let segment = &b[payload_at + k * seg..payload_at + ((k + 1) * seg).min(payload_len)];
     let h = *blake3::hash(segment).as_bytes();
-    b[128 + 32 * k..128 + 32 * (k + 1)].copy_from_slice(&h);
-    let mut hh = blake3::Hasher::new_derive_key("umbra share header v1");
-    hh.update(&b[..96]);
-    hh.update(&b[128..payload_at]);
+    b[header + 32 * k..header + 32 * (k + 1)].copy_from_slice(&h);
+    let context = if header == 128 {
+        "umbra share header v1"
+    } else {
+        "umbra share header v2"
+    };
+    let mut hh = blake3::Hasher::new_derive_key(context);
+    hh.update(&b[..header - 32]);
+    hh.update(&b[header..payload_at]);
     let hh = *hh.finalize().as_bytes();
-    b[96..128].copy_from_slice(&hh);
+    b[header - 32..header].copy_from_slice(&hh);
     fs::write(path, &b).unwrap();
 }
 
@@ -93,9 +150,7 @@ fn forge(path: &Path, payload_byte: usize) {
 /// segment's hash no longer holds.
 fn damage_segment(path: &Path, k: usize) {
     let mut b = fs::read(path).unwrap();
-    let seg = u32::from_le_bytes(b[20..24].try_into().unwrap()) as usize;
-    let payload_len = u64::from_le_bytes(b[24..32].try_into().unwrap()) as usize;
-    let payload_at = 128 + 32 * payload_len.div_ceil(seg);
+    let (_, seg, _, payload_at) = layout(&b);
     b[payload_at + k * seg + 10] ^= 0x01;
     fs::write(path, &b).unwrap();
 }

@@ -2,9 +2,8 @@
 
 use super::*;
 
-#[test]
-fn repair_rebuilds_the_exact_share() {
-    let s = split(3, 5, 2_500_000, 11);
+fn repair_rebuilds_the_exact_share(scheme: &str) {
+    let s = split_with(3, 5, 2_500_000, 11, scheme);
     let lost = s.shares[3].clone();
     let original_share = fs::read(&lost).unwrap();
     fs::remove_file(&lost).unwrap();
@@ -67,9 +66,8 @@ fn custom_coordinates_round_trip_and_repair_names_the_share() {
 /// Repair with spares: damaged segments come from the others, segment by
 /// segment, and a forged share (its own hashes intact) is found by the same
 /// subset search as combine's, and named.
-#[test]
-fn repair_uses_spares_per_segment_and_names_a_forged_share() {
-    let s = split(4, 6, 3 << 20, 12);
+fn repair_uses_spares_per_segment_and_names_a_forged_share(scheme: &str) {
+    let s = split_with(4, 6, 3 << 20, 12, scheme);
     let lost = fs::read(&s.shares[5]).unwrap();
     let out = s.dir.path().join("x6.umbra");
     damage_segment(&s.shares[0], 0);
@@ -88,7 +86,7 @@ fn repair_uses_spares_per_segment_and_names_a_forged_share() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(fs::read(&out).unwrap(), lost);
 
-    let s = split(3, 5, 100_000, 13);
+    let s = split_with(3, 5, 100_000, 13, scheme);
     let lost = fs::read(&s.shares[4]).unwrap();
     forge(&s.shares[1], 40_000);
     let out = s.dir.path().join("x5.umbra");
@@ -109,3 +107,8 @@ fn repair_uses_spares_per_segment_and_names_a_forged_share() {
     assert_eq!(warnings.len(), 1, "{err}");
     assert!(warnings[0].contains("scan.bin.002.umbra is wrong"), "{err}");
 }
+
+both_schemes!(
+    repair_rebuilds_the_exact_share,
+    repair_uses_spares_per_segment_and_names_a_forged_share
+);
