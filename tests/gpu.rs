@@ -537,3 +537,65 @@ fn kernel_timing_helpers_run() {
         &shares,
     );
 }
+
+/// The compact scheme on the GPU (its dispersal and inverse run on the
+/// apply shader, the keystream on the CPU: docs/DESIGN.md section 8) gives
+/// the CPU's shares, and any t of them give the stream back, on the awkward
+/// lengths, around a block of t segments, and for the shapes.
+fn check_compact(gpu: &GpuBackend, t: usize, n: usize, seg: usize, len: usize) {
+    use umbra::engine::compact::disperse_stream;
+    use umbra::share::format::compact_payload_len;
+    let plan = plan(t, n);
+    let k = key(t as u8 ^ 0x5c);
+    let stream = data(len, len as u64 + t as u64);
+    let plen = compact_payload_len(len as u64, t, seg as u32) as usize;
+    let run = |b: &dyn Backend| {
+        let mut shares = vec![vec![0xA5u8; plen]; n];
+        let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+        disperse_stream(b, &plan, &k, seg, 0, &stream, &mut refs).unwrap();
+        shares
+    };
+    let expected = run(cpu());
+    let got = run(gpu);
+    assert_same(
+        gpu,
+        &format!("compact ({t},{n}) length {len}"),
+        &expected,
+        &got,
+    );
+    // Back from the last t shares, block by block, on the GPU.
+    let xs: Vec<u8> = plan.xs()[n - t..].to_vec();
+    let inverse = Matrix::vandermonde_inverse(&xs).unwrap();
+    let mut back = vec![0u8; len];
+    let (mut at, mut pos) = (0, 0);
+    while at < len {
+        let l = (len - at).min(t * seg);
+        let stripe = l.div_ceil(t);
+        let ins: Vec<&[u8]> = got[n - t..].iter().map(|s| &s[pos..pos + stripe]).collect();
+        gpu.undisperse(&inverse, &k, at as u64, &ins, &mut back[at..at + l])
+            .unwrap();
+        at += l;
+        pos += stripe;
+    }
+    assert!(
+        back == stream,
+        "compact ({t},{n}) length {len}: not rebuilt"
+    );
+}
+
+#[test]
+fn compact_matches_cpu_on_awkward_lengths_and_shapes() {
+    for (t, n) in [(2, 2), (4, 8), (8, 16)] {
+        let block = t * 4096;
+        for len in LENGTHS
+            .into_iter()
+            .chain([block - 1, block, block + 1, 3 * block + 7])
+        {
+            check_compact(gpu(), t, n, 4096, len);
+        }
+    }
+    for len in [1, 255, 256, 4096, 255 * 4096 + 1] {
+        check_compact(gpu(), 255, 255, 4096, len);
+    }
+    check_compact(small_gpu(), 4, 8, 4096, (17 << 12) + 5);
+}
