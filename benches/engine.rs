@@ -1,6 +1,6 @@
 //! Criterion groups per operation, in GB/s of secret (Throughput::Bytes):
 //! the keystream alone, the kernel alone per SIMD level, and split (4,8) /
-//! combine t = 4 through the CPU backend. `umbra bench` covers the issue's
+//! combine t = 4 and the compact scheme's block through the CPU backend. `umbra bench` covers the issue's
 //! image sizes; these are for profiling one piece at a time.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -84,5 +84,54 @@ fn split_combine_group(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, keystream_group, kernel_group, split_combine_group);
+/// The compact scheme (docs/DESIGN.md section 8): one 4 MiB block of
+/// (4, 8) (t segments of 1 MiB) dispersed and rebuilt, per SIMD level.
+fn compact_group(c: &mut Criterion) {
+    let (t, n, seg) = (4usize, 8usize, 1usize << 20);
+    let block = synthetic::ct_volume(2048, 1024, 1);
+    assert_eq!(block.len(), t * seg);
+    let plan = SplitPlan::new(Threshold::new(t, n).unwrap(), default_xs(n)).unwrap();
+    let key = ObjectKey::from_bytes([3; 32]);
+    let mut shares: Vec<AlignedBuf> = (0..n).map(|_| AlignedBuf::zeroed(seg)).collect();
+    let mut back = AlignedBuf::zeroed(t * seg);
+    let inverse = Matrix::vandermonde_inverse(&default_xs(t)).unwrap();
+
+    let mut g = c.benchmark_group("split compact (4,8) 4 MiB block");
+    g.throughput(Throughput::Bytes(block.len() as u64));
+    g.sample_size(20);
+    for level in Level::available() {
+        let backend = CpuBackend::new(level).unwrap();
+        g.bench_function(level.name(), |b| {
+            b.iter(|| {
+                let mut refs: Vec<&mut [u8]> = shares.iter_mut().map(|s| &mut s[..]).collect();
+                backend.disperse(&plan, &key, 0, &block, &mut refs).unwrap();
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("combine compact (t=4) 4 MiB block");
+    g.throughput(Throughput::Bytes(block.len() as u64));
+    g.sample_size(20);
+    for level in Level::available() {
+        let backend = CpuBackend::new(level).unwrap();
+        let inputs: Vec<&[u8]> = shares[..t].iter().map(|s| &s[..]).collect();
+        g.bench_function(level.name(), |b| {
+            b.iter(|| {
+                backend
+                    .undisperse(&inverse, &key, 0, &inputs, &mut back)
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    keystream_group,
+    kernel_group,
+    split_combine_group,
+    compact_group
+);
 criterion_main!(benches);
