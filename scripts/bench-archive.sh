@@ -8,12 +8,21 @@
 # read once (copy 4 times and restore both with the source and the stores
 # cached, so that both write with the same page cache). ROUNDS rounds
 # (default 3), the median of each step.
-# Usage: [ROUNDS=N] scripts/bench-archive.sh [COPIES] [WORKDIR]  (COPIES of datasets/dicom)
+# SCHEME=compact measures the compact scheme: migrate then writes 2 shares'
+# worth (n / t) and restore reads 1, so the copies are 2 and 1.
+# Usage: [ROUNDS=N] [SCHEME=shamir|compact] scripts/bench-archive.sh [COPIES] [WORKDIR]
+#        (COPIES of datasets/dicom)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 copies=${1:-20}
 work=${2:-$(mktemp -d)}
 rounds=${ROUNDS:-3}
+scheme=${SCHEME:-shamir}
+case "$scheme" in
+  shamir) wcopies=8 rcopies=4 ;;
+  compact) wcopies=2 rcopies=1 ;;
+  *) echo "SCHEME is shamir or compact" >&2; exit 1 ;;
+esac
 umbra=${UMBRA_BIN:-${CARGO_TARGET_DIR:-target}/release/umbra}
 [ -x "$umbra" ] || { echo "build first: cargo build --release (or set UMBRA_BIN)" >&2; exit 1; }
 
@@ -60,23 +69,24 @@ copy_n() { for i in $(seq 1 "$1"); do cp -r "$work/src" "$work/copy$i"; done; }
 c8=(); m=(); c4=(); r=()
 for round in $(seq 1 "$rounds"); do
   rm -rf "$work"/copy* "$work/arc" "$work/out"
-  settle "$work/src"; c8+=("$(timed copy_n 8)")
+  settle "$work/src"; c8+=("$(timed copy_n "$wcopies")")
   rm -rf "$work"/copy*
-  "$umbra" init -q "$work/arc" -t 4 -n 8 >/dev/null
+  "$umbra" init -q "$work/arc" -t 4 -n 8 --scheme "$scheme" >/dev/null
   settle "$work/src"; m+=("$(timed "$umbra" -q --backend cpu migrate -C "$work/arc" --source "$work/src")")
   # The same page cache as the restore after it (the stores read too): on
   # this VM, writes slow down several times over with 1.8 GB more cached,
   # so a copy with less cached is no fair measure for the restore.
-  settle "$work/src" "$work/arc/stores"; c4+=("$(timed copy_n 4)")
+  settle "$work/src" "$work/arc/stores"; c4+=("$(timed copy_n "$rcopies")")
   rm -rf "$work"/copy*
   settle "$work/src" "$work/arc/stores"; r+=("$(timed "$umbra" -q --backend cpu restore -C "$work/arc" --all -o "$work/out")")
-  echo "round $round: copy8 ${c8[-1]} migrate ${m[-1]} copy4 ${c4[-1]} restore ${r[-1]}" >&2
+  echo "round $round: copy$wcopies ${c8[-1]} migrate ${m[-1]} copy$rcopies ${c4[-1]} restore ${r[-1]}" >&2
 done
 copy8=$(median "${c8[@]}"); migrate=$(median "${m[@]}"); copy4=$(median "${c4[@]}"); restore=$(median "${r[@]}")
 
 echo "source: $copies x datasets/dicom = $bytes bytes, $(find "$work/src" -type f | wc -l) files; median of $rounds rounds"
-echo "copy into 8 dirs:     $(rate "$bytes" "$copy8")"
+echo "scheme: $scheme"
+echo "copy into $wcopies dirs:     $(rate "$bytes" "$copy8")"
 echo "migrate (4, 8):       $(rate "$bytes" "$migrate")   ratio $(python3 -c "print(f'{$copy8/$migrate:.0%}')") of copying"
-echo "copy 4 times:         $(rate "$bytes" "$copy4")"
+echo "copy $rcopies times:         $(rate "$bytes" "$copy4")"
 echo "restore --all:        $(rate "$bytes" "$restore")   ratio $(python3 -c "print(f'{$copy4/$restore:.0%}')") of copying"
 [ -n "${KEEP:-}" ] || rm -rf "$work/src" "$work"/copy* "$work/arc" "$work/out"
