@@ -543,7 +543,7 @@ fn kernel_timing_helpers_run() {
 /// the CPU's shares, and any t of them give the stream back, on the awkward
 /// lengths, around a block of t segments, and for the shapes.
 fn check_compact(gpu: &GpuBackend, t: usize, n: usize, seg: usize, len: usize) {
-    use umbra::engine::compact::disperse_stream;
+    use umbra::engine::compact::{disperse_stream, undisperse_stream};
     use umbra::share::format::compact_payload_len;
     let plan = plan(t, n);
     let k = key(t as u8 ^ 0x5c);
@@ -563,20 +563,12 @@ fn check_compact(gpu: &GpuBackend, t: usize, n: usize, seg: usize, len: usize) {
         &expected,
         &got,
     );
-    // Back from the last t shares, block by block, on the GPU.
+    // Back from the last t shares on the GPU.
     let xs: Vec<u8> = plan.xs()[n - t..].to_vec();
     let inverse = Matrix::vandermonde_inverse(&xs).unwrap();
+    let ins: Vec<&[u8]> = got[n - t..].iter().map(Vec::as_slice).collect();
     let mut back = vec![0u8; len];
-    let (mut at, mut pos) = (0, 0);
-    while at < len {
-        let l = (len - at).min(t * seg);
-        let stripe = l.div_ceil(t);
-        let ins: Vec<&[u8]> = got[n - t..].iter().map(|s| &s[pos..pos + stripe]).collect();
-        gpu.undisperse(&inverse, &k, at as u64, &ins, &mut back[at..at + l])
-            .unwrap();
-        at += l;
-        pos += stripe;
-    }
+    undisperse_stream(gpu, &inverse, &k, seg, 0, &ins, &mut back).unwrap();
     assert!(
         back == stream,
         "compact ({t},{n}) length {len}: not rebuilt"

@@ -8,7 +8,7 @@
 
 use super::contract::{Backend, EngineError};
 use crate::keystream::ObjectKey;
-use crate::sharing::SplitPlan;
+use crate::sharing::{Matrix, SplitPlan};
 
 /// The compact split of `stream`, which starts at byte `offset` of the
 /// shared stream (a block boundary), block by block of t x `segment` bytes,
@@ -46,6 +46,39 @@ pub fn disperse_stream(
     Ok(())
 }
 
+/// The inverse of [`disperse_stream`]: `stream` (the shared stream from
+/// byte `offset`, a block boundary) from the payloads of t shares at the
+/// same place, `inverse` being [`Matrix::vandermonde_inverse`] of their
+/// points.
+pub fn undisperse_stream(
+    backend: &(impl Backend + ?Sized),
+    inverse: &Matrix,
+    key: &ObjectKey,
+    segment: usize,
+    offset: u64,
+    shares: &[&[u8]],
+    stream: &mut [u8],
+) -> Result<(), EngineError> {
+    let t = inverse.rows();
+    let mut at = 0usize;
+    let mut in_at = 0usize;
+    while at < stream.len() {
+        let len = (stream.len() - at).min(t * segment);
+        let stripe = len.div_ceil(t);
+        let ins: Vec<&[u8]> = shares.iter().map(|s| &s[in_at..in_at + stripe]).collect();
+        backend.undisperse(
+            inverse,
+            key,
+            offset + at as u64,
+            &ins,
+            &mut stream[at..at + len],
+        )?;
+        at += len;
+        in_at += stripe;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,7 +86,7 @@ mod tests {
     use crate::field;
     use crate::kernel::Level;
     use crate::keystream::{self, xor_cipher};
-    use crate::sharing::{self, Matrix, Threshold};
+    use crate::sharing::{self, Threshold};
 
     /// A backend with no compact code of its own: the trait's defaults run,
     /// as on the GPU.

@@ -120,7 +120,7 @@ pub trait Backend: Send + Sync {
 
 /// Checks the shapes of a block and its stripes: t stripes of `stripe`
 /// bytes hold the block: stripe = ceil(block / t).
-fn check_block(t: usize, block_len: usize, stripe: usize) {
+pub(crate) fn check_block(t: usize, block_len: usize, stripe: usize) {
     assert!(
         block_len <= t * stripe && block_len.div_ceil(t) == stripe,
         "a block of {block_len} bytes is not t = {t} stripes of {stripe}"

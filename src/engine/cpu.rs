@@ -192,11 +192,7 @@ impl Backend for CpuBackend {
             shares.iter().all(|s| s.len() == stripe),
             "shares of one stripe each"
         );
-        assert!(
-            block.len() <= t * stripe && block.len().div_ceil(t) == stripe,
-            "a block of {} bytes is not t = {t} stripes of {stripe}",
-            block.len()
-        );
+        super::contract::check_block(t, block.len(), stripe);
         let scratch = || zeroize::Zeroizing::new(vec![0u8; t * SUB_CHUNK_BYTES]);
         for_each_sub_chunk(shares, stripe, scratch, |cipher, sub, sub_end, outs| {
             let len = sub_end - sub;
@@ -234,11 +230,7 @@ impl Backend for CpuBackend {
         let kernel = self.kernel(inverse)?;
         let t = inverse.rows();
         let stripe = shares.first().map_or(0, |s| s.len());
-        assert!(
-            block.len() <= t * stripe && block.len().div_ceil(t) == stripe,
-            "a block of {} bytes is not t = {t} stripes of {stripe}",
-            block.len()
-        );
+        super::contract::check_block(t, block.len(), stripe);
         if stripe == 0 {
             return Ok(());
         }

@@ -139,45 +139,35 @@ pub(super) fn reconstruct(
         };
         let xs: Vec<u8> = good.iter().map(|&i| shares[i].header.x).collect();
         let inputs: Vec<&[u8]> = good.iter().map(|i| &reader.buffers[i][..len]).collect();
-        let (rows, outputs) = if compact_stream {
+        let outputs = if compact_stream {
             let key = compact_key(shares, good)?;
             let inverse = Matrix::vandermonde_inverse(&xs)?;
-            let (start, _) = stream_range(at, len);
+            let (start, stream) = stream_range(at, len);
             let (first, rest) = outputs.split_first_mut().expect("the stream row");
-            // Block by block: segment k of the payloads is block k.
-            let mut done = 0usize;
-            let mut out_at = 0usize;
-            while done < len {
-                let stripe = (len - done).min(seg);
-                let block_start = start + out_at as u64;
-                let block_len = ((stream_len - block_start) as usize).min(t * seg);
-                let ins: Vec<&[u8]> = inputs.iter().map(|i| &i[done..done + stripe]).collect();
-                backend
-                    .undisperse(
-                        &inverse,
-                        &key,
-                        block_start,
-                        &ins,
-                        &mut first[out_at..out_at + block_len],
-                    )
-                    .map_err(engine)?;
-                done += stripe;
-                out_at += block_len;
-            }
-            (&targets[..], rest)
+            crate::engine::compact::undisperse_stream(
+                backend,
+                &inverse,
+                &key,
+                seg,
+                start,
+                &inputs,
+                &mut first[..stream],
+            )
+            .map_err(engine)?;
+            rest
         } else {
-            (&targets[..], outputs)
+            outputs
         };
-        if rows.is_empty() {
+        if targets.is_empty() {
             return Ok(());
         }
-        let matrix = Matrix::lagrange(&xs, rows)?;
+        let matrix = Matrix::lagrange(&xs, &targets)?;
         let mut outs: Vec<&mut [u8]> = outputs.iter_mut().map(|o| &mut o[..len]).collect();
         backend.apply(&matrix, &inputs, &mut outs).map_err(engine)
     };
-    // The rows to give the sink for payload bytes `at..at + len`.
+    // The rows to give the sink for payload bytes `at..at + len`: the
+    // compact stream row is as long as the stream they give.
     let rows_of = |outputs: &[PooledBuf], at: u64, len: usize| -> Vec<usize> {
-        let _ = outputs;
         (0..outputs.len())
             .map(|k| {
                 if k == 0 && compact_stream {

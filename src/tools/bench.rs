@@ -239,19 +239,9 @@ fn bench_compact(
     let xs = &plan.xs()[n - t..];
     let inverse = crate::sharing::Matrix::vandermonde_inverse(xs)?;
     let mut out = AlignedBuf::zeroed(data.len());
+    let ins: Vec<&[u8]> = shares[n - t..].iter().map(|s| &s[..]).collect();
     let (runs, secs) = time_runs(config, || {
-        let (mut at, mut pos) = (0usize, 0usize);
-        while at < data.len() {
-            let len = (data.len() - at).min(t * seg);
-            let stripe = len.div_ceil(t);
-            let ins: Vec<&[u8]> = shares[n - t..]
-                .iter()
-                .map(|s| &s[pos..pos + stripe])
-                .collect();
-            backend.undisperse(&inverse, key, at as u64, &ins, &mut out[at..at + len])?;
-            at += len;
-            pos += stripe;
-        }
+        crate::engine::compact::undisperse_stream(backend, &inverse, key, seg, 0, &ins, &mut out)?;
         Ok(())
     })?;
     if out[..] != data[..] {
