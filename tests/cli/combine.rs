@@ -230,3 +230,35 @@ fn mixed_schemes_and_compact_gfshare_are_refused() {
     let o = run_line("inspect {}", &[&b.shares[0]]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("computational secrecy"));
 }
+
+/// A compact share whose key share was changed and its header hash
+/// recomputed (its payload intact): the key from it is wrong, so the
+/// stream decrypts to no umbra object; with spares the object comes back and that share, and only it,
+/// is named, although its payload is right.
+#[test]
+fn a_forged_key_share_is_named() {
+    let s = split_with(3, 5, 100_000, 22, "compact");
+    let mut b = fs::read(&s.shares[1]).unwrap();
+    let (header, _, _, payload_at) = layout(&b);
+    b[100] ^= 0x08; // in the key share, bytes 96..128
+    let mut hh = blake3::Hasher::new_derive_key("umbra share header v2");
+    hh.update(&b[..header - 32]);
+    hh.update(&b[header..payload_at]);
+    let hh = *hh.finalize().as_bytes();
+    b[header - 32..header].copy_from_slice(&hh);
+    fs::write(&s.shares[1], &b).unwrap();
+    assert!(run_line("inspect {}", &[&s.shares[1]]).status.success());
+    let out = s.dir.path().join("out");
+    assert_fails_with(
+        &combine(&out, &s.shares[..3], &[]),
+        &["wrong or mismatched shares"],
+    );
+    assert!(!out.exists());
+    let o = combine(&out, &s.shares, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("scan.bin.002.umbra is wrong"), "{err}");
+    assert_eq!(fs::read(&out).unwrap(), s.original);
+}
