@@ -2,7 +2,7 @@
 # GPU check for a machine with a real GPU (meant for an NVIDIA H200 host), in
 # under 8 minutes:
 #   1. the GPU-versus-CPU identity tests (tests/gpu.rs, the ignored 300 MiB
-#      object included) on the hardware adapter;
+#      objects of both schemes included) on the hardware adapter;
 #   2. `umbra --backend gpu bench`: split (4,8) and combine t=4 from 256x256
 #      to the 512x512x300 volume and the 2 GiB volume, kernel-only and
 #      end-to-end GB/s with the upload / compute / download times, beside

@@ -67,7 +67,7 @@ UMBRA_GPU_TESTS=required cargo test
 echo "== cloud stores against real servers: S3, GCS and Azure (cloud feature)"
 cargo test --features cloud --test s3 --test gcs --test azure
 
-echo "== the 300 MiB GPU-versus-CPU identity test, in release mode (minutes in debug)"
+echo "== the 300 MiB GPU-versus-CPU identity tests (Shamir and compact), in release mode (minutes in debug)"
 UMBRA_GPU_TESTS=required cargo test --release --test gpu -- --ignored
 
 echo "== NEON kernels on aarch64 (qemu-user)"

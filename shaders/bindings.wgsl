@@ -1,4 +1,5 @@
-// Bindings shared by every umbra compute pipeline (split.wgsl, apply.wgsl).
+// Bindings shared by every umbra compute pipeline (split.wgsl, apply.wgsl,
+// compact.wgsl).
 // CPU twin: `Params`, `PieceSpec::table_entry` and the bind group layout in
 // src/gpu/plan.rs (`params_bytes`, `PieceSpec`) and src/gpu/device.rs (the
 // layout), which must keep the same field order and binding numbers.
@@ -32,10 +33,20 @@ struct Piece {
     // The piece's first block in the slice; pieces are sorted by it and the
     // first starts at 0.
     start: u32,
-    pad: u32,
+    // The compact scheme's cipher pass only (compact.wgsl): a piece is a
+    // run of one block's t stripes of `stripe` bytes, one per row, and
+    // (block_hi, block_lo) is then the shared-stream byte offset of row 0's
+    // first byte (row r starts r * stripe bytes later). Of row r, the first
+    // clamp(valid - r * stripe, 0, data_len) bytes are data; the rest is
+    // padding that stays zero.
+    stripe: u32,
+    valid: u32,
+    data_len: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
-// Entries of the piece table: 1024 x 48 bytes fits a 64 KiB uniform.
+// Entries of the piece table: 1024 x 64 bytes fills a 64 KiB uniform.
 const MAX_PIECES: u32 = 1024u;
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -47,6 +58,23 @@ const MAX_PIECES: u32 = 1024u;
 @group(0) @binding(3) var<storage, read_write> outputs: array<u32>;
 // The pieces of this slice (split only).
 @group(0) @binding(4) var<uniform> pieces: array<Piece, MAX_PIECES>;
+
+// The piece that holds block `block` of the slice, by binary search in the
+// piece table: public positions only, nothing secret steers it.
+fn find_piece(block: u32) -> u32 {
+    var lo = 0u;
+    var hi = max(params.pieces, 1u);
+    // pieces[lo].start <= block < pieces[hi].start (or hi = count).
+    while hi - lo > 1u {
+        let mid = (lo + hi) / 2u;
+        if pieces[mid].start <= block {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
 
 // Flat index of an invocation in a 2D grid of 64-wide workgroups: a grid may
 // be up to 65,535 groups wide, so large slices spill over into y.

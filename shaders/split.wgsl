@@ -8,24 +8,7 @@
 // One invocation writes one 64-byte block of coefficient stream j into input
 // row j (row 0 is the secret, uploaded by the host). Grid: x, y over the
 // blocks of the slice, z over j - 1. The block's piece (hence its object's
-// key and stream position) is found by binary search in the piece table:
-// public positions only, nothing secret steers it.
-
-// The piece that holds block `block` of the slice.
-fn find_piece(block: u32) -> u32 {
-    var lo = 0u;
-    var hi = max(params.pieces, 1u);
-    // pieces[lo].start <= block < pieces[hi].start (or hi = count).
-    while hi - lo > 1u {
-        let mid = (lo + hi) / 2u;
-        if pieces[mid].start <= block {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
-}
+// key and stream position) is found by `find_piece` (bindings.wgsl).
 
 // The workgroup's 64 blocks, staged so that the stores to `inputs` are
 // coalesced (consecutive invocations, consecutive words) instead of 16

@@ -1,19 +1,20 @@
 //! The compact scheme over a whole stream (docs/DESIGN.md section 8):
-//! block after block of t segments through [`Backend::disperse`]. The
+//! block after block of t segments through [`Backend::disperse_many`]. The
 //! per-block definitions every backend must match are the trait's default
 //! methods ([`super::contract::disperse_via_apply`] and its inverse): they
 //! run on [`Backend::apply`], so a backend with no fused version of its own
-//! still disperses where its `apply` runs (the GPU) and only the keystream
-//! runs on the CPU.
+//! still disperses where its `apply` runs, the keystream on the CPU. The
+//! CPU fuses both per 4 KiB; the GPU runs both on the device
+//! (`shaders/compact.wgsl`), many small objects per dispatch.
 
-use super::contract::{Backend, EngineError};
+use super::contract::{Backend, DisperseJob, EngineError, UndisperseJob};
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
 
 /// The compact split of `stream`, which starts at byte `offset` of the
 /// shared stream (a block boundary), block by block of t x `segment` bytes,
 /// into n payloads of [`crate::share::format::compact_payload_len`] bytes
-/// each.
+/// each: [`Backend::disperse_many`] of one job.
 pub fn disperse_stream(
     backend: &(impl Backend + ?Sized),
     plan: &SplitPlan,
@@ -23,33 +24,19 @@ pub fn disperse_stream(
     stream: &[u8],
     shares: &mut [&mut [u8]],
 ) -> Result<(), EngineError> {
-    let t = plan.threshold().t();
-    let mut at = 0usize;
-    let mut out_at = 0usize;
-    while at < stream.len() {
-        let len = (stream.len() - at).min(t * segment);
-        let stripe = len.div_ceil(t);
-        let mut outs: Vec<&mut [u8]> = shares
-            .iter_mut()
-            .map(|s| &mut s[out_at..out_at + stripe])
-            .collect();
-        backend.disperse(
-            plan,
-            key,
-            offset + at as u64,
-            &stream[at..at + len],
-            &mut outs,
-        )?;
-        at += len;
-        out_at += stripe;
-    }
-    Ok(())
+    let job = DisperseJob {
+        key,
+        offset,
+        stream,
+        shares: shares.iter_mut().map(|s| &mut **s).collect(),
+    };
+    backend.disperse_many(plan, segment, &mut [job])
 }
 
 /// The inverse of [`disperse_stream`]: `stream` (the shared stream from
 /// byte `offset`, a block boundary) from the payloads of t shares at the
 /// same place, `inverse` being [`Matrix::vandermonde_inverse`] of their
-/// points.
+/// points: [`Backend::undisperse_many`] of one job.
 pub fn undisperse_stream(
     backend: &(impl Backend + ?Sized),
     inverse: &Matrix,
@@ -59,24 +46,13 @@ pub fn undisperse_stream(
     shares: &[&[u8]],
     stream: &mut [u8],
 ) -> Result<(), EngineError> {
-    let t = inverse.rows();
-    let mut at = 0usize;
-    let mut in_at = 0usize;
-    while at < stream.len() {
-        let len = (stream.len() - at).min(t * segment);
-        let stripe = len.div_ceil(t);
-        let ins: Vec<&[u8]> = shares.iter().map(|s| &s[in_at..in_at + stripe]).collect();
-        backend.undisperse(
-            inverse,
-            key,
-            offset + at as u64,
-            &ins,
-            &mut stream[at..at + len],
-        )?;
-        at += len;
-        in_at += stripe;
-    }
-    Ok(())
+    let job = UndisperseJob {
+        key,
+        offset,
+        shares: shares.to_vec(),
+        stream,
+    };
+    backend.undisperse_many(inverse, segment, &mut [job])
 }
 
 #[cfg(test)]

@@ -44,6 +44,42 @@ pub struct SplitJob<'a> {
     pub shares: Vec<&'a mut [u8]>,
 }
 
+/// One object of [`Backend::disperse_many`]: its key, its shared stream
+/// from byte `offset` (a block boundary), and its n payloads.
+pub struct DisperseJob<'a> {
+    pub key: &'a ObjectKey,
+    pub offset: u64,
+    pub stream: &'a [u8],
+    /// n outputs of [`crate::share::format::compact_payload_len`] bytes.
+    pub shares: Vec<&'a mut [u8]>,
+}
+
+/// One object of [`Backend::undisperse_many`]: the inverse of a
+/// [`DisperseJob`], from the payloads of t shares.
+pub struct UndisperseJob<'a> {
+    pub key: &'a ObjectKey,
+    pub offset: u64,
+    /// t payloads, at the same place of their shares.
+    pub shares: Vec<&'a [u8]>,
+    pub stream: &'a mut [u8],
+}
+
+/// The blocks of a compact stream of `len` bytes in blocks of t x
+/// `segment`: (byte of the stream, block length, byte of each payload,
+/// stripe length) of each block.
+pub fn compact_blocks(
+    len: usize,
+    t: usize,
+    segment: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let block = t * segment;
+    (0..len.div_ceil(block.max(1))).map(move |b| {
+        let at = b * block;
+        let block_len = (len - at).min(block);
+        (at, block_len, b * segment, block_len.div_ceil(t))
+    })
+}
+
 /// A place where share arithmetic runs.
 pub trait Backend: Send + Sync {
     /// Says what runs, for logs and bench tables: "cpu (avx512-gfni)".
@@ -116,6 +152,78 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), EngineError> {
         undisperse_via_apply(self, inverse, key, offset, shares, block)
     }
+
+    /// The compact split of many whole streams (or runs of whole blocks),
+    /// block after block of t x `segment` bytes through
+    /// [`Backend::disperse`], so that a backend with a cost per call (a GPU
+    /// dispatch) can pack many small objects together. After an error no
+    /// output is to be used.
+    fn disperse_many(
+        &self,
+        plan: &SplitPlan,
+        segment: usize,
+        jobs: &mut [DisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        disperse_many_by_block(self, plan, segment, jobs)
+    }
+
+    /// The inverse of [`Backend::disperse_many`], all jobs from the shares
+    /// at the same points (`inverse` is [`Matrix::vandermonde_inverse`] of
+    /// them), block after block through [`Backend::undisperse`].
+    fn undisperse_many(
+        &self,
+        inverse: &Matrix,
+        segment: usize,
+        jobs: &mut [UndisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        undisperse_many_by_block(self, inverse, segment, jobs)
+    }
+}
+
+/// [`Backend::disperse_many`] one block after the other through
+/// [`Backend::disperse`].
+pub fn disperse_many_by_block(
+    backend: &(impl Backend + ?Sized),
+    plan: &SplitPlan,
+    segment: usize,
+    jobs: &mut [DisperseJob<'_>],
+) -> Result<(), EngineError> {
+    let t = plan.threshold().t();
+    for job in jobs.iter_mut() {
+        for (at, len, out_at, stripe) in compact_blocks(job.stream.len(), t, segment) {
+            let mut outs: Vec<&mut [u8]> = job
+                .shares
+                .iter_mut()
+                .map(|s| &mut s[out_at..out_at + stripe])
+                .collect();
+            let block = &job.stream[at..at + len];
+            backend.disperse(plan, job.key, job.offset + at as u64, block, &mut outs)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`Backend::undisperse_many`] one block after the other through
+/// [`Backend::undisperse`].
+pub fn undisperse_many_by_block(
+    backend: &(impl Backend + ?Sized),
+    inverse: &Matrix,
+    segment: usize,
+    jobs: &mut [UndisperseJob<'_>],
+) -> Result<(), EngineError> {
+    let t = inverse.rows();
+    for job in jobs.iter_mut() {
+        for (at, len, in_at, stripe) in compact_blocks(job.stream.len(), t, segment) {
+            let ins: Vec<&[u8]> = job
+                .shares
+                .iter()
+                .map(|s| &s[in_at..in_at + stripe])
+                .collect();
+            let block = &mut job.stream[at..at + len];
+            backend.undisperse(inverse, job.key, job.offset + at as u64, &ins, block)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks the shapes of a block and its stripes: t stripes of `stripe`

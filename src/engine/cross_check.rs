@@ -1,7 +1,7 @@
 //! `--cross-check`: every operation on two backends from the same inputs,
 //! compared byte for byte.
 
-use super::contract::{Backend, EngineError, SplitJob};
+use super::contract::{Backend, DisperseJob, EngineError, SplitJob, UndisperseJob};
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
 
@@ -109,6 +109,86 @@ impl Backend for CrossCheck {
         let mut refs: Vec<&mut [u8]> = theirs.iter_mut().map(Vec::as_mut_slice).collect();
         self.second.apply(matrix, inputs, &mut refs)?;
         self.compare("combine/repair", 0, outputs, &theirs)
+    }
+
+    /// Both backends disperse the whole batch their own way, then every
+    /// job's payloads are compared.
+    fn disperse_many(
+        &self,
+        plan: &SplitPlan,
+        segment: usize,
+        jobs: &mut [DisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        self.first.disperse_many(plan, segment, jobs)?;
+        let mut theirs: Vec<Vec<Vec<u8>>> = jobs
+            .iter()
+            .map(|j| j.shares.iter().map(|s| vec![0u8; s.len()]).collect())
+            .collect();
+        {
+            let mut second: Vec<DisperseJob<'_>> = jobs
+                .iter()
+                .zip(theirs.iter_mut())
+                .map(|(j, outs)| DisperseJob {
+                    key: j.key,
+                    offset: j.offset,
+                    stream: j.stream,
+                    shares: outs.iter_mut().map(Vec::as_mut_slice).collect(),
+                })
+                .collect();
+            self.second.disperse_many(plan, segment, &mut second)?;
+        }
+        let count = jobs.len();
+        for (index, (job, outs)) in jobs.iter().zip(&theirs).enumerate() {
+            self.compare("compact split", 0, &job.shares, outs)
+                .map_err(|error| EngineError::InBatch {
+                    index,
+                    count,
+                    error: Box::new(error),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// As [`CrossCheck::disperse_many`], for the combine; the plaintext of
+    /// the second backend is wiped.
+    fn undisperse_many(
+        &self,
+        inverse: &Matrix,
+        segment: usize,
+        jobs: &mut [UndisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        self.first.undisperse_many(inverse, segment, jobs)?;
+        let mut theirs: zeroize::Zeroizing<Vec<Vec<u8>>> =
+            zeroize::Zeroizing::new(jobs.iter().map(|j| vec![0u8; j.stream.len()]).collect());
+        {
+            let mut second: Vec<UndisperseJob<'_>> = jobs
+                .iter()
+                .zip(theirs.iter_mut())
+                .map(|(j, out)| UndisperseJob {
+                    key: j.key,
+                    offset: j.offset,
+                    shares: j.shares.clone(),
+                    stream: out.as_mut_slice(),
+                })
+                .collect();
+            self.second.undisperse_many(inverse, segment, &mut second)?;
+        }
+        let count = jobs.len();
+        for (index, job) in jobs.iter_mut().enumerate() {
+            let ours: [&mut [u8]; 1] = [&mut *job.stream];
+            self.compare(
+                "compact combine",
+                job.offset,
+                &ours,
+                &theirs[index..index + 1],
+            )
+            .map_err(|error| EngineError::InBatch {
+                index,
+                count,
+                error: Box::new(error),
+            })?;
+        }
+        Ok(())
     }
 }
 

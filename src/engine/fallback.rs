@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::contract::{Backend, EngineError, SplitJob};
+use super::contract::{Backend, DisperseJob, EngineError, SplitJob, UndisperseJob};
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
 
@@ -84,6 +84,46 @@ impl Backend for Fallback {
         outputs: &mut [&mut [u8]],
     ) -> Result<(), EngineError> {
         self.run(|b| b.apply(matrix, inputs, outputs))
+    }
+
+    fn disperse(
+        &self,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        block: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> Result<(), EngineError> {
+        self.run(|b| b.disperse(plan, key, offset, block, shares))
+    }
+
+    fn undisperse(
+        &self,
+        inverse: &Matrix,
+        key: &ObjectKey,
+        offset: u64,
+        shares: &[&[u8]],
+        block: &mut [u8],
+    ) -> Result<(), EngineError> {
+        self.run(|b| b.undisperse(inverse, key, offset, shares, block))
+    }
+
+    fn disperse_many(
+        &self,
+        plan: &SplitPlan,
+        segment: usize,
+        jobs: &mut [DisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        self.run(|b| b.disperse_many(plan, segment, jobs))
+    }
+
+    fn undisperse_many(
+        &self,
+        inverse: &Matrix,
+        segment: usize,
+        jobs: &mut [UndisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        self.run(|b| b.undisperse_many(inverse, segment, jobs))
     }
 }
 

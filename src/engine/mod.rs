@@ -19,7 +19,7 @@ pub mod fallback;
 #[cfg(test)]
 mod test_support;
 
-pub use contract::{Backend, EngineError, SplitJob};
+pub use contract::{Backend, DisperseJob, EngineError, SplitJob, UndisperseJob};
 pub use cpu::{CpuBackend, NONTEMPORAL_MIN_BYTES, SUB_CHUNK_BYTES, TASK_BYTES};
 pub use cross_check::CrossCheck;
 pub use fallback::Fallback;

@@ -1,5 +1,5 @@
 //! What is built once per backend: the adapter chosen, the device and its
-//! fault reports, the bind group layout, the two pipelines and the matrix
+//! fault reports, the bind group layout, the pipelines and the matrix
 //! buffer.
 
 use std::sync::{Arc, Mutex, mpsc};
@@ -25,7 +25,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// An opened adapter with everything built once: device and queue, fault
-/// reports, the bind group layout, both pipelines and the matrix buffer.
+/// reports, the bind group layout, the pipelines and the matrix buffer.
 pub(super) struct Device {
     pub(super) info: wgpu::AdapterInfo,
     pub(super) device: wgpu::Device,
@@ -33,6 +33,10 @@ pub(super) struct Device {
     pub(super) layout: wgpu::BindGroupLayout,
     pub(super) split_pipeline: wgpu::ComputePipeline,
     pub(super) apply_pipeline: wgpu::ComputePipeline,
+    /// The compact scheme's cipher pass on the input rows (split) and on
+    /// the output rows (combine).
+    pub(super) cipher_inputs_pipeline: wgpu::ComputePipeline,
+    pub(super) cipher_outputs_pipeline: wgpu::ComputePipeline,
     pub(super) matrix: wgpu::Buffer,
     pub(super) limits: wgpu::Limits,
     pub(super) faults: Arc<Faults>,
@@ -222,6 +226,10 @@ impl Device {
         });
         let split_pipeline = build_pipeline(&device, &pipeline_layout, &shaders::SPLIT_PIPELINE)?;
         let apply_pipeline = build_pipeline(&device, &pipeline_layout, &shaders::APPLY_PIPELINE)?;
+        let cipher_inputs_pipeline =
+            build_pipeline(&device, &pipeline_layout, &shaders::CIPHER_INPUTS_PIPELINE)?;
+        let cipher_outputs_pipeline =
+            build_pipeline(&device, &pipeline_layout, &shaders::CIPHER_OUTPUTS_PIPELINE)?;
         let matrix = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("umbra matrix"),
             size: MATRIX_BYTES,
@@ -235,6 +243,8 @@ impl Device {
             layout,
             split_pipeline,
             apply_pipeline,
+            cipher_inputs_pipeline,
+            cipher_outputs_pipeline,
             matrix,
             limits,
             faults,

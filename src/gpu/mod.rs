@@ -8,6 +8,12 @@
 //!   and only those come back.
 //! - Combine and repair upload their t input streams and run the same matrix
 //!   pass with Lagrange weights.
+//! - The compact scheme (docs/DESIGN.md section 8): each block is an object
+//!   of t stripe rows; a split uploads the plaintext stripes, encrypts them
+//!   in place with keystream 0 (`shaders/compact.wgsl`), then disperses them
+//!   with the apply pass; a combine runs the inverse first and decrypts
+//!   after. Many small objects' blocks share one dispatch
+//!   ([`GpuBackend::disperse_batch`]).
 //!
 //! Byte streams are packed 4 per u32, little-endian (WGSL has no u8). A job
 //! is cut into slices that respect the device's limits (storage binding and
@@ -53,11 +59,15 @@ mod timing;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::engine::{Backend, EngineError};
+use crate::engine::contract::{compact_blocks, disperse_via_apply, undisperse_via_apply};
+use crate::engine::{Backend, DisperseJob, EngineError, UndisperseJob};
 use crate::keystream::ObjectKey;
 use crate::sharing::{Matrix, SplitPlan};
 use device::Device;
-use plan::{BLOCK_BYTES, Object, apply_object, split_object};
+use plan::{
+    BLOCK_BYTES, MAX_CIPHER_BLOCK, Object, apply_object, disperse_object, split_object,
+    undisperse_object,
+};
 use shaders::PipelineSource;
 use slots::Slots;
 
@@ -77,6 +87,10 @@ pub struct ApplyJob<'a> {
     /// One stream per matrix row, as long as the inputs.
     pub outputs: Vec<&'a mut [u8]>,
 }
+
+/// One block of a compact batch: key, stream offset, block length, and its
+/// stream views going up and coming down (stripes or share segments).
+type CompactBlock<'a> = (&'a ObjectKey, u64, usize, Vec<&'a [u8]>, Vec<&'a mut [u8]>);
 
 /// The GPU backend: one device with its pipelines, built once, and the
 /// buffers its jobs reuse.
@@ -158,6 +172,87 @@ impl GpuBackend {
             .map(|job| apply_object(matrix, &job.inputs, &mut job.outputs))
             .collect();
         self.run_job(matrix, &mut objects, None)
+    }
+
+    /// The compact split of many streams (docs/DESIGN.md section 8), packed
+    /// into shared dispatches: each block's t plaintext stripes go up, are
+    /// encrypted on the device (`shaders/compact.wgsl`) and dispersed by the
+    /// apply pass; only the n share segments come back. The same bytes as
+    /// [`crate::engine::contract::disperse_via_apply`] block by block.
+    pub fn disperse_batch(
+        &self,
+        plan: &SplitPlan,
+        segment: usize,
+        jobs: &mut [DisperseJob<'_>],
+    ) -> Result<(), GpuError> {
+        let t = plan.threshold().t();
+        // Per block: its stripes (views of the stream) and share segments.
+        let mut blocks: Vec<CompactBlock<'_>> = Vec::new();
+        for job in jobs.iter_mut() {
+            let mut rows: Vec<&mut [u8]> = job.shares.iter_mut().map(|s| &mut **s).collect();
+            for (at, len, _, stripe) in compact_blocks(job.stream.len(), t, segment) {
+                let block = &job.stream[at..at + len];
+                let stripes = (0..t)
+                    .map(|k| &block[(k * stripe).min(len)..((k + 1) * stripe).min(len)])
+                    .collect();
+                let segments = rows
+                    .iter_mut()
+                    .map(|row| {
+                        let (mine, rest) = std::mem::take(row).split_at_mut(stripe);
+                        *row = rest;
+                        mine
+                    })
+                    .collect();
+                blocks.push((job.key, job.offset + at as u64, len, stripes, segments));
+            }
+        }
+        let mut objects: Vec<Object<'_, '_, '_>> = blocks
+            .iter_mut()
+            .map(|(key, offset, len, stripes, segments)| {
+                disperse_object(plan, key, *offset, *len, stripes, segments)
+            })
+            .collect();
+        self.run_job(plan.matrix(), &mut objects, None)
+    }
+
+    /// The inverse of [`GpuBackend::disperse_batch`]: t share segments of
+    /// each block go up, the inverse matrix and then the cipher pass run on
+    /// the device, and only the plaintext comes back.
+    pub fn undisperse_batch(
+        &self,
+        inverse: &Matrix,
+        segment: usize,
+        jobs: &mut [UndisperseJob<'_>],
+    ) -> Result<(), GpuError> {
+        let t = inverse.rows();
+        let mut blocks: Vec<CompactBlock<'_>> = Vec::new();
+        for job in jobs.iter_mut() {
+            let mut rest: &mut [u8] = job.stream;
+            for (at, len, in_at, stripe) in compact_blocks(rest.len(), t, segment) {
+                let segments = job
+                    .shares
+                    .iter()
+                    .map(|s| &s[in_at..in_at + stripe])
+                    .collect();
+                let (mut block, after) = std::mem::take(&mut rest).split_at_mut(len);
+                rest = after;
+                let mut stripes = Vec::with_capacity(t);
+                for _ in 0..t {
+                    let take = stripe.min(block.len());
+                    let (mine, more) = std::mem::take(&mut block).split_at_mut(take);
+                    stripes.push(mine);
+                    block = more;
+                }
+                blocks.push((job.key, job.offset + at as u64, len, segments, stripes));
+            }
+        }
+        let mut objects: Vec<Object<'_, '_, '_>> = blocks
+            .iter_mut()
+            .map(|(key, offset, len, segments, stripes)| {
+                undisperse_object(inverse, key, *offset, *len, segments, stripes)
+            })
+            .collect();
+        self.run_job(inverse, &mut objects, None)
     }
 
     /// Time of the compute passes of a split of `len` bytes with `plan`, the
@@ -265,5 +360,89 @@ impl Backend for GpuBackend {
     ) -> Result<(), EngineError> {
         let mut objects = [apply_object(matrix, inputs, outputs)];
         Ok(self.run_job(matrix, &mut objects, None)?)
+    }
+
+    /// One block, keystream and dispersal on the device.
+    fn disperse(
+        &self,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        block: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> Result<(), EngineError> {
+        let t = plan.threshold().t();
+        let stripe = shares.first().map_or(0, |s| s.len());
+        crate::engine::contract::check_block(t, block.len(), stripe);
+        if block.len() > MAX_CIPHER_BLOCK {
+            return disperse_via_apply(self, plan, key, offset, block, shares);
+        }
+        let len = block.len();
+        let stripes: Vec<&[u8]> = (0..t)
+            .map(|k| &block[(k * stripe).min(len)..((k + 1) * stripe).min(len)])
+            .collect();
+        let mut objects = [disperse_object(plan, key, offset, len, &stripes, shares)];
+        Ok(self.run_job(plan.matrix(), &mut objects, None)?)
+    }
+
+    /// One block, the inverse and the keystream on the device.
+    fn undisperse(
+        &self,
+        inverse: &Matrix,
+        key: &ObjectKey,
+        offset: u64,
+        shares: &[&[u8]],
+        block: &mut [u8],
+    ) -> Result<(), EngineError> {
+        let t = inverse.rows();
+        let stripe = shares.first().map_or(0, |s| s.len());
+        crate::engine::contract::check_block(t, block.len(), stripe);
+        if block.len() > MAX_CIPHER_BLOCK {
+            return undisperse_via_apply(self, inverse, key, offset, shares, block);
+        }
+        let len = block.len();
+        let mut stripes: Vec<&mut [u8]> = Vec::with_capacity(t);
+        let mut rest: &mut [u8] = block;
+        for _ in 0..t {
+            let take = stripe.min(rest.len());
+            let (mine, more) = std::mem::take(&mut rest).split_at_mut(take);
+            stripes.push(mine);
+            rest = more;
+        }
+        let mut objects = [undisperse_object(
+            inverse,
+            key,
+            offset,
+            len,
+            shares,
+            &mut stripes,
+        )];
+        Ok(self.run_job(inverse, &mut objects, None)?)
+    }
+
+    /// Many streams, few dispatches: see [`GpuBackend::disperse_batch`].
+    fn disperse_many(
+        &self,
+        plan: &SplitPlan,
+        segment: usize,
+        jobs: &mut [DisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        if segment.saturating_mul(plan.threshold().t()) > MAX_CIPHER_BLOCK {
+            return crate::engine::contract::disperse_many_by_block(self, plan, segment, jobs);
+        }
+        Ok(self.disperse_batch(plan, segment, jobs)?)
+    }
+
+    /// See [`GpuBackend::undisperse_batch`].
+    fn undisperse_many(
+        &self,
+        inverse: &Matrix,
+        segment: usize,
+        jobs: &mut [UndisperseJob<'_>],
+    ) -> Result<(), EngineError> {
+        if segment.saturating_mul(inverse.rows()) > MAX_CIPHER_BLOCK {
+            return crate::engine::contract::undisperse_many_by_block(self, inverse, segment, jobs);
+        }
+        Ok(self.undisperse_batch(inverse, segment, jobs)?)
     }
 }

@@ -34,9 +34,38 @@ pub(super) struct Object<'j, 'i, 'o> {
     /// Byte offset of the data in the object's shared stream (split; 0 for apply).
     pub(super) offset: u64,
     /// Streams that go up: the secret for split, the inputs for apply.
+    /// An upload shorter than `len` is padded with zeros (the compact
+    /// scheme's last stripes).
     pub(super) uploads: &'j [&'i [u8]],
+    /// An output shorter than `len` gets only its own bytes (the compact
+    /// scheme's last stripes of a combine).
     pub(super) outputs: &'j mut [&'o mut [u8]],
     pub(super) len: usize,
+    /// The compact scheme: one block, whose stripes are encrypted on the
+    /// device (`shaders/compact.wgsl`).
+    pub(super) cipher: Option<Cipher<'j>>,
+}
+
+/// Which rows the cipher pass of a compact job runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CipherRows {
+    /// The input rows, before the matrix: a split (disperse).
+    Inputs,
+    /// The output rows, after the matrix: a combine (undisperse).
+    Outputs,
+}
+
+/// One block of the compact scheme as an object: its t stripes of `len`
+/// bytes are the rows that the cipher pass encrypts or decrypts.
+#[derive(Clone, Copy)]
+pub(super) struct Cipher<'j> {
+    pub(super) key: &'j ObjectKey,
+    /// Shared-stream byte offset of the block (stripe 0's first byte).
+    pub(super) offset: u64,
+    /// The block's bytes: stripe r holds bytes r * len .. of it, the rest
+    /// of the t * len is zero padding.
+    pub(super) block_len: usize,
+    pub(super) rows: CipherRows,
 }
 
 impl Object<'_, '_, '_> {
@@ -63,21 +92,34 @@ pub(super) struct PieceSpec {
 }
 
 /// Bytes of one `Piece` entry of `shaders/bindings.wgsl`.
-pub(super) const PIECE_BYTES: usize = 48;
+pub(super) const PIECE_BYTES: usize = 64;
 
 /// Entries of the piece table; must match `MAX_PIECES` in the shader.
 pub(super) const MAX_PIECES: usize = 1024;
 
 impl PieceSpec {
-    /// The shader's `Piece`, little-endian; holds the key: wipe after use.
-    pub(super) fn table_entry(&self, key: Option<&ObjectKey>) -> [u8; PIECE_BYTES] {
+    /// The shader's `Piece` for this piece of `object`, little-endian;
+    /// holds the key: wipe after use.
+    pub(super) fn table_entry(&self, object: &Object<'_, '_, '_>) -> [u8; PIECE_BYTES] {
         let mut bytes = [0u8; PIECE_BYTES];
-        if let Some(key) = key {
+        if let Some(key) = object.key.or(object.cipher.map(|c| c.key)) {
             bytes[..32].copy_from_slice(key.expose());
         }
-        bytes[32..36].copy_from_slice(&(self.stream_block as u32).to_le_bytes());
-        bytes[36..40].copy_from_slice(&((self.stream_block >> 32) as u32).to_le_bytes());
-        bytes[40..44].copy_from_slice(&self.slice_block.to_le_bytes());
+        let mut put = |at: usize, word: u32| bytes[at..at + 4].copy_from_slice(&word.to_le_bytes());
+        // A split's keystream block, or a compact piece's stream byte offset.
+        let position = match &object.cipher {
+            None => self.stream_block,
+            Some(c) => c.offset + self.data_start as u64,
+        };
+        put(32, position as u32);
+        put(36, (position >> 32) as u32);
+        put(40, self.slice_block);
+        if let Some(c) = &object.cipher {
+            // Fit in u32: the GPU takes blocks below 2^31 bytes.
+            put(44, object.len as u32);
+            put(48, (c.block_len - self.data_start) as u32);
+            put(52, self.data_len as u32);
+        }
         bytes
     }
 }
@@ -167,6 +209,7 @@ pub(super) fn split_object<'j, 'i, 'o>(
         uploads,
         outputs: shares,
         len,
+        cipher: None,
     }
 }
 
@@ -193,6 +236,70 @@ pub(super) fn apply_object<'j, 'i, 'o>(
         uploads: inputs,
         outputs,
         len,
+        cipher: None,
+    }
+}
+
+/// The largest compact block the GPU takes (its offsets within a block are
+/// u32 on the device); larger blocks run by the definition.
+pub(super) const MAX_CIPHER_BLOCK: usize = (1 << 31) - 1;
+
+/// One block of a compact split as an [`Object`]: `stripes` are the t
+/// plaintext stripes of the block at `offset` (the last ones short or
+/// empty), `shares` the n segments of `stripe` bytes they disperse into.
+pub(super) fn disperse_object<'j, 'i, 'o>(
+    plan: &SplitPlan,
+    key: &'j ObjectKey,
+    offset: u64,
+    block_len: usize,
+    stripes: &'j [&'i [u8]],
+    shares: &'j mut [&'o mut [u8]],
+) -> Object<'j, 'i, 'o> {
+    let len = shares.first().map_or(0, |s| s.len());
+    assert_eq!(stripes.len(), plan.threshold().t(), "t stripes");
+    assert_eq!(shares.len(), plan.threshold().n(), "one output per share");
+    assert!(shares.iter().all(|s| s.len() == len) && block_len <= MAX_CIPHER_BLOCK);
+    Object {
+        key: None,
+        offset: 0,
+        uploads: stripes,
+        outputs: shares,
+        len,
+        cipher: Some(Cipher {
+            key,
+            offset,
+            block_len,
+            rows: CipherRows::Inputs,
+        }),
+    }
+}
+
+/// One block of a compact combine as an [`Object`]: t share segments in,
+/// the block's t plaintext stripes out (the last ones short or empty).
+pub(super) fn undisperse_object<'j, 'i, 'o>(
+    inverse: &Matrix,
+    key: &'j ObjectKey,
+    offset: u64,
+    block_len: usize,
+    shares: &'j [&'i [u8]],
+    stripes: &'j mut [&'o mut [u8]],
+) -> Object<'j, 'i, 'o> {
+    let len = shares.first().map_or(0, |s| s.len());
+    assert_eq!(shares.len(), inverse.cols(), "one input per matrix column");
+    assert_eq!(stripes.len(), inverse.rows(), "one stripe per matrix row");
+    assert!(shares.iter().all(|s| s.len() == len) && block_len <= MAX_CIPHER_BLOCK);
+    Object {
+        key: None,
+        offset: 0,
+        uploads: shares,
+        outputs: stripes,
+        len,
+        cipher: Some(Cipher {
+            key,
+            offset,
+            block_len,
+            rows: CipherRows::Outputs,
+        }),
     }
 }
 
@@ -230,6 +337,7 @@ mod tests {
                     uploads: up,
                     outputs: out.as_mut_slice(),
                     len,
+                    cipher: None,
                 })
                 .collect();
             let slices = plan_slices(&objs, slice_blocks);

@@ -12,7 +12,8 @@ use zeroize::Zeroize;
 use super::device::Device;
 use super::error::GpuError;
 use super::plan::{
-    BLOCK_BYTES, GROUP_ROWS, Object, PIECE_BYTES, SlicePlan, grid, params_bytes, plan_slices,
+    BLOCK_BYTES, CipherRows, GROUP_ROWS, Object, PIECE_BYTES, SlicePlan, grid, params_bytes,
+    plan_slices,
 };
 use super::slots::{Capacity, MapState, Runner, SLOTS, Slot, Slots};
 use super::timing::PhaseTimes;
@@ -40,6 +41,8 @@ struct Shape {
     /// A split: the secret goes up and the coefficients are made on the
     /// device; otherwise (combine, repair) all `cols` inputs go up.
     split: bool,
+    /// The compact scheme: the rows its cipher pass runs on.
+    cipher: Option<CipherRows>,
     upload_rows: usize,
 }
 
@@ -77,7 +80,10 @@ pub(super) fn run(
         }
     };
     let result = run_locked(device, &mut slots, max_slice_bytes, matrix, objects, timing);
-    if objects.iter().any(|o| o.key.is_some()) {
+    if objects
+        .iter()
+        .any(|o| o.key.is_some() || o.cipher.is_some())
+    {
         Slots::wipe_keys(device, &mut slots);
     }
     if result.is_err() {
@@ -97,10 +103,18 @@ fn run_locked(
 ) -> Result<(), GpuError> {
     device.faults.check()?;
     let split = objects.iter().any(|o| o.key.is_some());
+    let cipher = objects.first().and_then(|o| o.cipher.map(|c| c.rows));
+    assert!(
+        objects
+            .iter()
+            .all(|o| o.cipher.map(|c| c.rows) == cipher && (o.key.is_some()) == split),
+        "one kind of object per job"
+    );
     let shape = Shape {
         rows: matrix.rows(),
         cols: matrix.cols(),
         split,
+        cipher,
         upload_rows: if split { 1 } else { matrix.cols() },
     };
     let slice_bytes = device.slice_bytes(max_slice_bytes, shape.rows.max(shape.cols))?;
@@ -134,7 +148,7 @@ fn run_locked(
             0,
             &params_bytes(plan.words(), shape.rows as u32, shape.cols as u32, pieces),
         );
-        if split {
+        if split || cipher.is_some() {
             write_piece_table(device, slot, &plan, objects);
         }
         let [upload, compute, download] = encode(device, slot, &plan, shape);
@@ -178,7 +192,8 @@ fn run_locked(
 
 /// Writes a slice's upload rows into the slot's mapped staging buffer.
 /// Mapped memory is write-only (wgpu's `WriteOnly`): every byte of each row
-/// is written, padding with zeros.
+/// is written, padding with zeros (also where an upload is shorter than its
+/// object: the compact scheme's last stripes).
 fn fill_upload(
     slot: &mut Slot,
     plan: &SlicePlan,
@@ -197,12 +212,14 @@ fn fill_upload(
             for p in &plan.pieces {
                 let start = row + p.slice_block as usize * BLOCK_BYTES;
                 let end = start + p.blocks as usize * BLOCK_BYTES;
-                let data_at = row + p.at;
-                let data_end = data_at + p.data_len;
                 let src = objects[p.object].uploads[r];
+                let from = p.data_start.min(src.len());
+                let have = (p.data_start + p.data_len).min(src.len()) - from;
+                let data_at = row + p.at;
+                let data_end = data_at + have;
                 view.slice(start..data_at).fill(0);
                 view.slice(data_at..data_end)
-                    .copy_from_slice(&src[p.data_start..p.data_start + p.data_len]);
+                    .copy_from_slice(&src[from..from + have]);
                 view.slice(data_end..end).fill(0);
             }
         }
@@ -211,7 +228,8 @@ fn fill_upload(
     Ok(())
 }
 
-/// The piece table of a split slice: each piece's key and block numbers.
+/// The piece table of a split or compact slice: each piece's key and
+/// stream position.
 /// The host copy is wiped; the device copy is wiped after the job.
 fn write_piece_table(
     device: &Device,
@@ -221,7 +239,7 @@ fn write_piece_table(
 ) {
     let mut table = zeroize::Zeroizing::new(vec![0u8; plan.pieces.len() * PIECE_BYTES]);
     for (entry, p) in table.chunks_exact_mut(PIECE_BYTES).zip(&plan.pieces) {
-        let mut bytes = p.table_entry(objects[p.object].key);
+        let mut bytes = p.table_entry(&objects[p.object]);
         entry.copy_from_slice(&bytes);
         bytes.zeroize();
     }
@@ -230,7 +248,8 @@ fn write_piece_table(
 }
 
 /// The three command buffers of a slice: upload, compute passes (keystream
-/// for a split, then the matrix), download.
+/// for a split, then the matrix; for the compact scheme the cipher pass
+/// before the matrix or after it), download.
 fn encode(
     device: &Device,
     slot: &Slot,
@@ -259,9 +278,18 @@ fn encode(
             pass.set_pipeline(&device.split_pipeline);
             pass.dispatch_workgroups(x, y, shape.cols as u32 - 1);
         }
+        let (bx, by) = grid(plan.blocks, max_dim);
+        if shape.cipher == Some(CipherRows::Inputs) {
+            pass.set_pipeline(&device.cipher_inputs_pipeline);
+            pass.dispatch_workgroups(bx, by, shape.cols as u32);
+        }
         let (x, y) = grid(plan.words(), max_dim);
         pass.set_pipeline(&device.apply_pipeline);
         pass.dispatch_workgroups(x, y, shape.rows.div_ceil(GROUP_ROWS) as u32);
+        if shape.cipher == Some(CipherRows::Outputs) {
+            pass.set_pipeline(&device.cipher_outputs_pipeline);
+            pass.dispatch_workgroups(bx, by, shape.rows as u32);
+        }
     }
     let mut download = device.encoder("umbra download");
     download.copy_buffer_to_buffer(
@@ -316,8 +344,11 @@ fn read_back(
         for p in &done.plan.pieces {
             let outputs = &mut objects[p.object].outputs;
             let copy = |(out, row): (&mut &mut [u8], &[u8])| {
-                let dst = &mut out[p.data_start..p.data_start + p.data_len];
-                let src = &row[p.at..p.at + p.data_len];
+                // An output shorter than its object takes only its bytes.
+                let from = p.data_start.min(out.len());
+                let have = (p.data_start + p.data_len).min(out.len()) - from;
+                let dst = &mut out[from..from + have];
+                let src = &row[p.at..p.at + have];
                 if p.data_len >= PARALLEL_COPY_BYTES {
                     dst.par_chunks_mut(COPY_CHUNK_BYTES)
                         .zip(src.par_chunks(COPY_CHUNK_BYTES))

@@ -1,7 +1,9 @@
 //! WGSL sources. WGSL has no includes, so each pipeline's module is the
 //! concatenation of the files it needs, in order. Each file in `shaders/` has
 //! a CPU twin named in its header comment (`keystream.wgsl` and
-//! `src/keystream/`, `kernel.wgsl` and `src/kernel/`; docs/DESIGN.md section 9).
+//! `src/keystream/`, `kernel.wgsl` and `src/kernel/`, `compact.wgsl` and
+//! the compact definitions in `src/engine/contract.rs`; docs/DESIGN.md
+//! section 9).
 
 /// One WGSL file, with the path that errors name.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +40,12 @@ pub const SPLIT: ShaderFile = ShaderFile {
 pub const APPLY: ShaderFile = ShaderFile {
     path: "shaders/apply.wgsl",
     source: include_str!("../../shaders/apply.wgsl"),
+};
+
+/// The compact scheme's cipher pass (keystream 0 XORed into the stripes).
+pub const COMPACT: ShaderFile = ShaderFile {
+    path: "shaders/compact.wgsl",
+    source: include_str!("../../shaders/compact.wgsl"),
 };
 
 /// A compute pipeline's module: its entry file and the files it needs first.
@@ -86,8 +94,28 @@ pub const APPLY_PIPELINE: PipelineSource = PipelineSource {
     needs: &[BINDINGS, KERNEL],
 };
 
+/// Compact split, part 1: the plaintext stripes in the input rows encrypted.
+pub const CIPHER_INPUTS_PIPELINE: PipelineSource = PipelineSource {
+    entry_file: COMPACT,
+    entry_point: "cipher_inputs",
+    needs: &[BINDINGS, KEYSTREAM],
+};
+
+/// Compact combine, part 2: the ciphertext stripes in the output rows
+/// decrypted.
+pub const CIPHER_OUTPUTS_PIPELINE: PipelineSource = PipelineSource {
+    entry_file: COMPACT,
+    entry_point: "cipher_outputs",
+    needs: &[BINDINGS, KEYSTREAM],
+};
+
 /// Every file, for validation tests.
-pub const ALL_FILES: [ShaderFile; 5] = [BINDINGS, KEYSTREAM, KERNEL, SPLIT, APPLY];
+pub const ALL_FILES: [ShaderFile; 6] = [BINDINGS, KEYSTREAM, KERNEL, SPLIT, APPLY, COMPACT];
 
 /// Every pipeline, for validation tests.
-pub const ALL_PIPELINES: [PipelineSource; 2] = [SPLIT_PIPELINE, APPLY_PIPELINE];
+pub const ALL_PIPELINES: [PipelineSource; 4] = [
+    SPLIT_PIPELINE,
+    APPLY_PIPELINE,
+    CIPHER_INPUTS_PIPELINE,
+    CIPHER_OUTPUTS_PIPELINE,
+];

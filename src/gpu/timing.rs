@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::device::lock;
 use super::error::GpuError;
-use super::plan::{BLOCK_BYTES, GROUP_ROWS, PieceSpec, grid, params_bytes};
+use super::plan::{BLOCK_BYTES, GROUP_ROWS, Object, PieceSpec, grid, params_bytes};
 use super::slots::{Capacity, Runner, Slots};
 use crate::sharing::Matrix;
 
@@ -76,9 +76,17 @@ pub(super) fn kernel_time(
             blocks,
             stream_block: 0,
         };
+        let dummy = Object {
+            key: None,
+            offset: 0,
+            uploads: &[],
+            outputs: &mut [],
+            len: bytes,
+            cipher: None,
+        };
         device
             .queue
-            .write_buffer(&slot.pieces, 0, &piece.table_entry(None));
+            .write_buffer(&slot.pieces, 0, &piece.table_entry(&dummy));
         let max_dim = device.limits.max_compute_workgroups_per_dimension;
         let passes = |n: u32| {
             let mut encoder = device.encoder("umbra kernel timing");

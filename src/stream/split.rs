@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::buffer::{AlignedBuf, read_up_to};
-use crate::engine::{Backend, SplitJob};
+use crate::engine::{Backend, DisperseJob, SplitJob};
 use crate::error::{Error, IoContext, Result};
 use crate::keystream::ObjectKey;
 use crate::output::{self, PendingFile};
@@ -441,19 +441,29 @@ pub fn split_whole_streams<W: Write + Seek + Send>(
             Some(start)
         })
         .collect();
+    let mut rows: Vec<&mut [u8]> = bufs.outs.iter_mut().map(|o| &mut o[..total]).collect();
     if opts.scheme == SchemeKind::Compact {
-        // Each object on its own: the CPU spreads each block over every
-        // core; a GPU gets the dispersal through its apply.
-        for ((o, &start), &plen) in objects.iter().zip(&starts).zip(&plens) {
-            let mut rows: Vec<&mut [u8]> = bufs
-                .outs
-                .iter_mut()
-                .map(|b| &mut b[start..start + plen])
-                .collect();
-            opts.split_into(backend, &o.secrets.key, 0, o.stream, &mut rows)?;
+        // One engine call for all: a GPU packs every object's blocks into
+        // shared dispatches; the CPU spreads each block over every core.
+        let mut jobs: Vec<DisperseJob<'_>> = objects
+            .iter()
+            .map(|o| DisperseJob {
+                key: &o.secrets.key,
+                offset: 0,
+                stream: o.stream,
+                shares: Vec::with_capacity(n),
+            })
+            .collect();
+        for row in rows.iter_mut() {
+            let mut rest: &mut [u8] = row;
+            for (job, &plen) in jobs.iter_mut().zip(&plens) {
+                let (mine, after) = std::mem::take(&mut rest).split_at_mut(plen);
+                job.shares.push(mine);
+                rest = after;
+            }
         }
+        backend.disperse_many(&opts.plan, opts.segment_size as usize, &mut jobs)?;
     } else {
-        let mut rows: Vec<&mut [u8]> = bufs.outs.iter_mut().map(|o| &mut o[..total]).collect();
         let mut jobs: Vec<SplitJob<'_>> = objects
             .iter()
             .map(|o| SplitJob {
