@@ -408,14 +408,90 @@ fn reproduce_quick_writes_the_report_and_figures() {
     }
     assert_eq!(
         figures,
-        6 * 4 * 2,
-        "a montage and a histogram figure per run"
+        6 * 4 * 2 + 2,
+        "a montage and a histogram figure per run, and the all-zero file's histograms \
+         under each storage scheme"
     );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let runs = json["paper256"].as_array().unwrap();
     assert_eq!(runs.len(), 24);
     assert!(runs.iter().all(|r| r["cloud_sets_checked"] == 6));
+    check_storage_schemes(&out, &json, &md);
+}
+
+/// The storage section: both schemes on the 6 files and an all-zero file,
+/// from real share files combined back byte for byte (a mismatch fails the
+/// command), with the bytes each stores and the statistics of each share.
+fn check_storage_schemes(out: &std::path::Path, json: &serde_json::Value, md: &str) {
+    assert!(md.contains("## Storage: Shamir and the compact scheme"));
+    let runs = json["schemes"].as_array().unwrap();
+    assert_eq!(
+        runs.len(),
+        2 * (6 + 1),
+        "two schemes on 6 files and the zeros"
+    );
+    for r in runs {
+        let (source, share) = (
+            r["source_bytes"].as_u64().unwrap(),
+            r["share_bytes"].as_u64().unwrap(),
+        );
+        let factor = r["storage_factor"].as_f64().unwrap();
+        assert_eq!(r["total_bytes"].as_u64().unwrap(), 8 * share);
+        assert_eq!(r["bytes_per_cloud"].as_u64().unwrap(), 2 * share);
+        assert_eq!(r["combined_from"].as_array().unwrap().len(), 4);
+        // The share files are on disk, 0600, as long as recorded.
+        let dir = out.join(r["dir"].as_str().unwrap());
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "umbra"))
+            .collect();
+        assert_eq!(files.len(), 8, "{}", dir.display());
+        for f in &files {
+            let meta = std::fs::metadata(f).unwrap();
+            assert_eq!(meta.len(), share);
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+                0o600
+            );
+        }
+        match r["scheme"].as_str().unwrap() {
+            "shamir" => assert!(share > source && factor > 8.0 && factor < 8.2, "{r}"),
+            "compact" => assert!(share > source / 4 && factor > 2.0 && factor < 2.1, "{r}"),
+            other => panic!("scheme {other}"),
+        }
+        // Shares of the all-zero file look like noise under both schemes:
+        // near 8 bits of entropy, no chi-square rejection, no correlation
+        // (a scheme that leaked the zeros, or shares left unencrypted,
+        // would give entropy near 0 here).
+        if r["file"] == "all-zero file" {
+            let planes = r["stats"]["planes"].as_array().unwrap();
+            assert_eq!(planes.len(), 9, "the source, then 8 shares");
+            assert!(planes[0]["entropy_bits"].as_f64().unwrap() < 0.01);
+            for p in &planes[1..] {
+                assert!(p["entropy_bits"].as_f64().unwrap() > 7.99, "{p}");
+                assert!(p["p_value"].as_f64().unwrap() > 1e-6, "{p}");
+                for c in ["corr_horizontal", "corr_vertical", "corr_diagonal"] {
+                    assert!(p[c].as_f64().unwrap().abs() < 0.02, "{c}: {p}");
+                }
+            }
+        }
+    }
+    assert!(
+        !out.join("schemes/all-zero.bin").exists(),
+        "the input is removed"
+    );
+    assert!(
+        std::fs::read_dir(out.join("schemes/compact/all-zero-file"))
+            .unwrap()
+            .all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("recovered")),
+        "no rebuilt copy is kept"
+    );
 }
 
 #[test]

@@ -50,6 +50,18 @@ pub enum PaperError {
         expected: u16,
         found: u16,
     },
+    #[error(
+        "{}: the file combined from shares {xs:?} differs from it at byte {offset}",
+        show(path)
+    )]
+    FileMismatch {
+        path: PathBuf,
+        xs: Vec<u8>,
+        offset: usize,
+    },
+    /// A split or combine of share files (the error names the file).
+    #[error(transparent)]
+    Stream(#[from] crate::error::Error),
     #[error("{}: {reason}", show(path))]
     Figure { path: PathBuf, reason: String },
     #[error("{0}")]

@@ -3,9 +3,9 @@
 //! images, the histograms and statistics that argue their security, and the
 //! whole experiment as one report.
 //!
-//! This layer sits above the engine and below the CLI. It does its own I/O
-//! (images in, PNGs and reports out), which is why it is kept apart from the
-//! byte-stream archive pipeline.
+//! This layer sits above the engine and the stream pipeline and below the
+//! CLI. It does its own I/O (images in, PNGs and reports out); the scheme
+//! comparison splits and combines real share files through `stream`.
 //!
 //! - [`image_io`]: 8- and 16-bit grayscale images from PNG, TIFF, PGM/PNM and
 //!   DICOM, and PNG output;
@@ -18,6 +18,8 @@
 //! - [`figures`]: histogram plots and image montages (plotters, bundled font);
 //! - [`stats_report`]: `umbra stats`, the statistics of files as reports;
 //! - [`reproduce`]: `umbra reproduce`, the experiment;
+//! - [`schemes`]: its comparison of umbra's two storage schemes (Shamir and
+//!   compact) on the same files, through real share files;
 //! - [`report`]: its REPORT.md;
 //! - [`error`]: what went wrong, with the file at fault.
 
@@ -27,6 +29,7 @@ pub mod image_io;
 pub mod p257;
 pub mod report;
 pub mod reproduce;
+pub mod schemes;
 pub mod shadows;
 pub mod stats;
 pub mod stats_report;

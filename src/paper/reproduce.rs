@@ -11,6 +11,10 @@
 //! 3. Unless `quick`: every image in `datasets/dicom` at full resolution,
 //!    gf256 Shamir; files that are not grayscale images are listed with the
 //!    error umbra gives.
+//! 4. umbra's two storage schemes, Shamir and compact, on the files of the
+//!    256x256 set (and unless `quick` every DICOM file) and on an all-zero
+//!    file: bytes per share, per cloud and in total, split and combine time,
+//!    and the statistics of every share ([`super::schemes`]).
 //!
 //! Times are wall-clock on the CPU backend of the machine that ran it.
 
@@ -332,6 +336,8 @@ pub struct Report {
     pub leak: Vec<LeakRow>,
     pub full_resolution: Vec<Run>,
     pub skipped: Vec<Skipped>,
+    /// Shamir and compact on the same files.
+    pub schemes: Vec<super::schemes::SchemeRun>,
     #[serde(serialize_with = "secs")]
     pub total_time: Duration,
 }
@@ -407,6 +413,13 @@ pub fn reproduce(
         }
     }
 
+    note("storage schemes: Shamir and compact on the same files".into());
+    let mut scheme_inputs = images.clone();
+    if !opts.quick {
+        scheme_inputs.extend(images_in(&opts.data.join("dicom"), "dcm")?);
+    }
+    let schemes = super::schemes::run_all(backend, &opts.output, &scheme_inputs, t, n)?;
+
     let report = Report {
         t,
         n,
@@ -417,6 +430,7 @@ pub fn reproduce(
         leak,
         full_resolution,
         skipped,
+        schemes,
         total_time: started.elapsed(),
     };
     Ok(report)
