@@ -287,7 +287,7 @@ pub fn split_stream<W: Write + Seek + Send>(
     opts: &SplitOptions,
     secrets: &SplitSecrets,
     prefix: &[u8],
-    content: &mut dyn Read,
+    content: &mut (dyn Read + Send),
     content_len: u64,
     writers: &mut [ShareWriter<W>],
     on_progress: &mut dyn FnMut(u64),
@@ -306,6 +306,11 @@ pub fn split_stream<W: Write + Seek + Send>(
 }
 
 /// [`split_stream`] with buffers kept by the caller.
+///
+/// Pipelined over two plaintext batches: while batch k is split and its
+/// shares written (hashing their segments), batch k+1 is read and added to
+/// the tag, so the read, the tag and any hashing in `content` run beside
+/// the engine and the writes instead of between them.
 #[allow(clippy::too_many_arguments)]
 pub fn split_stream_with<W: Write + Seek + Send>(
     bufs: &mut SplitBuffers,
@@ -313,7 +318,7 @@ pub fn split_stream_with<W: Write + Seek + Send>(
     opts: &SplitOptions,
     secrets: &SplitSecrets,
     prefix: &[u8],
-    content: &mut dyn Read,
+    content: &mut (dyn Read + Send),
     content_len: u64,
     writers: &mut [ShareWriter<W>],
     on_progress: &mut dyn FnMut(u64),
@@ -321,73 +326,103 @@ pub fn split_stream_with<W: Write + Seek + Send>(
     let stream_len = prefix.len() as u64 + content_len;
     // A small object gets buffers of its own size, not a full batch each.
     let batch_len = stream_len.clamp(1, opts.batch_len() as u64) as usize;
-    bufs.reserve_plain(batch_len);
+    let pipelined = stream_len > batch_len as u64;
+    bufs.reserve_plain(if pipelined { 2 * batch_len } else { batch_len });
     bufs.reserve_shares(opts.payload_len(batch_len), writers.len());
-    let batch = &mut bufs.batch[..batch_len];
+    let (first, second) = bufs.batch.split_at_mut(batch_len);
+    let mut current: &mut [u8] = first;
+    let mut next: &mut [u8] = &mut second[..if pipelined { batch_len } else { 0 }];
     let outs = &mut bufs.outs[..];
-    let mut tag = blake3::Hasher::new_keyed(&secrets.check_key);
+    let mut source = Source {
+        prefix,
+        content,
+        content_len,
+        content_done: 0,
+        tag: blake3::Hasher::new_keyed(&secrets.check_key),
+    };
+    let first_len = stream_len.min(batch_len as u64) as usize;
+    source.fill(0, &mut current[..first_len])?;
     let mut offset = 0u64;
-    let mut content_done = 0u64;
     while offset < stream_len {
         let len = (stream_len - offset).min(batch_len as u64) as usize;
-        let buf = &mut batch[..len];
-        // The prefix first, then content.
-        let mut filled = prefix_part(offset, prefix.len(), len) as usize;
+        let next_offset = offset + len as u64;
+        let next_len = (stream_len - next_offset).min(batch_len as u64) as usize;
+        let buf = &current[..len];
+        let plen = opts.payload_len(len);
+        let (read, written) = rayon::join(
+            || source.fill(next_offset, &mut next[..next_len]),
+            || {
+                let mut out_refs: Vec<&mut [u8]> =
+                    outs.iter_mut().map(|o| &mut o[..plen]).collect();
+                opts.split_into(backend, &secrets.key, offset, buf, &mut out_refs)
+                    .map_err(SplitStreamError::Engine)?;
+                writers
+                    .par_iter_mut()
+                    .zip(outs.par_iter())
+                    .try_for_each(|(w, out)| w.write_payload(&out[..plen]))
+                    .map_err(SplitStreamError::Write)
+            },
+        );
+        read?;
+        written?;
+        offset = next_offset;
+        on_progress(offset.saturating_sub(prefix.len() as u64).min(content_len));
+        std::mem::swap(&mut current, &mut next);
+    }
+    // The content must end where its length said.
+    let mut probe = [0u8; 1];
+    if read_up_to(source.content, &mut probe).map_err(SplitStreamError::Read)? != 0 {
+        return Err(SplitStreamError::Grew {
+            expected: content_len,
+        });
+    }
+    // Wipe the plaintext of the last batches (the source's bytes and the
+    // check key).
+    zeroize::Zeroize::zeroize(&mut bufs.batch);
+    Ok(*source.tag.finalize().as_bytes())
+}
+
+/// The shared stream `prefix ++ content` as [`split_stream_with`] reads it,
+/// batch by batch, each batch added to the tag as it comes in.
+struct Source<'a, 'r> {
+    prefix: &'a [u8],
+    content: &'r mut (dyn Read + Send),
+    content_len: u64,
+    content_done: u64,
+    tag: blake3::Hasher,
+}
+
+impl Source<'_, '_> {
+    /// Fills `buf` with the stream from `offset` (the prefix first, then
+    /// content) and adds it to the tag, which covers the stream after the
+    /// check key.
+    fn fill(&mut self, offset: u64, buf: &mut [u8]) -> std::result::Result<(), SplitStreamError> {
+        let len = buf.len();
+        let mut filled = prefix_part(offset, self.prefix.len(), len) as usize;
         if filled > 0 {
-            buf[..filled].copy_from_slice(&prefix[offset as usize..offset as usize + filled]);
+            buf[..filled].copy_from_slice(&self.prefix[offset as usize..offset as usize + filled]);
         }
         while filled < len {
-            let n = match content.read(&mut buf[filled..]) {
+            let n = match self.content.read(&mut buf[filled..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(SplitStreamError::Read(e)),
             };
             if n == 0 {
                 return Err(SplitStreamError::Shrank {
-                    expected: content_len,
-                    found: content_done,
+                    expected: self.content_len,
+                    found: self.content_done,
                 });
             }
             filled += n;
-            content_done += n as u64;
+            self.content_done += n as u64;
         }
-
-        let plen = opts.payload_len(len);
-        let mut out_refs: Vec<&mut [u8]> = outs.iter_mut().map(|o| &mut o[..plen]).collect();
-        opts.split_into(backend, &secrets.key, offset, buf, &mut out_refs)
-            .map_err(SplitStreamError::Engine)?;
-
-        // The tag covers the stream after the check key.
-        let tagged = if offset < CHECK_KEY_LEN as u64 {
-            &buf[(CHECK_KEY_LEN as u64 - offset).min(len as u64) as usize..]
-        } else {
-            &buf[..]
-        };
-        let (_, written) = rayon::join(
-            || {
-                tag.update(tagged);
-            },
-            || {
-                writers
-                    .par_iter_mut()
-                    .zip(outs.par_iter())
-                    .try_for_each(|(w, out)| w.write_payload(&out[..plen]))
-            },
-        );
-        written.map_err(SplitStreamError::Write)?;
-        offset += len as u64;
-        on_progress(content_done);
+        let skip = (CHECK_KEY_LEN as u64)
+            .saturating_sub(offset)
+            .min(len as u64) as usize;
+        self.tag.update(&buf[skip..]);
+        Ok(())
     }
-    // The content must end where its length said.
-    let mut probe = [0u8; 1];
-    if read_up_to(content, &mut probe).map_err(SplitStreamError::Read)? != 0 {
-        return Err(SplitStreamError::Grew {
-            expected: content_len,
-        });
-    }
-    // Wipe plaintext of the last batch (the source's bytes and the check key).
-    zeroize::Zeroize::zeroize(batch);
-    Ok(*tag.finalize().as_bytes())
 }
 
 /// One object of [`split_whole_streams`]: its whole shared stream in memory,
