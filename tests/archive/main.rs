@@ -261,6 +261,9 @@ fn store_objects(f: &Fixture) -> usize {
             name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()),
             "store holds {name}: only keyed hex names may appear"
         );
+        // A share is patient data: readable by its owner only.
+        let mode = std::os::unix::fs::PermissionsExt::mode(&p.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{} is {:o}", p.display(), mode & 0o777);
     }
     files.len()
 }

@@ -161,8 +161,10 @@ impl SmallLimits {
 /// An object's source, opened: what its split needs before the content.
 pub(crate) struct Opened {
     pub(crate) path: PathBuf,
-    /// Its staging directory.
+    /// The group's staging directory, where its shares are `K-share-X`.
     pub(crate) dir: PathBuf,
+    /// The object's number in the run (K).
+    pub(crate) k: usize,
     pub(crate) meta: ObjectMeta,
     /// The envelope prefix; holds the check key.
     pub(crate) prefix: Zeroizing<Vec<u8>>,
@@ -439,17 +441,17 @@ impl Archive {
             .collect()
     }
 
-    /// Creates the job's staging directory, opens its source, checks its
-    /// size against the catalog and reads its first bytes: what the envelope
-    /// prefix needs, and so the length of its shared stream.
+    /// Opens the job's source, checks its size against the catalog and
+    /// reads its first bytes: what the envelope prefix needs, and so the
+    /// length of its shared stream. Its shares go into the group's staging
+    /// directory `stage` (no directory per object: on ext4 each is another
+    /// inode to allocate and free).
     pub(crate) fn open_source(
         &self,
         source_root: &Path,
         job: &Job<'_>,
         stage: &Path,
     ) -> Result<Opened> {
-        let dir = stage.join(job.k.to_string());
-        std::fs::create_dir(&dir).at(&dir)?;
         let path = join_bytes(source_root, &job.row.path);
         let mut file = File::open(&path).at(&path)?;
         let len = file.metadata().at(&path)?.len();
@@ -475,7 +477,8 @@ impl Archive {
             })?;
         Ok(Opened {
             path,
-            dir,
+            dir: stage.to_path_buf(),
+            k: job.k,
             meta,
             prefix,
         })
@@ -492,8 +495,15 @@ impl Archive {
         let mut files = Vec::new();
         let mut writers = Vec::new();
         for &(x, _) in &self.layout.placement {
-            let p = opened.dir.join(format!("share-{x:03}"));
-            let f = File::create(&p).at(&p)?;
+            let p = opened.dir.join(format!("{}-share-{x:03}", opened.k));
+            // Patient data: 0600 here, and so in every local store (a
+            // hard link) and in what a cloud store is sent.
+            let f = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().write(true).create_new(true),
+                0o600,
+            )
+            .open(&p)
+            .at(&p)?;
             let header = opts.share_header(x, opened.meta.stream_len(), secrets);
             writers.push(ShareWriter::new(f, header).at(&p)?);
             files.push(p);
@@ -663,6 +673,7 @@ mod tests {
         let opened = Opened {
             path: path.clone(),
             dir: dir.path().to_path_buf(),
+            k: 0,
             prefix: meta.encode_prefix(&[5; 32]).unwrap(),
             meta,
         };

@@ -252,7 +252,15 @@ impl Store for CloudStore {
                 Err(object_store::Error::NotFound { .. }) => return Ok(false),
                 Err(e) => return Err(to_io(e)),
             };
-            let mut file = std::fs::File::create(dest)?;
+            // A share: readable by its owner only.
+            let mut file = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+                0o600,
+            )
+            .open(dest)?;
             let mut stream = result.into_stream();
             while let Some(chunk) = stream.next().await {
                 file.write_all(&chunk.map_err(to_io)?)?;
