@@ -94,56 +94,61 @@ pub const POOL_BYTES: usize = 64 << 20;
 /// so what a buffer holds when taken is zeros or the bytes of an earlier
 /// buffer that was not secret (share bytes): callers overwrite it.
 pub struct PooledBuf {
+    /// Always whole: pooled buffers keep their full length, so that taking
+    /// one fills nothing.
     buf: Vec<u8>,
+    /// The bytes in use, `buf[..used]`.
+    used: usize,
     secret: bool,
 }
 
 impl PooledBuf {
-    /// A buffer of `len` bytes to be overwritten (see the type).
+    /// A buffer of `len` bytes to be overwritten (see the type): the
+    /// smallest pooled one that is long enough, or a new one.
     pub fn for_overwrite(len: usize, secret: bool) -> Self {
         let reused = {
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             pool.iter()
-                .position(|b| b.capacity() >= len)
+                .enumerate()
+                .filter(|(_, b)| b.len() >= len)
+                .min_by_key(|(_, b)| b.len())
+                .map(|(i, _)| i)
                 .map(|i| pool.swap_remove(i))
         };
-        let mut buf = reused.unwrap_or_else(|| Vec::with_capacity(len));
-        // Only what was never used is filled (with zeros).
-        if buf.len() >= len {
-            buf.truncate(len);
-        } else {
-            buf.resize(len, 0);
+        let buf = reused.unwrap_or_else(|| vec![0u8; len]);
+        Self {
+            buf,
+            used: len,
+            secret,
         }
-        Self { buf, secret }
     }
 }
 
 impl std::ops::Deref for PooledBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buf
+        &self.buf[..self.used]
     }
 }
 
 impl std::ops::DerefMut for PooledBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
+        &mut self.buf[..self.used]
     }
 }
 
 impl Drop for PooledBuf {
     fn drop(&mut self) {
         if self.secret {
-            // The whole capacity: a longer earlier use may have left
-            // plaintext past the current length.
-            let len = self.buf.capacity();
-            self.buf.resize(len, 0);
-            zeroize::Zeroize::zeroize(self.buf.as_mut_slice());
+            // Only what this use could write: no pooled buffer holds
+            // plaintext anywhere (every secret use is wiped here), so the
+            // bytes past `used` are zeros or an earlier use's share bytes.
+            zeroize::Zeroize::zeroize(&mut self.buf[..self.used]);
         }
         let buf = std::mem::take(&mut self.buf);
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let kept: usize = pool.iter().map(Vec::capacity).sum();
-        if kept + buf.capacity() <= POOL_BYTES {
+        let kept: usize = pool.iter().map(Vec::len).sum();
+        if kept + buf.len() <= POOL_BYTES {
             pool.push(buf);
         }
     }

@@ -218,7 +218,10 @@ impl Backend for CpuBackend {
     }
 
     /// Fused: each 4 KiB sub-chunk of the t stripes is rebuilt and
-    /// decrypted in place while it is in L1.
+    /// decrypted in place while it is in L1. A short last block rebuilds
+    /// only the stripes that hold data (the first rows of the inverse),
+    /// straight into `block`, the one cut by the block's end in a scratch
+    /// stripe: padding is never computed, and the block is not copied.
     fn undisperse(
         &self,
         inverse: &Matrix,
@@ -227,36 +230,38 @@ impl Backend for CpuBackend {
         shares: &[&[u8]],
         block: &mut [u8],
     ) -> Result<(), EngineError> {
-        let kernel = self.kernel(inverse)?;
         let t = inverse.rows();
         let stripe = shares.first().map_or(0, |s| s.len());
         super::contract::check_block(t, block.len(), stripe);
         if stripe == 0 {
             return Ok(());
         }
-        let run = |whole: &mut [u8]| {
-            let mut outs: Vec<&mut [u8]> = whole.chunks_exact_mut(stripe).collect();
-            // One keystream buffer per batch of tasks, wiped when dropped.
-            let scratch = || zeroize::Zeroizing::new(vec![0u8; SUB_CHUNK_BYTES]);
-            for_each_sub_chunk(&mut outs, stripe, scratch, |ks, sub, sub_end, outs| {
-                let ins: Streams<&[u8]> = shares.iter().map(|s| &s[sub..sub_end]).collect();
-                kernel.apply(&ins, outs);
-                for (k, out) in outs.iter_mut().enumerate() {
-                    let at = offset + (k * stripe + sub) as u64;
-                    keystream::xor_cipher_with(key, at, out, ks);
-                }
-            });
-        };
-        if block.len() == t * stripe {
-            run(block);
+        let len = block.len();
+        let (full, rows) = (len / stripe, len.div_ceil(stripe));
+        let kernel = if rows == t {
+            self.kernel(inverse)?
         } else {
-            // The last block is shorter than t stripes: rebuilt in a
-            // scratch buffer, then cut.
-            let mut whole = zeroize::Zeroizing::new(vec![0u8; t * stripe]);
-            run(&mut whole);
-            let len = block.len();
-            block.copy_from_slice(&whole[..len]);
+            let entries = (0..rows).flat_map(|r| inverse.row(r).to_vec()).collect();
+            self.kernel(&Matrix::new(rows, inverse.cols(), entries))?
+        };
+        let mut tail = zeroize::Zeroizing::new(vec![0u8; if rows > full { stripe } else { 0 }]);
+        let (head, rest) = block.split_at_mut(full * stripe);
+        let mut outs: Vec<&mut [u8]> = head.chunks_exact_mut(stripe).collect();
+        if rows > full {
+            outs.push(&mut tail[..]);
         }
+        // One keystream buffer per batch of tasks, wiped when dropped.
+        let scratch = || zeroize::Zeroizing::new(vec![0u8; SUB_CHUNK_BYTES]);
+        for_each_sub_chunk(&mut outs, stripe, scratch, |ks, sub, sub_end, outs| {
+            let ins: Streams<&[u8]> = shares.iter().map(|s| &s[sub..sub_end]).collect();
+            kernel.apply(&ins, outs);
+            for (k, out) in outs.iter_mut().enumerate() {
+                let at = offset + (k * stripe + sub) as u64;
+                keystream::xor_cipher_with(key, at, out, ks);
+            }
+        });
+        let cut = rest.len();
+        rest.copy_from_slice(&tail[..cut]);
         Ok(())
     }
 
