@@ -212,7 +212,10 @@ impl Backend for CpuBackend {
                 .chunks_exact(SUB_CHUNK_BYTES)
                 .map(|b| &b[..len])
                 .collect();
-            run_kernel(&kernel, stripe * outs_len, &inputs, outs);
+            // Streaming stores by the stripe, as a split goes by its
+            // secret: the file pipeline's blocks (stripes of at most 1 MiB)
+            // are hashed and written right away, from cache.
+            run_kernel(&kernel, stripe, &inputs, outs);
         });
         Ok(())
     }
