@@ -26,7 +26,7 @@ use super::error::{ArchiveError, Result};
 use super::time::now_secs;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The catalog's tables and indexes, created if missing.
 pub const SCHEMA: &str = "
@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS objects (
     split_n     INTEGER,          -- recorded)
     split_scheme TEXT,            -- 'shamir' or 'compact' (NULL: Shamir, from before
                                   -- the scheme was recorded)
+    share_bytes INTEGER,          -- bytes of each share file of that split (all n are
+                                  -- equally long; NULL: from before it was recorded)
     state       TEXT NOT NULL CHECK (state IN ('pending', 'degraded', 'written', 'verified')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
@@ -405,6 +407,21 @@ impl Catalog {
                 .execute_batch("ALTER TABLE objects ADD COLUMN split_scheme TEXT")
                 .map_err(|e| self.err(e))?;
         }
+        // Version 3 to 4: the length of each split's share files (NULL:
+        // unknown, for splits from before).
+        let has_share_bytes: bool = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'share_bytes'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(|e| self.err(e))?;
+        if !has_share_bytes {
+            self.conn
+                .execute_batch("ALTER TABLE objects ADD COLUMN share_bytes INTEGER")
+                .map_err(|e| self.err(e))?;
+        }
         Ok(())
     }
 
@@ -666,33 +683,35 @@ impl Catalog {
         }
     }
 
-    /// Records the new splits (threshold `t`, n = the placements, `scheme`)
-    /// of pending objects, replacing the placements of earlier attempts, in
-    /// one transaction: before any share is written.
+    /// Records the new splits (threshold `t`, n = the placements, `scheme`,
+    /// the length of their share files when known) of pending objects,
+    /// replacing the placements of earlier attempts, in one transaction:
+    /// before any share is written.
     pub fn begin_splits(
         &mut self,
         t: usize,
         scheme: crate::share::format::SchemeKind,
-        splits: &[(i64, &str, &[Placement])],
+        splits: &[(i64, &str, &[Placement], Option<u64>)],
     ) -> Result<()> {
         self.in_transaction(|c| {
             let err = |e| c.err(e);
-            for &(id, split_id, placements) in splits {
+            for &(id, split_id, placements, share_bytes) in splits {
                 c.conn
                     .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
                     .map_err(err)?;
                 c.conn
                     .execute(
                         "UPDATE objects SET split_id = ?2, split_t = ?4, split_n = ?5, \
-                         split_scheme = ?6, attempts = attempts + 1, updated_at = ?3 \
-                         WHERE id = ?1",
+                         split_scheme = ?6, share_bytes = ?7, attempts = attempts + 1, \
+                         updated_at = ?3 WHERE id = ?1",
                         params![
                             id,
                             split_id,
                             now_secs(),
                             t as i64,
                             placements.len() as i64,
-                            scheme.name()
+                            scheme.name(),
+                            share_bytes.map(|b| b as i64)
                         ],
                     )
                     .map_err(err)?;

@@ -184,7 +184,6 @@ impl Backend for CpuBackend {
         shares: &mut [&mut [u8]],
     ) -> Result<(), EngineError> {
         let kernel = self.kernel(plan.matrix())?;
-        let outs_len = shares.len();
         let t = plan.threshold().t();
         let stripe = shares.first().map_or(0, |s| s.len());
         assert_eq!(shares.len(), plan.threshold().n(), "one output per share");

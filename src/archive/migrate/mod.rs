@@ -243,14 +243,29 @@ impl Archive {
                 if let Some((prev, handle)) = in_flight.take() {
                     finish(cat, prev, handle, report)?;
                 }
-                let splits: Vec<(i64, String, &[Placement])> = staged
+                // Every share of a split is as long as its first.
+                let splits: Vec<(i64, String, &[Placement], Option<u64>)> = staged
                     .jobs
                     .iter()
-                    .map(|j| (j.row.id, hex(&j.secrets.split_id), j.placements.as_slice()))
+                    .zip(&staged.files)
+                    .map(|(j, files)| {
+                        let bytes = files
+                            .as_ref()
+                            .ok()
+                            .and_then(|f| f.first())
+                            .and_then(|f| std::fs::metadata(f).ok())
+                            .map(|m| m.len());
+                        (
+                            j.row.id,
+                            hex(&j.secrets.split_id),
+                            j.placements.as_slice(),
+                            bytes,
+                        )
+                    })
                     .collect();
-                let splits: Vec<(i64, &str, &[Placement])> = splits
+                let splits: Vec<(i64, &str, &[Placement], Option<u64>)> = splits
                     .iter()
-                    .map(|(id, s, p)| (*id, s.as_str(), *p))
+                    .map(|(id, s, p, b)| (*id, s.as_str(), *p, *b))
                     .collect();
                 cat.begin_splits(self.layout.threshold.t(), self.layout.scheme, &splits)?;
                 let items = self.put_items(&staged)?;
