@@ -38,6 +38,7 @@ pub struct AuditLog {
 struct Line {
     seq: u64,
     mac: String,
+    entry: Value,
 }
 
 /// A fingerprint of the audit key, safe to keep in the catalog: it tells a
@@ -117,6 +118,7 @@ impl AuditLog {
             out.push(Line {
                 seq,
                 mac: prev.clone(),
+                entry: v,
             });
         }
         Ok(out)
@@ -175,6 +177,16 @@ impl AuditLog {
     /// Returns the number of lines.
     pub fn verify(&self, catalog: Option<&Catalog>) -> Result<u64> {
         Ok(self.checked(catalog)?.len() as u64)
+    }
+
+    /// The entries of a chain that checks (as [`AuditLog::verify`]), in
+    /// order: `{"seq", "time", "action", "details", "prev"}`.
+    pub fn entries(&self, catalog: Option<&Catalog>) -> Result<Vec<Value>> {
+        Ok(self
+            .checked(catalog)?
+            .into_iter()
+            .map(|l| l.entry)
+            .collect())
     }
 
     /// The chain, checked line by line and against the catalog: its key

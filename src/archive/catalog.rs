@@ -17,6 +17,7 @@
 //! migrated in place when it is opened, its objects keeping their ids,
 //! versions and shares (see [`MIGRATE_V1`]).
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -181,6 +182,59 @@ pub struct NewObject<'a> {
     pub ids: &'a Identity,
 }
 
+/// One object version as `umbra ls` shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: i64,
+    pub source_ref: String,
+    pub version: i64,
+    /// Versions recorded of its path.
+    pub versions: i64,
+    pub size: u64,
+    pub state: String,
+    pub kind: String,
+    pub ids: Identity,
+    pub scheme: Option<String>,
+    pub t: Option<i64>,
+    pub n: Option<i64>,
+    pub share_bytes: Option<u64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub checked_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Versions, objects and source bytes in one state.
+#[derive(Debug, Clone, Default)]
+pub struct StateCount {
+    pub state: String,
+    /// Objects whose latest version is in this state.
+    pub objects: u64,
+    pub versions: u64,
+    /// Source bytes of those versions.
+    pub bytes: u64,
+}
+
+/// What the catalog says one store holds.
+#[derive(Debug, Clone)]
+pub struct StoreUsage {
+    pub store: String,
+    pub shares: u64,
+    pub bytes: u64,
+    /// Shares of splits from before their length was recorded.
+    pub unknown_size: u64,
+}
+
+/// How far verification lags.
+#[derive(Debug, Clone)]
+pub struct VerificationAge {
+    pub never_checked: u64,
+    /// (path, version, recorded at) of the oldest never verified.
+    pub oldest_unchecked: Option<(String, i64, i64)>,
+    /// When the version checked least recently was checked.
+    pub least_recently_checked: Option<i64>,
+}
+
 /// Which objects to restore or verify: every given selector must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -188,9 +242,16 @@ pub struct Selection {
     pub study_uid: Option<String>,
     pub sop_uid: Option<String>,
     pub patient_id: Option<String>,
+    pub series_uid: Option<String>,
+    /// A glob over the path in the source (SQLite GLOB: `*`, `?`, `[...]`).
+    pub path_glob: Option<String>,
     /// StudyDate range, inclusive, YYYYMMDD (objects without one are left out).
     pub date_from: Option<String>,
     pub date_until: Option<String>,
+    /// This version of each object instead of its latest.
+    pub version: Option<i64>,
+    /// The latest version recorded at or before this time (Unix seconds).
+    pub as_of: Option<i64>,
 }
 
 impl Selection {
@@ -201,11 +262,19 @@ impl Selection {
         for (what, v) in [
             ("SOP Instance UID", &self.sop_uid),
             ("Study Instance UID", &self.study_uid),
+            ("Series Instance UID", &self.series_uid),
             ("PatientID", &self.patient_id),
+            ("a path matching", &self.path_glob),
         ] {
             if let Some(v) = v {
                 parts.push(format!("{what} {v}"));
             }
+        }
+        if let Some(v) = self.version {
+            parts.push(format!("a version {v}"));
+        }
+        if let Some(t) = self.as_of {
+            parts.push(format!("a version recorded by {}", super::time::rfc3339(t)));
         }
         match (&self.date_from, &self.date_until) {
             (Some(a), Some(b)) => parts.push(format!("a StudyDate from {a} to {b}")),
@@ -572,17 +641,22 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
-    /// Objects whose shares were all written, latest version of each source
-    /// reference only, filtered by `sel`.
+    /// Objects whose shares were all written, filtered by `sel`: the latest
+    /// stored version of each source reference, or the latest recorded by
+    /// `sel.as_of`, or exactly `sel.version`.
     pub fn select(&self, sel: &Selection) -> Result<Vec<ObjectRow>> {
         let mut stmt = self
             .conn
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM objects o WHERE state IN ({STORED}) \
-                 AND version = (SELECT MAX(version) FROM objects p WHERE p.source = o.source \
-                 AND p.path = o.path AND p.state IN ({STORED})) \
+                 AND (?8 IS NULL OR created_at <= ?8) \
+                 AND CASE WHEN ?7 IS NOT NULL THEN version = ?7 ELSE version = \
+                 (SELECT MAX(version) FROM objects p WHERE p.source = o.source \
+                 AND p.path = o.path AND p.state IN ({STORED}) \
+                 AND (?8 IS NULL OR p.created_at <= ?8)) END \
                  AND (?1 OR ((?2 IS NULL OR sop_uid = ?2) AND (?3 IS NULL OR study_uid = ?3) \
-                 AND (?4 IS NULL OR patient_id = ?4))) \
+                 AND (?4 IS NULL OR patient_id = ?4) AND (?9 IS NULL OR series_uid = ?9) \
+                 AND (?10 IS NULL OR source_ref GLOB ?10))) \
                  AND (?5 IS NULL OR study_date >= ?5) AND (?6 IS NULL OR study_date <= ?6) \
                  ORDER BY id"
             ))
@@ -597,12 +671,185 @@ impl Catalog {
                 sel.study_uid,
                 sel.patient_id,
                 sel.date_from,
-                sel.date_until
+                sel.date_until,
+                sel.version,
+                sel.as_of,
+                sel.series_uid,
+                sel.path_glob
             ],
             row,
         )
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(|e| self.err(e))
+    }
+
+    /// `umbra ls`: the latest version of each object in any state (or
+    /// every version), filtered as [`Catalog::select`] filters (its version
+    /// and time selectors aside), by path.
+    pub fn list(&self, sel: &Selection, every_version: bool) -> Result<Vec<Listed>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.source_ref, o.version, (SELECT COUNT(*) FROM objects p \
+                 WHERE p.source = o.source AND p.path = o.path), o.size, o.state, o.kind, \
+                 o.sop_uid, o.study_uid, o.series_uid, o.study_date, o.modality, o.patient_id, \
+                 o.split_scheme, o.split_t, o.split_n, o.share_bytes, o.created_at, \
+                 o.updated_at, o.checked_at, o.last_error FROM objects o \
+                 WHERE (?1 OR o.version = (SELECT MAX(version) FROM objects p \
+                 WHERE p.source = o.source AND p.path = o.path)) \
+                 AND (?2 IS NULL OR o.sop_uid = ?2) AND (?3 IS NULL OR o.study_uid = ?3) \
+                 AND (?4 IS NULL OR o.patient_id = ?4) AND (?5 IS NULL OR o.series_uid = ?5) \
+                 AND (?6 IS NULL OR o.source_ref GLOB ?6) \
+                 AND (?7 IS NULL OR o.study_date >= ?7) AND (?8 IS NULL OR o.study_date <= ?8) \
+                 ORDER BY o.source_ref, o.source, o.version",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(
+            params![
+                every_version,
+                sel.sop_uid,
+                sel.study_uid,
+                sel.patient_id,
+                sel.series_uid,
+                sel.path_glob,
+                sel.date_from,
+                sel.date_until
+            ],
+            |r| {
+                Ok(Listed {
+                    id: r.get(0)?,
+                    source_ref: r.get(1)?,
+                    version: r.get(2)?,
+                    versions: r.get(3)?,
+                    size: r.get::<_, i64>(4)? as u64,
+                    state: r.get(5)?,
+                    kind: r.get(6)?,
+                    ids: Identity {
+                        sop_uid: r.get(7)?,
+                        study_uid: r.get(8)?,
+                        series_uid: r.get(9)?,
+                        study_date: r.get(10)?,
+                        modality: r.get(11)?,
+                        patient_id: r.get(12)?,
+                    },
+                    scheme: r.get(13)?,
+                    t: r.get(14)?,
+                    n: r.get(15)?,
+                    share_bytes: r.get::<_, Option<i64>>(16)?.map(|b| b as u64),
+                    created_at: r.get(17)?,
+                    updated_at: r.get(18)?,
+                    checked_at: r.get(19)?,
+                    last_error: r.get(20)?,
+                })
+            },
+        )
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Versions and source bytes by state, and objects (their latest
+    /// version) by state. A pending version with an error is `failed`.
+    pub fn state_counts(&self) -> Result<Vec<StateCount>> {
+        let state = "CASE WHEN state = 'pending' AND last_error IS NOT NULL THEN 'failed' \
+                     ELSE state END";
+        let mut out: BTreeMap<String, StateCount> = BTreeMap::new();
+        for (latest, sql) in [
+            (
+                false,
+                format!("SELECT {state}, COUNT(*), COALESCE(SUM(size), 0) FROM objects GROUP BY 1"),
+            ),
+            (
+                true,
+                format!(
+                    "SELECT {state}, COUNT(*), COALESCE(SUM(size), 0) FROM objects o \
+                     WHERE version = (SELECT MAX(version) FROM objects p \
+                     WHERE p.source = o.source AND p.path = o.path) GROUP BY 1"
+                ),
+            ),
+        ] {
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| self.err(e))?;
+            for (st, count, bytes) in rows {
+                let c = out.entry(st.clone()).or_insert_with(|| StateCount {
+                    state: st,
+                    ..Default::default()
+                });
+                if latest {
+                    c.objects = count;
+                } else {
+                    (c.versions, c.bytes) = (count, bytes);
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Per store the catalog names: shares written there, their bytes
+    /// where recorded, and how many are of unrecorded length.
+    pub fn store_usage(&self) -> Result<Vec<StoreUsage>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.store, COUNT(*), COALESCE(SUM(o.share_bytes), 0), \
+                 COALESCE(SUM(o.share_bytes IS NULL), 0) FROM placements p \
+                 JOIN objects o ON o.id = p.object_id WHERE p.written = 1 \
+                 GROUP BY p.store ORDER BY p.store",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok(StoreUsage {
+                store: r.get(0)?,
+                shares: r.get::<_, i64>(1)? as u64,
+                bytes: r.get::<_, i64>(2)? as u64,
+                unknown_size: r.get::<_, i64>(3)? as u64,
+            })
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Stored versions never verified: how many, and the oldest of them
+    /// (its path, version and when it was recorded); and when the version
+    /// checked least recently was checked.
+    pub fn verification_age(&self) -> Result<VerificationAge> {
+        let (never, least_recent): (i64, Option<i64>) = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT COALESCE(SUM(checked_at IS NULL), 0), MIN(checked_at) FROM objects \
+                     WHERE state IN ({STORED})"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        let oldest = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT source_ref, version, created_at FROM objects \
+                     WHERE state IN ({STORED}) AND checked_at IS NULL \
+                     ORDER BY created_at, id LIMIT 1"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(VerificationAge {
+            never_checked: never as u64,
+            oldest_unchecked: oldest,
+            least_recently_checked: least_recent,
+        })
     }
 
     /// Every version whose shares were all written (verify and repair look

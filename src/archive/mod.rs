@@ -24,6 +24,7 @@ pub mod progress;
 pub mod repair;
 pub mod restore;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod time;
 mod util;

@@ -16,6 +16,7 @@ use umbra::archive::restore::RestoreOptions;
 use umbra::archive::source::{self, Filter, SourceSpec};
 use umbra::archive::time::rfc3339;
 use umbra::archive::verify::VerifyOptions;
+use umbra::share::format::SchemeKind;
 
 use super::Ui;
 
@@ -134,27 +135,82 @@ pub struct RestoreArgs {
     /// Every object (the latest version of each).
     #[arg(long)]
     all: bool,
-    /// Objects of this Study Instance UID.
-    #[arg(long, value_name = "UID")]
-    study: Option<String>,
-    /// The object with this SOP Instance UID.
-    #[arg(long, value_name = "UID")]
-    sop: Option<String>,
-    /// Objects of this Patient ID.
-    #[arg(long, value_name = "ID")]
-    patient: Option<String>,
-    /// Only objects whose StudyDate is on or after this day (YYYYMMDD).
-    #[arg(long, value_name = "YYYYMMDD", value_parser = parse_date)]
-    since: Option<String>,
-    /// Only objects whose StudyDate is on or before this day (YYYYMMDD).
-    #[arg(long, value_name = "YYYYMMDD", value_parser = parse_date)]
-    until: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// This version of each selected object (`umbra ls --versions` lists
+    /// them), instead of the latest.
+    #[arg(
+        id = "object_version",
+        long = "version",
+        value_name = "N",
+        value_parser = clap::value_parser!(i64).range(1..)
+    )]
+    version: Option<i64>,
+    /// The version each selected object had at this time: the latest one
+    /// recorded by then (YYYY-MM-DD: by the end of that day, UTC; or
+    /// YYYY-MM-DDTHH:MM:SSZ).
+    #[arg(long, value_name = "TIME", value_parser = parse_as_of)]
+    as_of: Option<i64>,
     /// Disaster recovery: rebuild everything from the stores alone (with --all).
     #[arg(long)]
     without_catalog: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// Which objects: every given selector must hold.
+#[derive(Args, Clone, Default)]
+pub struct SelectArgs {
+    /// Objects of this Study Instance UID.
+    #[arg(long, value_name = "UID")]
+    study: Option<String>,
+    /// Objects of this Series Instance UID.
+    #[arg(long, value_name = "UID")]
+    series: Option<String>,
+    /// The object with this SOP Instance UID.
+    #[arg(long, value_name = "UID")]
+    sop: Option<String>,
+    /// Objects of this Patient ID.
+    #[arg(long, value_name = "ID")]
+    patient: Option<String>,
+    /// Objects whose path in their source matches this glob (`*` crosses
+    /// `/`; `?` and `[...]` as in a shell; case-sensitive).
+    #[arg(long, value_name = "GLOB")]
+    path: Option<String>,
+    /// Only objects whose StudyDate is on or after this day (YYYYMMDD).
+    #[arg(long, value_name = "YYYYMMDD", value_parser = parse_date)]
+    since: Option<String>,
+    /// Only objects whose StudyDate is on or before this day (YYYYMMDD).
+    #[arg(long, value_name = "YYYYMMDD", value_parser = parse_date)]
+    until: Option<String>,
+}
+
+impl SelectArgs {
+    fn is_empty(&self) -> bool {
+        self.study.is_none()
+            && self.series.is_none()
+            && self.sop.is_none()
+            && self.patient.is_none()
+            && self.path.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
+    pub(crate) fn selection(&self, all: bool) -> Selection {
+        Selection {
+            all,
+            study_uid: self.study.clone(),
+            sop_uid: self.sop.clone(),
+            patient_id: self.patient.clone(),
+            series_uid: self.series.clone(),
+            path_glob: self.path.clone(),
+            date_from: self.since.clone(),
+            date_until: self.until.clone(),
+            version: None,
+            as_of: None,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -235,7 +291,42 @@ fn parse_date(s: &str) -> Result<String, String> {
     Ok(s.replace('-', ""))
 }
 
-fn open(loc: &Location) -> anyhow::Result<Archive> {
+/// `--as-of`: YYYY-MM-DD (the end of that day, UTC) or
+/// YYYY-MM-DDTHH:MM:SS[Z] (UTC), as Unix seconds.
+fn parse_as_of(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?}: give YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z').unwrap_or(t))),
+        None => (s, None),
+    };
+    if date.len() != 10 || date.as_bytes()[4] != b'-' || date.as_bytes()[7] != b'-' {
+        return Err(bad());
+    }
+    let days = source::parse_date_days(date).ok_or_else(bad)?;
+    let secs = match time {
+        None => 86_399,
+        Some(t) => {
+            let parts: Vec<u32> = t
+                .split(':')
+                .map(|p| {
+                    (p.len() == 2)
+                        .then(|| p.parse().ok())
+                        .flatten()
+                        .ok_or_else(bad)
+                })
+                .collect::<Result<_, _>>()?;
+            match parts[..] {
+                [h, m, sec] if h < 24 && m < 60 && sec < 60 => {
+                    i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(sec)
+                }
+                _ => return Err(bad()),
+            }
+        }
+    };
+    Ok(days * 86_400 + secs)
+}
+
+pub(crate) fn open(loc: &Location) -> anyhow::Result<Archive> {
     let mut archive = Archive::open(&loc.dir)
         .with_context(|| format!("cannot open the archive in {}", loc.dir.display()))?;
     archive.lock_wait = loc.retry_lock.unwrap_or_default();
@@ -270,7 +361,7 @@ fn print_problems(ui: &Ui, warnings: &[String], failures: &[String]) {
 /// The run's report as one JSON object on one line (for cron and log
 /// collectors), with when the run started and ended and how long it took
 /// (docs/ARCHIVE.md, "JSON reports").
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut value = serde_json::to_value(v)?;
     if let serde_json::Value::Object(map) = &mut value {
         let (started, at) = super::ui::started();
@@ -292,7 +383,7 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 /// degraded (docs/ARCHIVE.md, "Exit codes").
 pub const EXIT_INCOMPLETE: u8 = 3;
 
-fn exit(ok: bool) -> ExitCode {
+pub(crate) fn exit(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -414,12 +505,21 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         for w in &report.would_write {
             println!("would write {:>14} {} ({})", w.size, w.path, w.reason);
         }
+        let t = archive.layout.threshold.t();
+        let stored = match archive.layout.scheme {
+            SchemeKind::Shamir => format!(
+                "{} bytes in the stores: {n} shares of each",
+                report.would_write_bytes * n as u64
+            ),
+            SchemeKind::Compact => format!(
+                "about {} bytes in the stores: {n} shares of about 1/{t} of each",
+                (report.would_write_bytes as f64 * n as f64 / t as f64).round() as u64
+            ),
+        };
         ui.note(format!(
-            "dry run: would write {} object(s), {} bytes of source ({} bytes in the stores: \
-             {n} shares of each)",
+            "dry run: would write {} object(s), {} bytes of source ({stored})",
             report.would_write.len(),
             report.would_write_bytes,
-            report.would_write_bytes * n as u64,
         ));
     }
     if a.json {
@@ -455,15 +555,16 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     if a.without_catalog && !a.all {
         bail!("--without-catalog restores everything: give --all");
     }
-    if !a.all
-        && a.study.is_none()
-        && a.sop.is_none()
-        && a.patient.is_none()
-        && a.since.is_none()
-        && a.until.is_none()
-    {
+    if a.without_catalog && (a.version.is_some() || a.as_of.is_some()) {
         bail!(
-            "say what to restore: --all, --study UID, --sop UID, --patient ID or a date range (--since, --until)"
+            "--without-catalog restores the latest version in the stores: --version and \
+             --as-of need the catalog"
+        );
+    }
+    if !a.all && a.select.is_empty() {
+        bail!(
+            "say what to restore: --all, --study UID, --series UID, --sop UID, --patient ID, \
+             --path GLOB or a date range (--since, --until)"
         );
     }
     let push_to = match &a.to {
@@ -484,12 +585,9 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = RestoreOptions {
         selection: Selection {
-            all: a.all,
-            study_uid: a.study.clone(),
-            sop_uid: a.sop.clone(),
-            patient_id: a.patient.clone(),
-            date_from: a.since.clone(),
-            date_until: a.until.clone(),
+            version: a.version,
+            as_of: a.as_of,
+            ..a.select.selection(a.all)
         },
         out: out.clone(),
         without_catalog: a.without_catalog,

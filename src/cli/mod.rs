@@ -7,6 +7,7 @@ mod bench;
 mod paper;
 mod share;
 mod signals;
+mod status;
 mod ui;
 
 use std::process::ExitCode;
@@ -95,6 +96,10 @@ enum Command {
     /// Protect a source's new and changed objects: split each into the stores.
     Migrate(archive::MigrateArgs),
     /// Rebuild archived objects from any t reachable stores.
+    ///
+    /// Its --version chooses an object's version (`umbra --version` prints
+    /// umbra's).
+    #[command(disable_version_flag = true)]
     Restore(archive::RestoreArgs),
     /// Check every share in every store (--deep: rebuild every object).
     Verify(archive::VerifyArgs),
@@ -103,6 +108,13 @@ enum Command {
     /// The archive's hash-chained audit log.
     #[command(subcommand)]
     Audit(archive::AuditCmd),
+    /// What the archive holds: objects by state, bytes per store, stores
+    /// reachable, verification lag, the last runs (exit 3: a store does not
+    /// answer, or the audit log does not check).
+    Status(status::StatusArgs),
+    /// List archived objects (the latest version of each, or --versions),
+    /// filtered like restore.
+    Ls(status::LsArgs),
 }
 
 /// Exit status 11: another umbra process holds the archive's lock.
@@ -212,5 +224,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Verify(a) => archive::verify_cmd(&ui, a),
         Command::ArchiveRepair(a) => archive::archive_repair_cmd(&ui, a),
         Command::Audit(c) => archive::audit_cmd(&ui, c),
+        Command::Status(a) => status::status_cmd(&ui, a),
+        Command::Ls(a) => status::ls_cmd(&ui, a),
     }
 }

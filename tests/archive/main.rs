@@ -39,6 +39,7 @@ macro_rules! both_schemes {
 mod audit;
 mod cron;
 mod faults;
+mod lifecycle;
 mod migrate;
 mod restore;
 mod setup;

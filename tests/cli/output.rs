@@ -21,6 +21,8 @@ fn every_command_has_help() {
         "verify",
         "archive-repair",
         "audit",
+        "status",
+        "ls",
     ] {
         let o = run_line("{} --help", &[&cmd]);
         assert!(o.status.success(), "{cmd} --help");
