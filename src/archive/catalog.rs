@@ -89,6 +89,16 @@ CREATE TABLE IF NOT EXISTS deferred (
     since       INTEGER NOT NULL, -- Unix seconds
     PRIMARY KEY (source, path)
 );
+CREATE TABLE IF NOT EXISTS forgotten (
+    id          INTEGER PRIMARY KEY,
+    reason      TEXT NOT NULL,    -- the retention rule, or 'erasure'
+    source_ref  TEXT,             -- what was forgotten (NULL for an erasure: no
+    version     INTEGER,          -- identifying value is kept)
+    size        INTEGER,
+    at          INTEGER NOT NULL, -- Unix seconds
+    pending     TEXT NOT NULL,    -- JSON [[store, name], ...]: shares still to delete
+    done_at     INTEGER           -- when the last of them was deleted
+);
 ";
 
 /// Version 1 to 2, in one transaction: objects gain their source (empty:
@@ -182,14 +192,22 @@ pub struct NewObject<'a> {
     pub ids: &'a Identity,
 }
 
+/// A stored version for retention: (id, source, path, version, created_at).
+pub type StoredVersion = (i64, Vec<u8>, Vec<u8>, i64, i64);
+
+/// A share as a store names it: (store, object name).
+pub type StoreName = (String, String);
+
 /// One object version as `umbra ls` shows it.
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub id: i64,
     pub source_ref: String,
     pub version: i64,
-    /// Versions recorded of its path.
+    /// Versions of its path in the catalog (forgotten ones are not), and
+    /// the number of the newest.
     pub versions: i64,
+    pub latest_version: i64,
     pub size: u64,
     pub state: String,
     pub kind: String,
@@ -691,7 +709,8 @@ impl Catalog {
             .conn
             .prepare(
                 "SELECT o.id, o.source_ref, o.version, (SELECT COUNT(*) FROM objects p \
-                 WHERE p.source = o.source AND p.path = o.path), o.size, o.state, o.kind, \
+                 WHERE p.source = o.source AND p.path = o.path), (SELECT MAX(version) \
+                 FROM objects p WHERE p.source = o.source AND p.path = o.path), o.size, o.state, o.kind, \
                  o.sop_uid, o.study_uid, o.series_uid, o.study_date, o.modality, o.patient_id, \
                  o.split_scheme, o.split_t, o.split_n, o.share_bytes, o.created_at, \
                  o.updated_at, o.checked_at, o.last_error FROM objects o \
@@ -721,25 +740,26 @@ impl Catalog {
                     source_ref: r.get(1)?,
                     version: r.get(2)?,
                     versions: r.get(3)?,
-                    size: r.get::<_, i64>(4)? as u64,
-                    state: r.get(5)?,
-                    kind: r.get(6)?,
+                    latest_version: r.get(4)?,
+                    size: r.get::<_, i64>(5)? as u64,
+                    state: r.get(6)?,
+                    kind: r.get(7)?,
                     ids: Identity {
-                        sop_uid: r.get(7)?,
-                        study_uid: r.get(8)?,
-                        series_uid: r.get(9)?,
-                        study_date: r.get(10)?,
-                        modality: r.get(11)?,
-                        patient_id: r.get(12)?,
+                        sop_uid: r.get(8)?,
+                        study_uid: r.get(9)?,
+                        series_uid: r.get(10)?,
+                        study_date: r.get(11)?,
+                        modality: r.get(12)?,
+                        patient_id: r.get(13)?,
                     },
-                    scheme: r.get(13)?,
-                    t: r.get(14)?,
-                    n: r.get(15)?,
-                    share_bytes: r.get::<_, Option<i64>>(16)?.map(|b| b as u64),
-                    created_at: r.get(17)?,
-                    updated_at: r.get(18)?,
-                    checked_at: r.get(19)?,
-                    last_error: r.get(20)?,
+                    scheme: r.get(14)?,
+                    t: r.get(15)?,
+                    n: r.get(16)?,
+                    share_bytes: r.get::<_, Option<i64>>(17)?.map(|b| b as u64),
+                    created_at: r.get(18)?,
+                    updated_at: r.get(19)?,
+                    checked_at: r.get(20)?,
+                    last_error: r.get(21)?,
                 })
             },
         )
@@ -974,6 +994,156 @@ impl Catalog {
             }
             Ok(())
         })
+    }
+
+    /// Every version whose shares reached the stores, oldest first per
+    /// object: (id, source, path, version, created_at), ordered by object.
+    pub fn stored_versions(&self) -> Result<Vec<StoredVersion>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, source, path, version, created_at FROM objects \
+                 WHERE state IN ({STORED}) ORDER BY source, path, version"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Every version (any state) whose DICOM identity matches: what an
+    /// erasure removes.
+    pub fn identified(
+        &self,
+        patient_id: Option<&str>,
+        study_uid: Option<&str>,
+        sop_uid: Option<&str>,
+    ) -> Result<Vec<ObjectRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM objects WHERE (?1 IS NOT NULL OR ?2 IS NOT NULL \
+                 OR ?3 IS NOT NULL) AND (?1 IS NULL OR patient_id = ?1) \
+                 AND (?2 IS NULL OR study_uid = ?2) AND (?3 IS NULL OR sop_uid = ?3) \
+                 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![patient_id, study_uid, sop_uid], row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets versions, in one transaction: each one's share names (every
+    /// placement, written or not) go into the `forgotten` table as still to
+    /// delete, with `reason`, then its placements and its row are removed.
+    /// An erasure keeps no identifying value (no path, version or size),
+    /// and the deleted rows are overwritten in the database file
+    /// (`secure_delete`) and the write-ahead log emptied. Returns the
+    /// `forgotten` rows made.
+    pub fn forget_versions(
+        &mut self,
+        versions: &[(i64, String)],
+        erasure: bool,
+    ) -> Result<Vec<i64>> {
+        if erasure {
+            self.conn
+                .execute_batch("PRAGMA secure_delete = ON;")
+                .map_err(|e| self.err(e))?;
+        }
+        let made = self.in_transaction(|c| {
+            let err = |e| c.err(e);
+            let mut made = Vec::new();
+            for (id, reason) in versions {
+                let (source_ref, version, size): (String, i64, i64) = c
+                    .conn
+                    .query_row(
+                        "SELECT source_ref, version, size FROM objects WHERE id = ?1",
+                        params![id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .map_err(err)?;
+                let names: Vec<(String, String)> = c
+                    .placements(*id)?
+                    .into_iter()
+                    .map(|p| (p.store, p.name))
+                    .collect();
+                let pending = serde_json::to_string(&names).expect("names serialise");
+                let (source_ref, version, size) = if erasure {
+                    (None, None, None)
+                } else {
+                    (Some(source_ref), Some(version), Some(size))
+                };
+                c.conn
+                    .execute(
+                        "INSERT INTO forgotten (reason, source_ref, version, size, at, pending) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![reason, source_ref, version, size, now_secs(), pending],
+                    )
+                    .map_err(err)?;
+                made.push(c.conn.last_insert_rowid());
+                if erasure {
+                    // An Orthanc instance left out by a run's selection is
+                    // remembered by its ID: not after an erasure.
+                    c.conn
+                        .execute(
+                            "DELETE FROM deferred WHERE (source, path) IN \
+                             (SELECT source, path FROM objects WHERE id = ?1)",
+                            params![id],
+                        )
+                        .map_err(err)?;
+                }
+                c.conn
+                    .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+                    .map_err(err)?;
+                c.conn
+                    .execute("DELETE FROM objects WHERE id = ?1", params![id])
+                    .map_err(err)?;
+            }
+            Ok(made)
+        })?;
+        if erasure {
+            self.conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA secure_delete = OFF;")
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(made)
+    }
+
+    /// Forgotten versions whose shares are not all deleted yet: (row,
+    /// [(store, name)]).
+    pub fn pending_deletions(&self) -> Result<Vec<(i64, Vec<StoreName>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, pending FROM forgotten WHERE done_at IS NULL ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|(id, json)| {
+                let names = serde_json::from_str(&json).map_err(|e| {
+                    ArchiveError::Failed(format!("forgotten row {id}: bad share list: {e}"))
+                })?;
+                Ok((id, names))
+            })
+            .collect()
+    }
+
+    /// Records the shares of forgotten row `id` still to delete; none left:
+    /// done.
+    pub fn set_pending_deletions(&self, id: i64, left: &[(String, String)]) -> Result<()> {
+        let pending = serde_json::to_string(left).expect("names serialise");
+        self.conn
+            .execute(
+                "UPDATE forgotten SET pending = ?2, \
+                 done_at = CASE WHEN ?3 THEN ?4 ELSE NULL END WHERE id = ?1",
+                params![id, pending, left.is_empty(), now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Removes a pending version that will never be written (its source is

@@ -18,6 +18,7 @@ mod check;
 pub mod config;
 pub mod config_check;
 pub mod error;
+pub mod forget;
 pub mod migrate;
 pub mod open;
 pub mod progress;

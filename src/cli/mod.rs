@@ -5,6 +5,7 @@ mod archive;
 mod backend;
 mod bench;
 mod paper;
+mod retention;
 mod share;
 mod signals;
 mod status;
@@ -115,6 +116,12 @@ enum Command {
     /// List archived objects (the latest version of each, or --versions),
     /// filtered like restore.
     Ls(status::LsArgs),
+    /// Apply a retention policy: older versions leave the catalog (recorded
+    /// with the rule) and their shares every store.
+    Forget(retention::ForgetArgs),
+    /// Erase every version of a patient, study or SOP instance from every
+    /// store and from the catalog, on request (GDPR art. 17).
+    Erase(retention::EraseArgs),
 }
 
 /// Exit status 11: another umbra process holds the archive's lock.
@@ -226,5 +233,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Audit(c) => archive::audit_cmd(&ui, c),
         Command::Status(a) => status::status_cmd(&ui, a),
         Command::Ls(a) => status::ls_cmd(&ui, a),
+        Command::Forget(a) => retention::forget_cmd(&ui, a),
+        Command::Erase(a) => retention::erase_cmd(&ui, a),
     }
 }

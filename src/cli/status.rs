@@ -41,6 +41,24 @@ pub struct LsArgs {
     json: bool,
 }
 
+/// Appends one line to a report being built.
+macro_rules! out {
+    ($buf:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
+/// Writes a report to stdout; a reader that went away (`| head`) ends it
+/// quietly, as for any Unix tool.
+fn print_text(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 /// Bytes for people to read: 512 B, 1.5 KiB, 218.4 MiB, 3.02 TiB.
 pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -68,22 +86,33 @@ fn minute(secs: i64) -> String {
 pub fn status_cmd(_ui: &Ui, a: &StatusArgs) -> anyhow::Result<ExitCode> {
     let archive = open(&a.loc)?;
     let r = archive.status(!a.offline)?;
+    let mut o = String::new();
     let healthy = r.audit_error.is_none() && r.stores.iter().all(|s| s.reachable != Some(false));
     if a.json {
         print_json(&r)?;
         return Ok(exit(healthy));
     }
-    println!(
+    out!(
+        o,
         "archive {}: ({}, {}), {} scheme ({:.2} bytes stored per byte of source)",
-        r.archive, r.t, r.n, r.scheme, r.configured_storage_factor
+        r.archive,
+        r.t,
+        r.n,
+        r.scheme,
+        r.configured_storage_factor
     );
-    println!("{} object(s), {} version(s)", r.objects, r.versions);
-    println!(
+    out!(o, "{} object(s), {} version(s)", r.objects, r.versions);
+    out!(
+        o,
         "  {:<9} {:>9} {:>9} {:>11}",
-        "state", "objects", "versions", "source"
+        "state",
+        "objects",
+        "versions",
+        "source"
     );
     for s in &r.states {
-        println!(
+        out!(
+            o,
             "  {:<9} {:>9} {:>9} {:>11}",
             s.state,
             s.objects,
@@ -94,7 +123,8 @@ pub fn status_cmd(_ui: &Ui, a: &StatusArgs) -> anyhow::Result<ExitCode> {
     let factor = r
         .storage_factor
         .map_or_else(String::new, |f| format!(" ({f:.2}x)"));
-    println!(
+    out!(
+        o,
         "stored: {} version(s), {} of source, {} in the stores{factor}",
         r.stored_versions,
         human(r.stored_source_bytes),
@@ -115,7 +145,8 @@ pub fn status_cmd(_ui: &Ui, a: &StatusArgs) -> anyhow::Result<ExitCode> {
             (_, Some(e), _) => e.clone(),
             _ => "not contacted (--offline)".into(),
         };
-        println!(
+        out!(
+            o,
             "store {} ({}): {} share(s), {}{unknown}; {reach}",
             s.name,
             if s.url.is_empty() { "-" } else { &s.url },
@@ -124,32 +155,40 @@ pub fn status_cmd(_ui: &Ui, a: &StatusArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for p in &r.other_parameters {
-        println!(
+        out!(
+            o,
             "other parameters: {p} (umbra.toml says ({}, {}), {})",
-            r.t, r.n, r.scheme
+            r.t,
+            r.n,
+            r.scheme
         );
     }
     match &r.oldest_unverified {
-        Some((path, version, at)) => println!(
+        Some((path, version, at)) => out!(
+            o,
             "verification: {} stored version(s) never verified; the oldest: {path} (version \
              {version}, recorded {at})",
             r.never_verified
         ),
-        None if r.stored_versions > 0 => println!("verification: every stored version verified"),
+        None if r.stored_versions > 0 => out!(o, "verification: every stored version verified"),
         None => {}
     }
     if let Some(at) = &r.least_recently_verified {
-        println!("verification: the least recently verified was checked at {at}");
+        out!(
+            o,
+            "verification: the least recently verified was checked at {at}"
+        );
     }
     for action in ["migrate", "verify", "repair", "restore"] {
         match r.last_runs.iter().find(|l| l.action == action) {
-            Some(l) => println!("last {action}: {} {}", l.time, summary(&l.details)),
-            None => println!("last {action}: never"),
+            Some(l) => out!(o, "last {action}: {} {}", l.time, summary(&l.details)),
+            None => out!(o, "last {action}: never"),
         }
     }
     if let Some(e) = &r.audit_error {
-        println!("audit log: {e}");
+        out!(o, "audit log: {e}");
     }
+    print_text(&o);
     Ok(exit(healthy))
 }
 
@@ -170,7 +209,9 @@ fn summary(details: &serde_json::Value) -> String {
 struct LsObject<'a> {
     path: &'a str,
     version: i64,
+    /// Versions recorded of its path and kept, and the newest's number.
     versions: i64,
+    latest_version: i64,
     size: u64,
     state: &'a str,
     kind: &'a str,
@@ -195,6 +236,7 @@ fn ls_object(l: &Listed) -> LsObject<'_> {
         path: &l.source_ref,
         version: l.version,
         versions: l.versions,
+        latest_version: l.latest_version,
         size: l.size,
         state: if l.state == "pending" && l.last_error.is_some() {
             "failed"
@@ -230,22 +272,25 @@ pub fn ls_cmd(ui: &Ui, a: &LsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let total: u64 = listed.iter().map(|l| l.size).sum();
+    let mut text = String::new();
     for (l, o) in listed.iter().zip(&objects) {
         let size = if a.bytes {
             o.size.to_string()
         } else {
             human(o.size)
         };
-        println!(
+        out!(
+            text,
             "{:<8} v{}/{} {:>11} {} {}",
             o.state,
             o.version,
-            o.versions,
+            o.latest_version,
             size,
             minute(l.created_at),
             o.path
         );
     }
+    print_text(&text);
     ui.note(format!(
         "{} {}, {}",
         objects.len(),

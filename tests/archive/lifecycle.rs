@@ -215,4 +215,281 @@ fn restore_version_and_as_of_bring_back_an_older_version(scheme: SchemeKind) {
 both_schemes!(
     status_and_ls_agree_with_the_catalog_and_the_stores,
     restore_version_and_as_of_bring_back_an_older_version,
+    forget_keeps_what_the_policy_says_and_leaves_no_share_behind,
+    erase_removes_every_share_and_identifier_of_a_patient,
 );
+
+/// The share names (store, name) of the catalog's versions of `path`, by
+/// version.
+fn share_names(f: &Fixture, path: &str) -> BTreeMap<i64, Vec<(String, String)>> {
+    let c = f.catalog();
+    let mut s = c
+        .prepare(
+            "SELECT o.version, p.store, p.name FROM objects o JOIN placements p \
+             ON p.object_id = o.id WHERE o.source_ref = ?1 ORDER BY o.version, p.x",
+        )
+        .unwrap();
+    let mut out: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
+    for r in s
+        .query_map([path], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+    {
+        let (v, store, name): (i64, String, String) = r.unwrap();
+        out.entry(v).or_default().push((store, name));
+    }
+    out
+}
+
+fn in_some_store(f: &Fixture, names: &[(String, String)]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|(store, name)| f.share_path(store, name).exists())
+        .map(|(_, name)| name.clone())
+        .collect()
+}
+
+fn forget_keeps_what_the_policy_says_and_leaves_no_share_behind(scheme: SchemeKind) {
+    let f = fixture_with(2, 3, 3, scheme);
+    f.migrate_ok();
+    let mut bodies = vec![fs::read(f.src.join("notes/report.txt")).unwrap()];
+    for night in 2..=4u64 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let body = pseudo_random(40_000 + night as usize, night);
+        fs::write(f.src.join("notes/report.txt"), &body).unwrap();
+        bodies.push(body);
+        assert_eq!(f.migrate_ok()["written"], 1);
+    }
+    let names = share_names(&f, "notes/report.txt");
+    assert_eq!(names.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    let before = store_objects(&f);
+
+    let dry = json(&f.run(&["forget", "--keep-last", "2", "--dry-run", "--json"]));
+    let listed: Vec<i64> = dry["forgotten"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![1, 2], "{dry}");
+    assert_eq!(store_objects(&f), before, "a dry run deleted shares");
+    assert_eq!(share_names(&f, "notes/report.txt").len(), 4);
+
+    let r = json(&f.run(&["forget", "--keep-last", "2", "--json"]));
+    assert_eq!(r["versions"], 2, "{r}");
+    assert_eq!(r["shares_deleted"], 6);
+    assert_eq!(r["shares_pending"], 0);
+    assert_eq!(store_objects(&f), before - 6);
+    let gone: Vec<(String, String)> = names[&1].iter().chain(&names[&2]).cloned().collect();
+    assert!(in_some_store(&f, &gone).is_empty(), "forgotten shares left");
+    assert!(in_some_store(&f, &names[&3]).len() == 3 && in_some_store(&f, &names[&4]).len() == 3);
+    // The catalog keeps a record of what went and why.
+    let c = f.catalog();
+    let record: Vec<(String, String, i64, bool)> = c
+        .prepare(
+            "SELECT reason, source_ref, version, done_at IS NOT NULL FROM forgotten ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(record.len(), 2);
+    assert!(
+        record
+            .iter()
+            .all(|(why, path, _, done)| why.contains("keep the last 2")
+                && path == "notes/report.txt"
+                && *done)
+    );
+    // What is kept restores; what went is gone.
+    let out = f.root.join("v3");
+    let o = f.restore(&out, &["--path", "notes/report.txt", "--version", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(fs::read(f.restored_other(&out, "notes/report.txt")).unwrap() == bodies[2]);
+    let o = f.restore(
+        &f.root.join("v1"),
+        &["--path", "notes/report.txt", "--version", "1"],
+    );
+    assert!(!o.status.success() && stderr(&o).contains("nothing matched"));
+
+    // Superseded within a year: kept, alone or beside --keep-last.
+    for rules in [
+        &["--keep-within", "1y"][..],
+        &["--keep-last", "1", "--keep-within", "1y"],
+    ] {
+        let mut args = vec!["forget", "--json"];
+        args.extend_from_slice(rules);
+        assert_eq!(json(&f.run(&args))["versions"], 0, "{rules:?}");
+    }
+    let r = json(&f.run(&["forget", "--keep-last", "1", "--json"]));
+    assert_eq!(r["versions"], 1);
+    assert!(in_some_store(&f, &names[&3]).is_empty());
+    assert_eq!(
+        in_some_store(&f, &names[&4]).len(),
+        3,
+        "the latest always stays"
+    );
+    let o = f.run(&["forget"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("say what to keep"),
+        "{}",
+        stderr(&o)
+    );
+    // Recorded in the audit log, which still checks, without the path.
+    assert!(f.run(&["audit", "verify"]).status.success());
+    let log = fs::read_to_string(f.arc.join("audit.log")).unwrap();
+    assert!(
+        log.contains("\"forget\"") && !log.contains("report.txt"),
+        "{log}"
+    );
+}
+
+fn erase_removes_every_share_and_identifier_of_a_patient(scheme: SchemeKind) {
+    let f = fixture_with(2, 3, 3, scheme);
+    f.migrate_ok();
+    let patient: String = f
+        .catalog()
+        .query_row(
+            "SELECT patient_id FROM objects WHERE source_ref = 'CT_small.dcm'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let paths: Vec<String> = f
+        .catalog()
+        .prepare("SELECT source_ref FROM objects WHERE patient_id = ?1")
+        .unwrap()
+        .query_map([&patient], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!paths.is_empty());
+    let names: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|p| share_names(&f, p).into_values().flatten())
+        .collect();
+    assert_eq!(names.len(), paths.len() * 3);
+    let before = store_objects(&f);
+
+    let o = f.run(&["erase", "--patient", &patient, "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("would erase CT_small.dcm"));
+    assert_eq!(store_objects(&f), before);
+
+    // A store down: its shares stay recorded, the exit says so.
+    fs::rename(f.store(2), f.root.join("store-2-away")).unwrap();
+    let o = f.run(&["erase", "--patient", &patient, "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["versions"], paths.len() as u64);
+    assert_eq!(r["shares_pending"], paths.len() as u64, "{r}");
+    assert_eq!(r["shares_deleted"], 2 * paths.len() as u64);
+    assert_eq!(r["still_in_source"], paths.len() as u64);
+    assert!(
+        !o.stdout
+            .windows(patient.len())
+            .any(|w| w == patient.as_bytes())
+    );
+    fs::rename(f.root.join("store-2-away"), f.store(2)).unwrap();
+    assert_eq!(
+        in_some_store(&f, &names).len(),
+        paths.len(),
+        "store 2's are left"
+    );
+    // The next migrate reaches it and deletes them (the files are gone
+    // from the source first: else it would protect them again).
+    for p in &paths {
+        fs::remove_file(f.src.join(p)).unwrap();
+    }
+    let m = f.migrate_ok();
+    assert_eq!(m["forgotten_shares_deleted"], paths.len() as u64, "{m}");
+    assert_eq!(m["new_versions"], 0);
+    assert!(in_some_store(&f, &names).is_empty(), "erased shares left");
+    assert_eq!(store_objects(&f), before - names.len());
+
+    // Nothing in the catalog, its write-ahead log or the audit log names
+    // the patient any more.
+    let c = f.catalog();
+    let left: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM objects WHERE patient_id = ?1",
+            [&patient],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    let nulls: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM forgotten WHERE reason = 'erasure' AND source_ref IS NULL \
+             AND version IS NULL AND size IS NULL AND done_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(nulls, paths.len() as i64);
+    drop(c);
+    for file in ["catalog.sqlite", "catalog.sqlite-wal", "audit.log"] {
+        let bytes = fs::read(f.arc.join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(patient.len())
+                .any(|w| w == patient.as_bytes()),
+            "{file} still holds the patient ID"
+        );
+    }
+    let log = fs::read_to_string(f.arc.join("audit.log")).unwrap();
+    assert!(log.contains("\"erase\"") && log.contains("\"selector\":\"patient\""));
+    assert!(f.run(&["audit", "verify"]).status.success());
+    let o = f.restore(&f.root.join("back"), &["--patient", &patient]);
+    assert!(!o.status.success() && stderr(&o).contains("nothing matched"));
+    let o = f.run(&["erase", "--patient", &patient]);
+    assert!(!o.status.success() && stderr(&o).contains("nothing matched"));
+}
+
+/// A forget killed after the catalog let the versions go and before any
+/// share was deleted: the next forget deletes them, none is orphaned.
+#[test]
+fn a_forget_killed_mid_way_leaves_no_orphan() {
+    let f = fixture_with(2, 3, 3, SchemeKind::Compact);
+    f.migrate_ok();
+    std::thread::sleep(Duration::from_millis(1100));
+    fs::write(f.src.join("notes/report.txt"), b"second").unwrap();
+    f.migrate_ok();
+    let names = share_names(&f, "notes/report.txt");
+    let pause = f.root.join("pause");
+    let mut child = f
+        .cmd(&["forget", "--keep-last", "1"])
+        .env("UMBRA_TEST_PAUSE_AT", "forgotten:0")
+        .env("UMBRA_TEST_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !pause.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "pause point never reached"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        share_names(&f, "notes/report.txt").len(),
+        1,
+        "the catalog let v1 go"
+    );
+    assert_eq!(
+        in_some_store(&f, &names[&1]).len(),
+        3,
+        "killed before any delete"
+    );
+    let r = json(&f.run(&["forget", "--keep-last", "1", "--json"]));
+    assert_eq!(
+        (r["versions"].clone(), r["shares_deleted"].clone()),
+        (0.into(), 3.into())
+    );
+    assert!(in_some_store(&f, &names[&1]).is_empty());
+    assert_eq!(store_objects(&f), (SMALL_FILES) * 3);
+}

@@ -23,6 +23,8 @@ fn every_command_has_help() {
         "audit",
         "status",
         "ls",
+        "forget",
+        "erase",
     ] {
         let o = run_line("{} --help", &[&cmd]);
         assert!(o.status.success(), "{cmd} --help");

@@ -177,6 +177,14 @@ impl Archive {
             report.degraded_objects.extend(still);
         }
         self.clean_cache(&cat, &opts.source, &source)?;
+        if !cat.pending_deletions()?.is_empty() {
+            // What a forget or erase could not delete then (a store down).
+            let mut deletions = crate::archive::forget::ForgetReport::default();
+            self.delete_forgotten(&cat, &mut deletions)?;
+            report.forgotten_shares_deleted = deletions.shares_deleted;
+            report.forgotten_shares_pending = deletions.shares_pending;
+            report.warnings.extend(deletions.problems);
+        }
         let entry = self.audit().and_then(|log| {
             log.append(
                 Some(&cat),

@@ -62,6 +62,10 @@ pub struct MigrateReport {
     pub gone_from_source: u64,
     /// Orthanc: whether every instance was listed (else `/changes` only).
     pub full_scan: bool,
+    /// Shares of versions forgotten or erased by an earlier run, deleted by
+    /// this one (their store did not answer then), and those still left.
+    pub forgotten_shares_deleted: u64,
+    pub forgotten_shares_pending: u64,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
     /// Each vanished version's path.

@@ -216,6 +216,9 @@ impl Store for LocalStore {
 
     fn delete(&self, name: &str) -> io::Result<bool> {
         let path = self.path(name)?;
+        // A store whose directory vanished (an unmounted disk) did not
+        // answer: "not there" would be a lie that forgets the share.
+        self.require_root()?;
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 if let Some(dir) = path.parent() {
