@@ -89,10 +89,10 @@ CREATE TABLE IF NOT EXISTS deferred (
     since       INTEGER NOT NULL, -- Unix seconds
     PRIMARY KEY (source, path)
 );
-CREATE TABLE IF NOT EXISTS forgotten (
+CREATE TABLE IF NOT EXISTS deletions ( -- shares owed a delete, and why
     id          INTEGER PRIMARY KEY,
-    reason      TEXT NOT NULL,    -- the retention rule, or 'erasure'
-    source_ref  TEXT,             -- what was forgotten (NULL for an erasure: no
+    reason      TEXT NOT NULL,    -- the retention rule, 'erasure', or where a share moved
+    source_ref  TEXT,             -- the version they belong to (NULL for an erasure: no
     version     INTEGER,          -- identifying value is kept)
     size        INTEGER,
     at          INTEGER NOT NULL, -- Unix seconds
@@ -1036,12 +1036,12 @@ impl Catalog {
     }
 
     /// Forgets versions, in one transaction: each one's share names (every
-    /// placement, written or not) go into the `forgotten` table as still to
+    /// placement, written or not) go into the `deletions` table as still to
     /// delete, with `reason`, then its placements and its row are removed.
     /// An erasure keeps no identifying value (no path, version or size),
     /// and the deleted rows are overwritten in the database file
     /// (`secure_delete`) and the write-ahead log emptied. Returns the
-    /// `forgotten` rows made.
+    /// `deletions` rows made.
     pub fn forget_versions(
         &mut self,
         versions: &[(i64, String)],
@@ -1077,7 +1077,7 @@ impl Catalog {
                 };
                 c.conn
                     .execute(
-                        "INSERT INTO forgotten (reason, source_ref, version, size, at, pending) \
+                        "INSERT INTO deletions (reason, source_ref, version, size, at, pending) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![reason, source_ref, version, size, now_secs(), pending],
                     )
@@ -1111,12 +1111,80 @@ impl Catalog {
         Ok(made)
     }
 
-    /// Forgotten versions whose shares are not all deleted yet: (row,
+    /// Shares of stored versions per (x, store): where the catalog has them.
+    pub fn placement_counts(&self) -> Result<Vec<(u8, String, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT p.x, p.store, COUNT(*) FROM placements p JOIN objects o \
+                 ON o.id = p.object_id WHERE o.state IN ({STORED}) GROUP BY 1, 2 ORDER BY 1, 2"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u8,
+                r.get(1)?,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Moves share `x` of version `id` to `store` (its copy there written),
+    /// and, in the same transaction, records the old copy (`from`, `name`)
+    /// as owed a delete when `from` can still be reached.
+    pub fn move_placement(
+        &mut self,
+        id: i64,
+        x: u8,
+        store: &str,
+        old: Option<(&str, &str)>,
+    ) -> Result<()> {
+        self.in_transaction(|c| {
+            let err = |e| c.err(e);
+            c.conn
+                .execute(
+                    "UPDATE placements SET store = ?3, written = 1 WHERE object_id = ?1 AND x = ?2",
+                    params![id, x as i64, store],
+                )
+                .map_err(err)?;
+            if let Some((from, name)) = old {
+                let (source_ref, version, size): (String, i64, i64) = c
+                    .conn
+                    .query_row(
+                        "SELECT source_ref, version, size FROM objects WHERE id = ?1",
+                        params![id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .map_err(err)?;
+                let pending = serde_json::to_string(&[(from, name)]).expect("names serialise");
+                c.conn
+                    .execute(
+                        "INSERT INTO deletions (reason, source_ref, version, size, at, pending) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            format!("share {x} moved from store {from} to store {store}"),
+                            source_ref,
+                            version,
+                            size,
+                            now_secs(),
+                            pending
+                        ],
+                    )
+                    .map_err(err)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletions not all done yet (forgotten or erased versions, moved
+    /// shares' old copies): (row,
     /// [(store, name)]).
     pub fn pending_deletions(&self) -> Result<Vec<(i64, Vec<StoreName>)>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, pending FROM forgotten WHERE done_at IS NULL ORDER BY id")
+            .prepare("SELECT id, pending FROM deletions WHERE done_at IS NULL ORDER BY id")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
@@ -1125,20 +1193,20 @@ impl Catalog {
         rows.into_iter()
             .map(|(id, json)| {
                 let names = serde_json::from_str(&json).map_err(|e| {
-                    ArchiveError::Failed(format!("forgotten row {id}: bad share list: {e}"))
+                    ArchiveError::Failed(format!("deletions row {id}: bad share list: {e}"))
                 })?;
                 Ok((id, names))
             })
             .collect()
     }
 
-    /// Records the shares of forgotten row `id` still to delete; none left:
+    /// Records the shares of deletions row `id` still to delete; none left:
     /// done.
     pub fn set_pending_deletions(&self, id: i64, left: &[(String, String)]) -> Result<()> {
         let pending = serde_json::to_string(left).expect("names serialise");
         self.conn
             .execute(
-                "UPDATE forgotten SET pending = ?2, \
+                "UPDATE deletions SET pending = ?2, \
                  done_at = CASE WHEN ?3 THEN ?4 ELSE NULL END WHERE id = ?1",
                 params![id, pending, left.is_empty(), now_secs()],
             )

@@ -100,6 +100,29 @@ impl Archive {
                     ));
                 }
             }
+            // Shares the catalog has on another store than umbra.toml now
+            // places their x on (a store added, retired or swapped).
+            let mut misplaced: BTreeMap<(String, String), u64> = BTreeMap::new();
+            for (x, store, count) in cat.placement_counts()? {
+                let wanted = self
+                    .layout
+                    .placement
+                    .iter()
+                    .find(|(px, _)| *px == x)
+                    .map(|&(_, i)| self.config.stores[i].name.clone());
+                if let Some(wanted) = wanted
+                    && wanted != store
+                {
+                    *misplaced.entry((store, wanted)).or_default() += count;
+                }
+            }
+            for ((from, to), count) in misplaced {
+                report.warnings.push(format!(
+                    "{count} share(s) are on store {from}, where umbra.toml now places them on \
+                     store {to}: `umbra archive-repair --rebalance` moves them (copied, or rebuilt \
+                     from t good shares) and then deletes the old copies"
+                ));
+            }
             (report.source_bytes, report.stored_versions) = cat.stored_bytes()?;
             for (scheme, versions, bytes) in cat.scheme_counts()? {
                 if scheme != self.layout.scheme.name() {

@@ -2,7 +2,7 @@
 //! versions go out of the catalog and their shares out of every store.
 //!
 //! Crash safety: in one catalog transaction each version's share names go
-//! into the `forgotten` table as still to delete, and its rows go out of
+//! into the `deletions` table as still to delete, and its rows go out of
 //! `objects` and `placements`; then the shares are deleted store by store
 //! and the table says which are left. A kill at any point leaves either the
 //! version whole (nothing done) or its names recorded: the next forget,
@@ -107,7 +107,7 @@ pub struct EraseSelector {
 
 impl Archive {
     /// Applies `policy`: the versions it does not keep leave the catalog
-    /// (recorded with the rule in `forgotten`) and their shares every
+    /// (recorded with the rule in `deletions`) and their shares every
     /// store.
     pub fn forget_versions(&mut self, policy: &ForgetPolicy) -> Result<ForgetReport> {
         if policy.keep_last.is_none() && policy.keep_superseded_within.is_none() {

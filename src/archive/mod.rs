@@ -22,6 +22,7 @@ pub mod forget;
 pub mod migrate;
 pub mod open;
 pub mod progress;
+pub mod rebalance;
 pub mod repair;
 pub mod restore;
 pub mod source;

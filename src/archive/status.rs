@@ -83,6 +83,9 @@ pub struct StatusReport {
     pub least_recently_verified: Option<String>,
     pub last_runs: Vec<LastRun>,
     pub audit_error: Option<String>,
+    /// Shares owed a delete (forgotten, erased or moved), their store not
+    /// reached yet.
+    pub deletions_pending: u64,
 }
 
 fn state_lines(counts: Vec<StateCount>) -> Vec<StateLine> {
@@ -203,6 +206,11 @@ impl Archive {
             least_recently_verified: least_recently_checked.map(rfc3339),
             last_runs,
             audit_error,
+            deletions_pending: cat
+                .pending_deletions()?
+                .iter()
+                .map(|(_, names)| names.len() as u64)
+                .sum(),
         })
     }
 
@@ -215,18 +223,26 @@ impl Archive {
 
 /// The newest entry of each command that changes or checks the archive.
 fn last_runs(entries: &[Value]) -> Vec<LastRun> {
-    ["migrate", "verify", "repair", "restore"]
-        .iter()
-        .filter_map(|&action| {
-            entries
-                .iter()
-                .rev()
-                .find(|e| e["action"] == action)
-                .map(|e| LastRun {
-                    action: action.to_string(),
-                    time: e["time"].as_i64().map(rfc3339).unwrap_or_default(),
-                    details: e["details"].clone(),
-                })
-        })
-        .collect()
+    [
+        "migrate",
+        "verify",
+        "repair",
+        "restore",
+        "forget",
+        "erase",
+        "rebalance",
+    ]
+    .iter()
+    .filter_map(|&action| {
+        entries
+            .iter()
+            .rev()
+            .find(|e| e["action"] == action)
+            .map(|e| LastRun {
+                action: action.to_string(),
+                time: e["time"].as_i64().map(rfc3339).unwrap_or_default(),
+                details: e["details"].clone(),
+            })
+    })
+    .collect()
 }

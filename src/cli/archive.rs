@@ -241,6 +241,12 @@ pub struct ArchiveRepairArgs {
     /// references (verify reports them as orphans).
     #[arg(long)]
     orphans: bool,
+    /// Instead, move every share to the store umbra.toml now places its
+    /// share number on (a store added, retired with `shares = []`, or
+    /// swapped): copied when good, else rebuilt from t good shares; then
+    /// the old copies are deleted.
+    #[arg(long, conflicts_with_all = ["deep", "orphans"])]
+    rebalance: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -701,6 +707,35 @@ pub fn verify_cmd(ui: &Ui, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<ExitCode> {
+    if a.rebalance {
+        let mut archive = open(&a.loc)?;
+        let backend = ui.backend(0)?;
+        let r = archive.rebalance(backend.as_ref())?;
+        for f in &r.failed {
+            eprintln!("umbra: {f}");
+        }
+        for n in &r.notes {
+            eprintln!("umbra: {n}");
+        }
+        if let Some(e) = &r.audit_error {
+            eprintln!("umbra: WARNING: {e}");
+        }
+        if a.json {
+            print_json(&r)?;
+        } else {
+            ui.note(format!(
+                "rebalanced: {} share(s) of {} version(s) moved ({} rebuilt from t good \
+                 shares), {} old copies deleted, {} still to delete, {} failed",
+                r.moved,
+                r.versions,
+                r.rebuilt,
+                r.old_copies_deleted,
+                r.old_copies_pending,
+                r.failed.len()
+            ));
+        }
+        return Ok(exit(r.failed.is_empty() && r.old_copies_pending == 0));
+    }
     let opts = VerifyOptions {
         deep: a.deep,
         repair: true,

@@ -185,6 +185,21 @@ pub fn status_cmd(_ui: &Ui, a: &StatusArgs) -> anyhow::Result<ExitCode> {
             None => out!(o, "last {action}: never"),
         }
     }
+    for l in r
+        .last_runs
+        .iter()
+        .filter(|l| matches!(l.action.as_str(), "forget" | "erase" | "rebalance"))
+    {
+        out!(o, "last {}: {} {}", l.action, l.time, summary(&l.details));
+    }
+    if r.deletions_pending > 0 {
+        out!(
+            o,
+            "{} share(s) owed a delete (forgotten, erased or moved) wait for their store to \
+             answer: the next migrate, forget, erase or rebalance deletes them",
+            r.deletions_pending
+        );
+    }
     if let Some(e) = &r.audit_error {
         out!(o, "audit log: {e}");
     }

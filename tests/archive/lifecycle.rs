@@ -217,6 +217,7 @@ both_schemes!(
     restore_version_and_as_of_bring_back_an_older_version,
     forget_keeps_what_the_policy_says_and_leaves_no_share_behind,
     erase_removes_every_share_and_identifier_of_a_patient,
+    rebalance_adds_retires_and_replaces_stores_keeping_every_object,
 );
 
 /// The share names (store, name) of the catalog's versions of `path`, by
@@ -286,7 +287,7 @@ fn forget_keeps_what_the_policy_says_and_leaves_no_share_behind(scheme: SchemeKi
     let c = f.catalog();
     let record: Vec<(String, String, i64, bool)> = c
         .prepare(
-            "SELECT reason, source_ref, version, done_at IS NOT NULL FROM forgotten ORDER BY id",
+            "SELECT reason, source_ref, version, done_at IS NOT NULL FROM deletions ORDER BY id",
         )
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -420,7 +421,7 @@ fn erase_removes_every_share_and_identifier_of_a_patient(scheme: SchemeKind) {
     assert_eq!(left, 0);
     let nulls: i64 = c
         .query_row(
-            "SELECT COUNT(*) FROM forgotten WHERE reason = 'erasure' AND source_ref IS NULL \
+            "SELECT COUNT(*) FROM deletions WHERE reason = 'erasure' AND source_ref IS NULL \
              AND version IS NULL AND size IS NULL AND done_at IS NOT NULL",
             [],
             |r| r.get(0),
@@ -492,4 +493,136 @@ fn a_forget_killed_mid_way_leaves_no_orphan() {
     );
     assert!(in_some_store(&f, &names[&1]).is_empty());
     assert_eq!(store_objects(&f), (SMALL_FILES) * 3);
+}
+
+/// Rewrites umbra.toml: `store`'s shares become `shares`, and `add` (name,
+/// shares) stores are appended (local, under stores/).
+fn replace_placement(f: &Fixture, store: &str, shares: &str, add: &[(&str, &str)]) {
+    let path = f.arc.join("umbra.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    let head = format!("name = \"{store}\"\nurl = \"stores/{store}\"\nshares = [");
+    let at = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("{store} in {text}"))
+        + head.len();
+    let end = at + text[at..].find(']').unwrap();
+    let mut text = format!("{}{shares}{}", &text[..at], &text[end..]);
+    for (name, shares) in add {
+        fs::create_dir_all(f.arc.join("stores").join(name)).unwrap();
+        text.push_str(&format!(
+            "\n[[store]]\nname = \"{name}\"\nurl = \"stores/{name}\"\nshares = [{shares}]\n"
+        ));
+    }
+    fs::write(&path, text).unwrap();
+}
+
+/// Every store holds exactly the shares the catalog places there.
+fn stores_match_catalog(f: &Fixture) {
+    let mut placed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, _, store, name) in f.placements() {
+        placed.entry(store).or_default().push(name);
+    }
+    for e in fs::read_dir(f.arc.join("stores")).unwrap() {
+        let dir = e.unwrap().path();
+        let store = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut held: Vec<String> = all_files(&dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        held.sort();
+        let mut want = placed.remove(&store).unwrap_or_default();
+        want.sort();
+        assert_eq!(
+            held, want,
+            "store {store}: what it holds against the catalog"
+        );
+    }
+}
+
+fn rebalance_adds_retires_and_replaces_stores_keeping_every_object(scheme: SchemeKind) {
+    let f = fixture_with(2, 3, 3, scheme);
+    f.migrate_ok();
+    // Retire store-2, its share 2 to a new store-4.
+    replace_placement(&f, "store-2", "", &[("store-4", "2")]);
+    let o = f.run(&["config", "check"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("are on store store-2, where umbra.toml now places them on store store-4")
+            || stderr(&o).contains(
+                "are on store store-2, where umbra.toml now places them on store store-4"
+            ),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    let r = json(&f.run(&["archive-repair", "--rebalance", "--json"]));
+    assert_eq!(r["moved"], SMALL_FILES as u64, "{r}");
+    assert_eq!(
+        (r["rebuilt"].clone(), r["old_copies_pending"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(r["old_copies_deleted"], SMALL_FILES as u64);
+    assert!(
+        all_files(&f.store(2)).is_empty(),
+        "the retired store keeps copies"
+    );
+    assert_eq!(all_files(&f.store(4)).len(), SMALL_FILES);
+    stores_match_catalog(&f);
+    assert_eq!(
+        store_objects(&f),
+        SMALL_FILES * 3,
+        "0600, keyed names, none twice"
+    );
+    assert!(f.run(&["verify"]).status.success());
+    let out = f.root.join("after-add");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+    // A second rebalance has nothing to do.
+    assert_eq!(
+        json(&f.run(&["archive-repair", "--rebalance", "--json"]))["moved"],
+        0
+    );
+
+    // A provider dies: store-3 is gone with its shares; share 3 goes to a
+    // new store-5, rebuilt from the t others. Killed after the first put.
+    fs::remove_dir_all(f.store(3)).unwrap();
+    replace_placement(&f, "store-3", "", &[("store-5", "3")]);
+    let pause = f.root.join("pause");
+    let mut child = f
+        .cmd(&["archive-repair", "--rebalance"])
+        .env("UMBRA_TEST_PAUSE_AT", "moved:0")
+        .env("UMBRA_TEST_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&pause, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = f.run(&["archive-repair", "--rebalance", "--json"]);
+    assert_eq!(o.status.code(), Some(3), "old copies owed: {}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["moved"], SMALL_FILES as u64, "{r}");
+    assert_eq!(r["rebuilt"], SMALL_FILES as u64);
+    assert_eq!(r["old_copies_pending"], SMALL_FILES as u64);
+    assert_eq!(all_files(&f.store(5)).len(), SMALL_FILES);
+    let out = f.root.join("after-loss");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+    // The provider answers again (empty): the next migrate settles what
+    // was owed, and every store holds what the catalog says.
+    fs::create_dir_all(f.store(3)).unwrap();
+    let m = f.migrate_ok();
+    assert_eq!(m["forgotten_shares_deleted"], SMALL_FILES as u64, "{m}");
+    stores_match_catalog(&f);
+    assert!(f.run(&["verify"]).status.success());
+    let s = json(&f.run(&["status", "--json"]));
+    for st in s["stores"].as_array().unwrap() {
+        let want = if st["name"] == "store-2" || st["name"] == "store-3" {
+            0
+        } else {
+            SMALL_FILES
+        };
+        assert_eq!(st["shares"], want as u64, "{st}");
+    }
 }
