@@ -274,6 +274,45 @@ impl AuditLog {
     }
 }
 
+impl AuditLog {
+    /// A site key rotation: checks this chain (the old key), sets the file
+    /// aside as `set_aside`, and starts the chain of `next` (the new key)
+    /// with an entry that names the old file, its length and head, so the
+    /// two chains read as one history. Resumable: with the old file already
+    /// set aside and no new log yet, only the new chain is started.
+    pub fn rotate_to(&self, catalog: &Catalog, next: &AuditLog, set_aside: &Path) -> Result<()> {
+        let (entries, head) = if self.path.exists() {
+            let chain = self.checked(Some(catalog))?;
+            let head = chain.last().map(|l| format!("{} {}", l.seq, l.mac));
+            std::fs::rename(&self.path, set_aside).at(&self.path)?;
+            (chain.len(), head)
+        } else if set_aside.exists() {
+            let old = AuditLog::new(set_aside, self.key);
+            let chain = old.checked(Some(catalog))?;
+            (
+                chain.len(),
+                chain.last().map(|l| format!("{} {}", l.seq, l.mac)),
+            )
+        } else {
+            (0, None)
+        };
+        super::catalog::private_file(&next.path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&next.path)
+            .at(&next.path)?;
+        f.lock().at(&next.path)?;
+        let details = json!({
+            "previous_log": set_aside.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "previous_entries": entries,
+            "previous_head": head,
+            "previous_key": key_id(&self.key),
+        });
+        next.write_entry(&mut f, Some(catalog), &[], "key rotate", details)?;
+        f.unlock().at(&next.path)
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

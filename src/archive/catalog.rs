@@ -195,6 +195,10 @@ pub struct NewObject<'a> {
 /// A stored version for retention: (id, source, path, version, created_at).
 pub type StoredVersion = (i64, Vec<u8>, Vec<u8>, i64, i64);
 
+/// A placement with what its name is made of: (object id, content BLAKE3
+/// hex, split id hex, x, store, name).
+pub type NamedPlacement = (i64, String, String, u8, String, String);
+
 /// A share as a store names it: (store, object name).
 pub type StoreName = (String, String);
 
@@ -1111,6 +1115,60 @@ impl Catalog {
         Ok(made)
     }
 
+    /// Every placement of every version with what its name is made of:
+    /// (object id, content BLAKE3 hex, split id hex, x, store, name).
+    pub fn named_placements(&self) -> Result<Vec<NamedPlacement>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT o.id, o.blake3, o.split_id, p.x, p.store, p.name FROM placements p \
+                 JOIN objects o ON o.id = p.object_id WHERE o.split_id IS NOT NULL \
+                 ORDER BY o.id, p.x",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, i64>(3)? as u8,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Renames share `x` of version `id` to `name` and records the old name
+    /// in its store as owed a delete, in one transaction.
+    pub fn rename_placement(
+        &mut self,
+        id: i64,
+        x: u8,
+        store: &str,
+        old: &str,
+        name: &str,
+    ) -> Result<()> {
+        self.in_transaction(|c| {
+            let err = |e| c.err(e);
+            c.conn
+                .execute(
+                    "UPDATE placements SET name = ?3 WHERE object_id = ?1 AND x = ?2",
+                    params![id, x as i64, name],
+                )
+                .map_err(err)?;
+            let pending = serde_json::to_string(&[(store, old)]).expect("names serialise");
+            c.conn
+                .execute(
+                    "INSERT INTO deletions (reason, at, pending) VALUES ('site key rotated', ?1, ?2)",
+                    params![now_secs(), pending],
+                )
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+
     /// Shares of stored versions per (x, store): where the catalog has them.
     pub fn placement_counts(&self) -> Result<Vec<(u8, String, u64)>> {
         let mut stmt = self
@@ -1414,6 +1472,13 @@ impl Catalog {
     }
 
     /// Sets a value of the catalog's key-value table.
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", params![key])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.conn
             .execute(

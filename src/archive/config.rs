@@ -386,7 +386,7 @@ pub fn write_new(
 }
 
 /// 32 random bytes from the OS, in a new file readable by its owner only.
-fn write_site_key(path: &Path) -> Result<()> {
+pub(crate) fn write_site_key(path: &Path) -> Result<()> {
     let mut key = zeroize::Zeroizing::new([0u8; SITE_KEY_LEN]);
     getrandom::fill(key.as_mut()).map_err(|e| ArchiveError::Random(e.to_string()))?;
     let mut f = std::fs::OpenOptions::new()
@@ -426,6 +426,14 @@ impl SiteKey {
         h.update(split_id);
         h.update(&[x]);
         h.finalize().to_hex().to_string()
+    }
+
+    /// A fingerprint safe to keep in the catalog (it names which key, it
+    /// gives nothing of it).
+    pub fn fingerprint(&self) -> String {
+        let mut h = blake3::Hasher::new_derive_key("umbra site key fingerprint v1");
+        h.update(self.0.as_ref());
+        h.finalize().to_hex()[..16].to_string()
     }
 
     /// A key for the audit chain, derived so the site key itself is never

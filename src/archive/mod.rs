@@ -25,6 +25,7 @@ pub mod progress;
 pub mod rebalance;
 pub mod repair;
 pub mod restore;
+pub mod rotate;
 pub mod source;
 pub mod status;
 pub mod store;

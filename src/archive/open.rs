@@ -88,6 +88,27 @@ impl Archive {
     /// Takes the archive's exclusive lock (one writer at a time), then
     /// removes what a killed writer left: staging files and store partials.
     pub(crate) fn lock(&mut self) -> Result<()> {
+        self.lock_inner()?;
+        // A site key rotation left unfinished: names and the audit chain
+        // may be half moved; nothing else writes until it is done.
+        let catalog = self.dir.join(&self.config.catalog);
+        if catalog.is_file()
+            && let Some(state) = self.catalog()?.get_meta(crate::archive::rotate::ROTATION)?
+        {
+            return Err(ArchiveError::Failed(format!(
+                "a site key rotation is unfinished ({state}): run `umbra key rotate` to finish \
+                 it before anything else writes to the archive"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The lock, for `key rotate` itself.
+    pub(crate) fn lock_for_rotation(&mut self) -> Result<()> {
+        self.lock_inner()
+    }
+
+    fn lock_inner(&mut self) -> Result<()> {
         let path = self.dir.join(".lock");
         let f = std::fs::OpenOptions::new()
             .create(true)

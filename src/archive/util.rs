@@ -56,3 +56,15 @@ pub(crate) fn decode_hex32(s: &str) -> Result<[u8; 32]> {
         .map(|h| *h.as_bytes())
         .map_err(|_| ArchiveError::Failed(format!("catalog holds a malformed hash {s:?}")))
 }
+
+/// Bytes from the catalog's lowercase hex (a split id).
+pub(crate) fn decode_hex(s: &str) -> Result<Vec<u8>> {
+    let bad = || ArchiveError::Failed(format!("catalog holds malformed hex {s:?}"));
+    if !s.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
+        .collect()
+}

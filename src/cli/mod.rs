@@ -122,6 +122,9 @@ enum Command {
     /// Erase every version of a patient, study or SOP instance from every
     /// store and from the catalog, on request (GDPR art. 17).
     Erase(retention::EraseArgs),
+    /// The site key (store names are keyed hashes under it).
+    #[command(subcommand)]
+    Key(retention::KeyCmd),
 }
 
 /// Exit status 11: another umbra process holds the archive's lock.
@@ -235,5 +238,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Ls(a) => status::ls_cmd(&ui, a),
         Command::Forget(a) => retention::forget_cmd(&ui, a),
         Command::Erase(a) => retention::erase_cmd(&ui, a),
+        Command::Key(c) => retention::key_cmd(&ui, c),
     }
 }

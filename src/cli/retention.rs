@@ -130,3 +130,51 @@ pub fn erase_cmd(ui: &Ui, a: &EraseArgs) -> anyhow::Result<ExitCode> {
     })?;
     finish(ui, &r, ("erase", "erased"), a.json)
 }
+
+#[derive(clap::Subcommand)]
+pub enum KeyCmd {
+    /// A new site key: every share renamed under it in its store, the audit
+    /// chain moved to it, then the old key retired. Resumable: run it again
+    /// after a kill or while a store did not answer (exit 3).
+    Rotate {
+        #[command(flatten)]
+        loc: Location,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn key_cmd(ui: &Ui, c: &KeyCmd) -> anyhow::Result<ExitCode> {
+    let KeyCmd::Rotate { loc, json } = c;
+    let mut archive = open(loc)?;
+    let r = archive.rotate_key()?;
+    for p in &r.problems {
+        eprintln!("umbra: {p}");
+    }
+    if *json {
+        print_json(&r)?;
+    } else if r.finished {
+        ui.note(format!(
+            "site key rotated{}: {} share(s) renamed ({} already), {} old name(s) deleted, {} \
+             still to delete; the old audit log is {}",
+            if r.resumed {
+                " (finishing an earlier run)"
+            } else {
+                ""
+            },
+            r.renamed,
+            r.already,
+            r.old_names_deleted,
+            r.old_names_pending,
+            r.audit_set_aside.as_deref().unwrap_or("-")
+        ));
+    } else {
+        eprintln!(
+            "umbra: key rotation unfinished: {} share(s) renamed, {} left (their store did not \
+             answer); run `umbra key rotate` again",
+            r.renamed, r.left
+        );
+    }
+    Ok(exit(r.finished && r.old_names_pending == 0))
+}

@@ -218,6 +218,7 @@ both_schemes!(
     forget_keeps_what_the_policy_says_and_leaves_no_share_behind,
     erase_removes_every_share_and_identifier_of_a_patient,
     rebalance_adds_retires_and_replaces_stores_keeping_every_object,
+    key_rotation_renames_every_share_and_moves_the_audit_chain,
 );
 
 /// The share names (store, name) of the catalog's versions of `path`, by
@@ -625,4 +626,76 @@ fn rebalance_adds_retires_and_replaces_stores_keeping_every_object(scheme: Schem
         };
         assert_eq!(st["shares"], want as u64, "{st}");
     }
+}
+
+fn key_rotation_renames_every_share_and_moves_the_audit_chain(scheme: SchemeKind) {
+    let f = fixture_with(2, 3, 3, scheme);
+    f.migrate_ok();
+    let before: Vec<String> = f.placements().into_iter().map(|p| p.3).collect();
+    let old_key = fs::read(f.arc.join("site.key")).unwrap();
+
+    // Killed after a few renames: nothing else writes until it is done,
+    // reads go on (every name the catalog gives has its share).
+    let pause = f.root.join("pause");
+    let mut child = f
+        .cmd(&["key", "rotate"])
+        .env("UMBRA_TEST_PAUSE_AT", "renamed:4")
+        .env("UMBRA_TEST_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&pause, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = f.migrate();
+    assert!(
+        !o.status.success() && stderr(&o).contains("site key rotation is unfinished"),
+        "{}",
+        stderr(&o)
+    );
+    let out = f.root.join("mid");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+    // The restore's entry went into the old chain: the key is not moved.
+    let old_log = fs::read_to_string(f.arc.join("audit.log")).unwrap();
+
+    let r = json(&f.run(&["key", "rotate", "--json"]));
+    assert_eq!(r["finished"], true, "{r}");
+    assert_eq!(r["resumed"], true);
+    assert_eq!(r["old_names_pending"], 0);
+    let after: Vec<String> = f.placements().into_iter().map(|p| p.3).collect();
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.iter().all(|n| !before.contains(n)),
+        "every share has a new name"
+    );
+    stores_match_catalog(&f);
+    assert_eq!(store_objects(&f), SMALL_FILES * 3);
+    let new_key = fs::read(f.arc.join("site.key")).unwrap();
+    assert!(new_key.len() == 32 && new_key != old_key, "the key changed");
+    assert!(!f.arc.join("site.key.new").exists());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(f.arc.join("site.key")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // The old chain is kept aside, the new one starts by naming it.
+    let set_aside = f.arc.join(r["audit_set_aside"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(&set_aside).unwrap(), old_log);
+    let log = fs::read_to_string(f.arc.join("audit.log")).unwrap();
+    let first = log.lines().next().unwrap();
+    assert!(
+        first.contains("\"key rotate\"")
+            && first.contains(&format!("\"previous_entries\":{}", old_log.lines().count())),
+        "{first}"
+    );
+    assert!(f.run(&["audit", "verify"]).status.success());
+    // Everything works under the new key.
+    let out = f.root.join("after");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+    assert!(f.run(&["verify"]).status.success());
+    fs::write(f.src.join("new.bin"), pseudo_random(5000, 5)).unwrap();
+    assert_eq!(f.migrate_ok()["written"], 1);
+    stores_match_catalog(&f);
 }

@@ -112,7 +112,10 @@ fn fixture_with(
 impl Fixture {
     /// `umbra WORDS -C ARC REST`: -C belongs to the (sub)command.
     fn cmd(&self, args: &[&str]) -> std::process::Command {
-        let words = if matches!(args.first(), Some(&"config") | Some(&"audit")) {
+        let words = if matches!(
+            args.first(),
+            Some(&"config") | Some(&"audit") | Some(&"key")
+        ) {
             2
         } else {
             1

@@ -25,6 +25,7 @@ fn every_command_has_help() {
         "ls",
         "forget",
         "erase",
+        "key",
     ] {
         let o = run_line("{} --help", &[&cmd]);
         assert!(o.status.success(), "{cmd} --help");
