@@ -213,6 +213,7 @@ mod with_server {
         let mut server = Azurite::start(&dir.path().join("azurite"), free_port());
         server.create_container(CONTAINER);
         store_contract::outage(&mut server, dir.path());
+        store_contract::lifecycle(&mut server, dir.path());
         // An endpoint with the emulator flag set is refused, naming the store.
         let arc = dir.path().join("arc");
         let o = um_env(&arc, &["verify"], &[("AZURE_STORAGE_USE_EMULATOR", "true")]);

@@ -160,5 +160,6 @@ mod with_server {
         let dir = tempfile::tempdir().unwrap();
         let mut server = S3Server::start(&dir.path().join("s3"), free_port());
         store_contract::outage(&mut server, dir.path());
+        store_contract::lifecycle(&mut server, dir.path());
     }
 }

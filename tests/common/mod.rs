@@ -306,7 +306,12 @@ pub fn umbra_at_cmd(
     args: &[&str],
     env: &[(&str, &dyn AsRef<std::ffi::OsStr>)],
 ) -> Command {
-    let (words, rest) = args.split_at(1);
+    // -C belongs to the (sub)command: after `key rotate`, `audit verify`.
+    let two = matches!(
+        args.first(),
+        Some(&"config") | Some(&"audit") | Some(&"key")
+    );
+    let (words, rest) = args.split_at(if two { 2 } else { 1 }.min(args.len()));
     let mut c = umbra();
     c.env("UMBRA_BACKEND", "cpu").env_remove("UMBRA_ARCHIVE");
     for (k, v) in env {

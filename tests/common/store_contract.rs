@@ -9,6 +9,8 @@
 //!   created.
 //! - [`outage`]: an archive with two of its three stores on the server, the
 //!   server going down in the middle of the nightly job and coming back.
+//! - [`lifecycle`]: shares moved onto the server, an erasure, retention
+//!   and a site key rotation, the server's stores held to the catalog.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -267,4 +269,115 @@ pub fn outage(server: &mut dyn Server, scratch: &Path) {
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(tree_hashes(&out), tree_hashes(&src), "{extra:?}");
     }
+}
+
+/// The archive's lifecycle on the server's stores: a share moved off a
+/// local store onto a new one on the server (`archive-repair --rebalance`),
+/// a patient erased, older versions forgotten and the site key rotated;
+/// every share the catalog places on the server is there and nothing else,
+/// and everything restores byte for byte.
+pub fn lifecycle(server: &mut dyn Server, scratch: &Path) {
+    let arc = scratch.join("arc-life");
+    init_archive(&arc, 2, 3, None);
+    let cfg_path = arc.join("umbra.toml");
+    let mut cfg = fs::read_to_string(&cfg_path).unwrap();
+    // Places of their own on the server (outage's archive used store-2 and
+    // store-3): store-k of this archive is the server's store-(10 + k).
+    for k in [2, 3] {
+        cfg = cfg.replace(
+            &format!("url = \"stores/store-{k}\""),
+            &server.store_config(10 + k),
+        );
+    }
+    fs::write(&cfg_path, &cfg).unwrap();
+    let src = dicom_source(
+        &scratch.join("src-life"),
+        &["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"],
+    );
+    fs::write(src.join("notes.txt"), pseudo_random(9000, 1)).unwrap();
+    let source = src.to_str().unwrap();
+    let migrate =
+        |server: &dyn Server| json(&server.umbra(&arc, &["migrate", "--source", source, "--json"]));
+    assert_eq!(migrate(server)["written"], 4);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fs::write(src.join("notes.txt"), pseudo_random(7000, 2)).unwrap();
+    assert_eq!(migrate(server)["written"], 1);
+    let names = |server: &dyn Server, k: usize| {
+        let mut n = server.open(10 + k).list().unwrap();
+        n.sort();
+        n
+    };
+    let placed = |store: &str| -> Vec<String> {
+        let c = rusqlite::Connection::open(arc.join("catalog.sqlite")).unwrap();
+        let mut s = c
+            .prepare("SELECT name FROM placements WHERE store = ?1 ORDER BY name")
+            .unwrap();
+        s.query_map([store], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let check = |server: &dyn Server, stores: &[usize]| {
+        for &k in stores {
+            assert_eq!(names(server, k), placed(&format!("store-{k}")), "store-{k}");
+        }
+    };
+    check(server, &[2, 3]);
+
+    // Share 1 leaves the local store for store-4 on the server.
+    let cfg = cfg.replace(
+        "name = \"store-1\"\nurl = \"stores/store-1\"\nshares = [1]",
+        "name = \"store-1\"\nurl = \"stores/store-1\"\nshares = []",
+    ) + &format!(
+        "\n[[store]]\nname = \"store-4\"\n{}\nshares = [1]\n",
+        server.store_config(14)
+    );
+    fs::write(&cfg_path, cfg).unwrap();
+    let r = json(&server.umbra(&arc, &["archive-repair", "--rebalance", "--json"]));
+    assert_eq!(
+        (r["moved"].clone(), r["old_copies_deleted"].clone()),
+        (5.into(), 5.into()),
+        "{r}"
+    );
+    check(server, &[2, 3, 4]);
+    assert_eq!(names(server, 4).len(), 5);
+
+    // Erase the patient of CT_small.dcm: gone from the server's stores.
+    let c = rusqlite::Connection::open(arc.join("catalog.sqlite")).unwrap();
+    let patient: String = c
+        .query_row(
+            "SELECT patient_id FROM objects WHERE source_ref = 'CT_small.dcm'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(c);
+    let before = names(server, 2).len();
+    let r = json(&server.umbra(&arc, &["erase", "--patient", &patient, "--json"]));
+    let versions = r["versions"].as_u64().unwrap();
+    assert!(versions >= 1);
+    assert_eq!(r["verified_absent"], versions * 3, "{r}");
+    assert_eq!(names(server, 2).len() as u64, before as u64 - versions);
+    check(server, &[2, 3, 4]);
+    let r = json(&server.umbra(&arc, &["forget", "--keep-last", "1", "--json"]));
+    assert_eq!(
+        (r["versions"].clone(), r["shares_deleted"].clone()),
+        (1.into(), 3.into())
+    );
+    check(server, &[2, 3, 4]);
+
+    // A new site key: every name on the server changes.
+    let old = names(server, 3);
+    let r = json(&server.umbra(&arc, &["key", "rotate", "--json"]));
+    assert_eq!(r["finished"], true, "{r}");
+    let new = names(server, 3);
+    assert_eq!(new.len(), old.len());
+    assert!(new.iter().all(|n| !old.contains(n)));
+    check(server, &[2, 3, 4]);
+    let o = server.umbra(&arc, &["verify", "--deep"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let out = scratch.join("out-life");
+    let o = server.umbra(&arc, &["restore", "--all", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read_dir(&out).unwrap().count() > 0, true);
 }
