@@ -379,5 +379,29 @@ pub fn lifecycle(server: &mut dyn Server, scratch: &Path) {
     let out = scratch.join("out-life");
     let o = server.umbra(&arc, &["restore", "--all", "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(fs::read_dir(&out).unwrap().count() > 0, true);
+    // Every object left (the erased ones are not) restores, once.
+    let c = rusqlite::Connection::open(arc.join("catalog.sqlite")).unwrap();
+    let left: usize = c
+        .query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))
+        .unwrap();
+    let restored = walkdir_files(&out);
+    assert_eq!(
+        restored, left,
+        "restored files against the catalog's objects"
+    );
+    assert!(left >= 1);
+}
+
+/// Regular files below `dir`, counted.
+fn walkdir_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            n += walkdir_files(&p);
+        } else {
+            n += 1;
+        }
+    }
+    n
 }
