@@ -89,6 +89,12 @@ CREATE TABLE IF NOT EXISTS deferred (
     since       INTEGER NOT NULL, -- Unix seconds
     PRIMARY KEY (source, path)
 );
+CREATE TABLE IF NOT EXISTS gone (
+    source      BLOB NOT NULL,    -- an archived object's path that a full scan of
+    path        BLOB NOT NULL,    -- its source no longer found, and since when
+    since       INTEGER NOT NULL, -- (Unix seconds); removed when it is seen again
+    PRIMARY KEY (source, path)
+);
 CREATE TABLE IF NOT EXISTS deletions ( -- shares owed a delete, and why
     id          INTEGER PRIMARY KEY,
     reason      TEXT NOT NULL,    -- the retention rule, 'erasure', or where a share moved
@@ -627,6 +633,64 @@ impl Catalog {
             .map_err(|e| self.err(e))?;
         stmt.query_map(params![source], |r| r.get(0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>())
+            .map_err(|e| self.err(e))
+    }
+
+    /// After a full listing of `source`: its archived paths in `missing`
+    /// are gone (since now, unless recorded earlier), every other path of
+    /// it is not. Returns how many are gone.
+    pub fn record_gone(&mut self, source: &[u8], missing: &[Vec<u8>]) -> Result<u64> {
+        self.in_transaction(|c| {
+            let err = |e| c.err(e);
+            let mut keep: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+            for path in missing {
+                keep.insert(path);
+                c.conn
+                    .execute(
+                        "INSERT OR IGNORE INTO gone (source, path, since) VALUES (?1, ?2, ?3)",
+                        params![source, path, now_secs()],
+                    )
+                    .map_err(err)?;
+            }
+            let recorded: Vec<Vec<u8>> = {
+                let mut stmt = c
+                    .conn
+                    .prepare("SELECT path FROM gone WHERE source = ?1")
+                    .map_err(err)?;
+                stmt.query_map(params![source], |r| r.get(0))
+                    .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+                    .map_err(err)?
+            };
+            for path in recorded.iter().filter(|p| !keep.contains(p.as_slice())) {
+                c.conn
+                    .execute(
+                        "DELETE FROM gone WHERE source = ?1 AND path = ?2",
+                        params![source, path],
+                    )
+                    .map_err(err)?;
+            }
+            Ok(missing.len() as u64)
+        })
+    }
+
+    /// Stored versions of objects gone from their source since before
+    /// `cutoff` (Unix seconds), with when they went.
+    pub fn gone_before(&self, cutoff: i64) -> Result<Vec<(ObjectRow, i64)>> {
+        let cols: String = COLUMNS
+            .split(", ")
+            .map(|c| format!("o.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {cols}, g.since FROM objects o JOIN gone g \
+                 ON g.source = o.source AND g.path = o.path \
+                 WHERE o.state IN ({STORED}) AND g.since < ?1 ORDER BY o.id"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![cutoff], |r| Ok((row(r)?, r.get(21)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| self.err(e))
     }
 

@@ -33,6 +33,9 @@ pub struct ForgetPolicy {
     /// Keep versions superseded (a newer stored version recorded) less
     /// than this long ago, or after this day.
     pub keep_superseded_within: Option<OlderThan>,
+    /// Opt-in: every version of objects gone from their source longer than
+    /// this (or since before this day), as migrate's full scans saw it.
+    pub gone_for: Option<OlderThan>,
     /// List what would go, change nothing.
     pub dry_run: bool,
 }
@@ -53,17 +56,34 @@ impl ForgetPolicy {
             )),
             None => {}
         }
+        match self.gone_for {
+            Some(OlderThan::Age(secs)) => {
+                rules.push(format!("let objects gone for over {secs} s go"))
+            }
+            Some(OlderThan::Before(day)) => rules.push(format!(
+                "let objects gone since before {} go",
+                &super::time::rfc3339(day * 86_400)[..10]
+            )),
+            None => {}
+        }
         rules.join(" and ")
     }
 
     /// The cutoff of the superseded rule: versions superseded before it go.
     fn cutoff(&self) -> Option<i64> {
-        self.keep_superseded_within.map(|o| match o {
-            OlderThan::Age(secs) => now_secs() - secs,
-            OlderThan::Before(day) => day * 86_400,
-        })
+        self.keep_superseded_within.map(cutoff_of)
     }
 }
+
+/// Unix seconds before which an age or a day lies.
+fn cutoff_of(o: OlderThan) -> i64 {
+    match o {
+        OlderThan::Age(secs) => now_secs() - secs,
+        OlderThan::Before(day) => day * 86_400,
+    }
+}
+
+impl ForgetPolicy {}
 
 /// One version `forget` removed, or would remove.
 #[derive(Debug, Serialize)]
@@ -110,9 +130,14 @@ impl Archive {
     /// (recorded with the rule in `deletions`) and their shares every
     /// store.
     pub fn forget_versions(&mut self, policy: &ForgetPolicy) -> Result<ForgetReport> {
-        if policy.keep_last.is_none() && policy.keep_superseded_within.is_none() {
+        if policy.keep_last.is_none()
+            && policy.keep_superseded_within.is_none()
+            && policy.gone_for.is_none()
+        {
             return Err(ArchiveError::Failed(
-                "say what to keep: --keep-last N and/or --keep-within AGE".into(),
+                "say what to keep: --keep-last N and/or --keep-within AGE (or what to let go: \
+                 --gone-for AGE)"
+                    .into(),
             ));
         }
         if policy.keep_last == Some(0) {
@@ -138,7 +163,21 @@ impl Archive {
                 .push((id, version, created));
         }
         let mut going = Vec::new();
-        for versions in objects.values() {
+        let mut reasons: BTreeMap<i64, String> = BTreeMap::new();
+        if let Some(g) = policy.gone_for {
+            for (row, since) in cat.gone_before(cutoff_of(g))? {
+                reasons.insert(
+                    row.id,
+                    format!(
+                        "gone from the source since {}",
+                        &super::time::rfc3339(since)[..10]
+                    ),
+                );
+                going.push(row.id);
+            }
+        }
+        let retention = policy.keep_last.is_some() || cutoff.is_some();
+        for versions in objects.values().filter(|_| retention) {
             let count = versions.len();
             for (k, &(id, _, _)) in versions.iter().enumerate() {
                 if k + 1 == count {
@@ -176,7 +215,15 @@ impl Archive {
         if policy.dry_run {
             return Ok(report);
         }
-        let reasons: Vec<(i64, String)> = rows.iter().map(|r| (r.id, rule.clone())).collect();
+        let reasons: Vec<(i64, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id,
+                    reasons.get(&r.id).cloned().unwrap_or_else(|| rule.clone()),
+                )
+            })
+            .collect();
         cat.forget_versions(&reasons, false)?;
         super::migrate::stage::pause_point("forgotten", 0);
         self.delete_forgotten(&cat, &mut report)?;

@@ -24,6 +24,10 @@ pub struct ForgetArgs {
     /// stays.
     #[arg(long, value_name = "AGE|DATE", value_parser = source::parse_age)]
     keep_within: Option<source::OlderThan>,
+    /// Opt-in: also forget every version of objects gone from their source
+    /// for longer than AGE (or since before a day), as migrate saw it.
+    #[arg(long, value_name = "AGE|DATE", value_parser = source::parse_age)]
+    gone_for: Option<source::OlderThan>,
     /// List what would be forgotten; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -114,6 +118,7 @@ pub fn forget_cmd(ui: &Ui, a: &ForgetArgs) -> anyhow::Result<ExitCode> {
     let r = archive.forget_versions(&ForgetPolicy {
         keep_last: a.keep_last,
         keep_superseded_within: a.keep_within,
+        gone_for: a.gone_for,
         dry_run: a.dry_run,
     })?;
     finish(ui, &r, ("forget", "forgotten"), a.json)

@@ -699,3 +699,63 @@ fn key_rotation_renames_every_share_and_moves_the_audit_chain(scheme: SchemeKind
     assert_eq!(f.migrate_ok()["written"], 1);
     stores_match_catalog(&f);
 }
+
+/// Opt-in retention of objects deleted from the source: migrate records
+/// since when an archived path is gone (an excluded file is not gone), and
+/// `forget --gone-for` lets them go after the grace period.
+#[test]
+fn forget_gone_for_lets_objects_deleted_from_the_source_go() {
+    let f = fixture_with(2, 3, 3, SchemeKind::Compact);
+    f.migrate_ok();
+    let src = f.src.to_str().unwrap();
+    // Left out by --exclude: still there, so not gone.
+    let o = f.run(&[
+        "migrate",
+        "--source",
+        src,
+        "--exclude",
+        "CT_small.dcm",
+        "--json",
+    ]);
+    assert_eq!(json(&o)["gone_from_source"], 0);
+    let names = share_names(&f, "notes/report.txt");
+    fs::remove_file(f.src.join("notes/report.txt")).unwrap();
+    assert_eq!(f.migrate_ok()["gone_from_source"], 1);
+    let gone: i64 = f
+        .catalog()
+        .query_row("SELECT COUNT(*) FROM gone", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(gone, 1);
+    // Within the grace period: kept.
+    let r = json(&f.run(&["forget", "--gone-for", "30d", "--json"]));
+    assert_eq!(r["versions"], 0, "{r}");
+    // Past it (gone since before a day to come): its every version goes.
+    let r = json(&f.run(&["forget", "--gone-for", "2999-01-01", "--json"]));
+    assert_eq!(
+        (r["versions"].clone(), r["shares_deleted"].clone()),
+        (1.into(), 3.into()),
+        "{r}"
+    );
+    assert!(in_some_store(&f, &names[&1]).is_empty());
+    let why: String = f
+        .catalog()
+        .query_row("SELECT reason FROM deletions", [], |r| r.get(0))
+        .unwrap();
+    assert!(why.starts_with("gone from the source since 20"), "{why}");
+    stores_match_catalog(&f);
+    // A path that comes back is not gone any more.
+    fs::write(f.src.join("MR_small.dcm.bak"), b"x").unwrap();
+    fs::remove_file(f.src.join("MR_small.dcm")).unwrap();
+    assert_eq!(f.migrate_ok()["gone_from_source"], 1);
+    fs::copy(
+        repo_file("datasets/dicom/MR_small.dcm"),
+        f.src.join("MR_small.dcm"),
+    )
+    .unwrap();
+    assert_eq!(f.migrate_ok()["gone_from_source"], 0);
+    let gone: i64 = f
+        .catalog()
+        .query_row("SELECT COUNT(*) FROM gone", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(gone, 0);
+}

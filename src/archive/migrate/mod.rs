@@ -123,6 +123,27 @@ impl Archive {
                     self.scan_files(&mut cat, &ctx, chunk, &mut report)?;
                     self.meter.advance(chunk.len() as u64, 0);
                 }
+                // Archived paths this walk did not find and that are not
+                // there (an excluded file or an unreadable directory is):
+                // gone from the source, since the first run that saw it.
+                let listed: std::collections::HashSet<&[u8]> =
+                    walk.files.iter().map(|f| f.rel.as_slice()).collect();
+                let missing: Vec<Vec<u8>> = cat
+                    .paths_of(&source)?
+                    .into_iter()
+                    .filter(|p| !listed.contains(p.as_slice()))
+                    .filter(|p| {
+                        matches!(
+                            std::fs::symlink_metadata(source::folder::join_bytes(&root, p)),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+                        )
+                    })
+                    .collect();
+                report.gone_from_source = if opts.dry_run {
+                    missing.len() as u64
+                } else {
+                    cat.record_gone(&source, &missing)?
+                };
                 root
             }
             SourceSpec::Orthanc(url) => {

@@ -57,8 +57,9 @@ pub struct MigrateReport {
     /// Pending versions whose source file disappeared before they were
     /// written: forgotten.
     pub vanished: u64,
-    /// Orthanc, full scans: archived instances no longer in the PACS (their
-    /// shares are kept).
+    /// Archived objects no longer in the source (folders: every run;
+    /// Orthanc: full scans). Their shares are kept; the catalog records
+    /// since when they are gone, for `forget --gone-for`.
     pub gone_from_source: u64,
     /// Orthanc: whether every instance was listed (else `/changes` only).
     pub full_scan: bool,

@@ -133,11 +133,16 @@ impl Archive {
                     .iter()
                     .map(|id| format!("orthanc/{id}").into_bytes())
                     .collect();
-                report.gone_from_source = cat
+                let missing: Vec<Vec<u8>> = cat
                     .paths_of(&ctx.source)?
-                    .iter()
-                    .filter(|r| !listed.contains(*r))
-                    .count() as u64;
+                    .into_iter()
+                    .filter(|r| !listed.contains(r))
+                    .collect();
+                report.gone_from_source = if ctx.dry_run {
+                    missing.len() as u64
+                } else {
+                    cat.record_gone(&ctx.source, &missing)?
+                };
                 (ids, last)
             }
         };
