@@ -1152,6 +1152,23 @@ impl Catalog {
                     .map_err(err)?;
                 made.push(c.conn.last_insert_rowid());
                 if erasure {
+                    // Earlier deletions of this object (retention, moves)
+                    // keep no identifying value either.
+                    c.conn
+                        .execute(
+                            "UPDATE deletions SET source_ref = NULL, version = NULL, \
+                             size = NULL WHERE source_ref = \
+                             (SELECT source_ref FROM objects WHERE id = ?1)",
+                            params![id],
+                        )
+                        .map_err(err)?;
+                    c.conn
+                        .execute(
+                            "DELETE FROM gone WHERE (source, path) IN \
+                             (SELECT source, path FROM objects WHERE id = ?1)",
+                            params![id],
+                        )
+                        .map_err(err)?;
                     // An Orthanc instance left out by a run's selection is
                     // remembered by its ID: not after an erasure.
                     c.conn
@@ -1231,6 +1248,96 @@ impl Catalog {
                 .map_err(err)?;
             Ok(())
         })
+    }
+
+    /// Owes a delete to shares about to be written (`names`), so that a run
+    /// killed before [`Catalog::finish_resplit`] leaves no orphan: the next
+    /// run deletes them. Returns the row.
+    pub fn owe_deletes(&self, reason: &str, names: &[(String, String)]) -> Result<i64> {
+        let pending = serde_json::to_string(names).expect("names serialise");
+        self.conn
+            .execute(
+                "INSERT INTO deletions (reason, at, pending) VALUES (?1, ?2, ?3)",
+                params![reason, now_secs(), pending],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// A version re-split (`archive-repair --reshare`), in one transaction:
+    /// its new split and placements (all written) replace the old, whose
+    /// names are owed a delete, and the new names' guard row `guard` goes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_resplit(
+        &mut self,
+        id: i64,
+        guard: i64,
+        split_id: &str,
+        t: usize,
+        scheme: crate::share::format::SchemeKind,
+        share_bytes: Option<u64>,
+        placements: &[Placement],
+        reason: &str,
+    ) -> Result<()> {
+        self.in_transaction(|c| {
+            let err = |e| c.err(e);
+            let old: Vec<(String, String)> = c
+                .placements(id)?
+                .into_iter()
+                .map(|p| (p.store, p.name))
+                .collect();
+            let pending = serde_json::to_string(&old).expect("names serialise");
+            c.conn
+                .execute(
+                    "INSERT INTO deletions (reason, at, pending) VALUES (?1, ?2, ?3)",
+                    params![reason, now_secs(), pending],
+                )
+                .map_err(err)?;
+            c.conn
+                .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+                .map_err(err)?;
+            for p in placements {
+                c.conn
+                    .execute(
+                        "INSERT INTO placements (object_id, x, store, name, written) \
+                         VALUES (?1, ?2, ?3, ?4, 1)",
+                        params![id, p.x as i64, p.store, p.name],
+                    )
+                    .map_err(err)?;
+            }
+            c.conn
+                .execute(
+                    "UPDATE objects SET split_id = ?2, split_t = ?3, split_n = ?4, \
+                     split_scheme = ?5, share_bytes = ?6, state = 'written', checked_at = NULL, \
+                     updated_at = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        split_id,
+                        t as i64,
+                        placements.len() as i64,
+                        scheme.name(),
+                        share_bytes.map(|b| b as i64),
+                        now_secs()
+                    ],
+                )
+                .map_err(err)?;
+            c.conn
+                .execute("DELETE FROM deletions WHERE id = ?1", params![guard])
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    /// (t, n, scheme) each stored version was split with; None where not
+    /// recorded.
+    pub fn split_params(&self, id: i64) -> Result<(Option<i64>, Option<i64>, Option<String>)> {
+        self.conn
+            .query_row(
+                "SELECT split_t, split_n, split_scheme FROM objects WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Shares of stored versions per (x, store): where the catalog has them.

@@ -24,6 +24,7 @@ pub mod open;
 pub mod progress;
 pub mod rebalance;
 pub mod repair;
+pub mod reshare;
 pub mod restore;
 pub mod rotate;
 pub mod source;

@@ -245,8 +245,13 @@ pub struct ArchiveRepairArgs {
     /// share number on (a store added, retired with `shares = []`, or
     /// swapped): copied when good, else rebuilt from t good shares; then
     /// the old copies are deleted.
-    #[arg(long, conflicts_with_all = ["deep", "orphans"])]
+    #[arg(long, conflicts_with_all = ["deep", "orphans", "reshare"])]
     rebalance: bool,
+    /// Instead, re-split every version split with another (t, n) or scheme
+    /// than umbra.toml's, from t of its shares (no source needed); then its
+    /// old shares are deleted.
+    #[arg(long, conflicts_with_all = ["deep", "orphans"])]
+    reshare: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -707,6 +712,30 @@ pub fn verify_cmd(ui: &Ui, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<ExitCode> {
+    if a.reshare {
+        let mut archive = open(&a.loc)?;
+        let backend = ui.backend(0)?;
+        let r = archive.reshare(backend.as_ref())?;
+        for f in r.failed.iter().chain(&r.notes) {
+            eprintln!("umbra: {f}");
+        }
+        if let Some(e) = &r.audit_error {
+            eprintln!("umbra: WARNING: {e}");
+        }
+        if a.json {
+            print_json(&r)?;
+        } else {
+            ui.note(format!(
+                "reshared: {} version(s) re-split as umbra.toml says, {} old share(s) deleted, \
+                 {} still to delete, {} failed",
+                r.resplit,
+                r.old_shares_deleted,
+                r.old_shares_pending,
+                r.failed.len()
+            ));
+        }
+        return Ok(exit(r.failed.is_empty() && r.old_shares_pending == 0));
+    }
     if a.rebalance {
         let mut archive = open(&a.loc)?;
         let backend = ui.backend(0)?;

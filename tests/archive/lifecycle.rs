@@ -759,3 +759,86 @@ fn forget_gone_for_lets_objects_deleted_from_the_source_go() {
         .unwrap();
     assert_eq!(gone, 0);
 }
+
+/// Changing t or the scheme for new objects, then re-splitting the old
+/// ones from t of their shares: killed mid-way it leaves no orphan, and
+/// after it every version has umbra.toml's parameters and restores.
+#[test]
+fn reshare_resplits_old_objects_from_their_shares() {
+    let f = fixture_with(2, 3, 3, SchemeKind::Shamir);
+    f.migrate_ok();
+    let toml = f.arc.join("umbra.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    let set = |text: &str, from: &str, to: &str| {
+        assert!(text.contains(from), "{from} in {text}");
+        text.replace(from, to)
+    };
+    // Compact from now on, and t = 3: what status and config check say.
+    fs::write(
+        &toml,
+        set(
+            &set(&text, "t = 2", "t = 3"),
+            "scheme = \"shamir\"",
+            "scheme = \"compact\"",
+        ),
+    )
+    .unwrap();
+    let s = json(&f.run(&["status", "--json"]));
+    let others = s["other_parameters"].as_array().unwrap();
+    assert!(
+        others
+            .iter()
+            .any(|o| o.as_str().unwrap().contains("(2, 3)")),
+        "{s}"
+    );
+    assert!(
+        others
+            .iter()
+            .any(|o| o.as_str().unwrap().contains("shamir")),
+        "{s}"
+    );
+
+    let pause = f.root.join("pause");
+    let mut child = f
+        .cmd(&["archive-repair", "--reshare"])
+        .env("UMBRA_TEST_PAUSE_AT", "reshared:3")
+        .env("UMBRA_TEST_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&pause, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Mid-way: every object restores (old split or new, whole).
+    let out = f.root.join("mid");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+
+    let r = json(&f.run(&["archive-repair", "--reshare", "--json"]));
+    assert!(r["failed"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(r["resplit"], SMALL_FILES as u64 - 3, "{r}");
+    stores_match_catalog(&f);
+    assert_eq!(store_objects(&f), SMALL_FILES * 3);
+    let (t, scheme): (i64, String) = f
+        .catalog()
+        .query_row(
+            "SELECT MIN(split_t), MIN(split_scheme) FROM objects",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((t, scheme.as_str()), (3, "compact"));
+    let s = json(&f.run(&["status", "--json"]));
+    assert!(s["other_parameters"].as_array().unwrap().is_empty(), "{s}");
+    let o = f.run(&["verify", "--deep"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let out = f.root.join("after");
+    assert!(f.restore(&out, &["--all"]).status.success());
+    assert_restored_identical(&f.src, &out);
+    // Nothing left to do.
+    assert_eq!(
+        json(&f.run(&["archive-repair", "--reshare", "--json"]))["resplit"],
+        0
+    );
+}

@@ -341,6 +341,12 @@ impl Archive {
                     .map_err(store_err(&p.store, &p.name))?;
             }
         }
+        self.fresh_job(row, k)
+    }
+
+    /// A new split of `row` as umbra.toml says: fresh secrets, and its
+    /// placements with their names (nothing is deleted or written).
+    pub(crate) fn fresh_job<'a>(&self, row: &'a ObjectRow, k: usize) -> Result<Job<'a>> {
         let secrets = SplitSecrets::from_os()?;
         let content = decode_hex32(&row.blake3)?;
         let site_key = self.site_key()?;
