@@ -20,6 +20,9 @@ pub(crate) const VERIFY_PREFIX: &str = ".umbra-verify-";
 
 pub(crate) const CHECK_PREFIX: &str = ".umbra-check-";
 
+/// The catalog's meta key for the fingerprint of its site key.
+pub(crate) const SITE_KEY_ID: &str = "site_key_id";
+
 /// Chooses the backend once the job size is known (the CLI honours
 /// `--backend` and `--cross-check` here).
 pub type BackendFactory<'a> = &'a mut dyn FnMut(u64) -> Result<Box<dyn Backend>, String>;
@@ -89,6 +92,16 @@ impl Archive {
     /// removes what a killed writer left: staging files and store partials.
     pub(crate) fn lock(&mut self) -> Result<()> {
         self.lock_inner()?;
+        // The first writer records which site key the catalog goes with.
+        let catalog = self.dir.join(&self.config.catalog);
+        if catalog.is_file()
+            && let Ok(key) = &self.site_key
+        {
+            let cat = self.catalog()?;
+            if cat.get_meta(SITE_KEY_ID)?.is_none() {
+                cat.set_meta(SITE_KEY_ID, &key.fingerprint())?;
+            }
+        }
         // A site key rotation left unfinished: names and the audit chain
         // may be half moved; nothing else writes until it is done.
         let catalog = self.dir.join(&self.config.catalog);
@@ -157,9 +170,23 @@ impl Archive {
         self.dir.join(&self.config.staging)
     }
 
-    /// Opens the archive's catalog.
+    /// Opens the archive's catalog, and refuses a site key that is not the
+    /// one the catalog was used with (its fingerprint, recorded by the
+    /// first command that wrote with it): every name would be wrong.
     pub fn catalog(&self) -> Result<Catalog> {
-        Catalog::open(&self.dir.join(&self.config.catalog))
+        let cat = Catalog::open(&self.dir.join(&self.config.catalog))?;
+        if let Ok(key) = &self.site_key
+            && let Some(id) = cat.get_meta(SITE_KEY_ID)?
+            && id != key.fingerprint()
+        {
+            return Err(ArchiveError::Failed(format!(
+                "wrong site key: {} is not the key this archive's catalog was used with \
+                 (fingerprint {}, the catalog records {id}); use the archive's own site key",
+                self.dir.join(&self.config.site_key).display(),
+                key.fingerprint()
+            )));
+        }
+        Ok(cat)
     }
 
     pub(crate) fn site_key(&self) -> Result<&SiteKey> {

@@ -49,7 +49,8 @@ impl Archive {
     /// Rotates the site key, or finishes a rotation an earlier run began.
     pub fn rotate_key(&mut self) -> Result<RotateReport> {
         self.lock_for_rotation()?;
-        let mut cat = self.catalog()?;
+        // Not `catalog()`: mid-swap, the catalog already names the new key.
+        let mut cat = super::catalog::Catalog::open(&self.dir.join(&self.config.catalog))?;
         let key_path = self.dir.join(&self.config.site_key);
         let mut new_path = key_path.clone().into_os_string();
         new_path.push(".new");
@@ -65,6 +66,16 @@ impl Archive {
             }
             None => Value::Null,
         };
+        if !new_path.exists()
+            && report.resumed
+            && state["phase"] == "swap"
+            && state["new"] == old.fingerprint().as_str()
+        {
+            // Killed right after the swap: only the record is left.
+            cat.delete_meta(ROTATION)?;
+            report.finished = true;
+            return Ok(report);
+        }
         if !new_path.exists() {
             if report.resumed && state["phase"] != "names" {
                 return Err(ArchiveError::Failed(format!(
@@ -117,6 +128,7 @@ impl Archive {
             cat.set_meta(ROTATION, &state.to_string())?;
         }
         // The new key takes the old one's place: the old is retired.
+        cat.set_meta(super::open::SITE_KEY_ID, &new.fingerprint())?;
         std::fs::rename(&new_path, &key_path).at(&key_path)?;
         if let Some(dir) = key_path.parent() {
             std::fs::File::open(dir)

@@ -19,6 +19,7 @@ use umbra::archive::verify::VerifyOptions;
 use umbra::share::format::SchemeKind;
 
 use super::Ui;
+use super::status::human;
 
 #[derive(Args)]
 pub struct Location {
@@ -445,8 +446,9 @@ pub fn config_cmd(c: &ConfigCmd) -> anyhow::Result<ExitCode> {
             r.other_scheme, r.other_storage_factor, r.other_secrecy
         );
         println!(
-            "catalog: {} stored version(s), {} bytes of source",
-            r.stored_versions, r.source_bytes
+            "catalog: {} stored version(s), {} of source",
+            r.stored_versions,
+            human(r.source_bytes)
         );
         for s in &r.stores {
             println!("store {s}");
@@ -514,22 +516,28 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
     }
     if report.dry_run && !a.json {
         for w in &report.would_write {
-            println!("would write {:>14} {} ({})", w.size, w.path, w.reason);
+            println!(
+                "would write {:>11} {} ({})",
+                human(w.size),
+                w.path,
+                w.reason
+            );
         }
         let t = archive.layout.threshold.t();
         let stored = match archive.layout.scheme {
             SchemeKind::Shamir => format!(
-                "{} bytes in the stores: {n} shares of each",
-                report.would_write_bytes * n as u64
+                "{} in the stores: {n} shares of each",
+                human(report.would_write_bytes * n as u64)
             ),
             SchemeKind::Compact => format!(
-                "about {} bytes in the stores: {n} shares of about 1/{t} of each",
-                (report.would_write_bytes as f64 * n as f64 / t as f64).round() as u64
+                "about {} in the stores: {n} shares of about 1/{t} of each",
+                human((report.would_write_bytes as f64 * n as f64 / t as f64).round() as u64)
             ),
         };
         ui.note(format!(
-            "dry run: would write {} object(s), {} bytes of source ({stored})",
+            "dry run: would write {} object(s), {} of source ({} bytes; {stored})",
             report.would_write.len(),
+            human(report.would_write_bytes),
             report.would_write_bytes,
         ));
     }
@@ -537,7 +545,7 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         ui.note(format!(
-            "{}{} files scanned, {} unchanged, {} not selected, {} excluded, {} skipped, {} new version(s); {} written ({} bytes), {} degraded, {} completed, {} failed, {} vanished",
+            "{}{} files scanned, {} unchanged, {} not selected, {} excluded, {} skipped, {} new version(s); {} written ({}), {} degraded, {} completed, {} failed, {} vanished",
             if report.dry_run { "dry run: " } else { "" },
             report.scanned,
             report.unchanged,
@@ -546,7 +554,7 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
             report.skipped.len(),
             report.new_versions,
             report.written,
-            report.bytes_written,
+            human(report.bytes_written),
             report.degraded,
             report.completed,
             report.failed,
@@ -626,9 +634,9 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         ui.note(format!(
-            "{} object(s) restored ({} bytes) into {}{}, {} already there, {} failed",
+            "{} object(s) restored ({}) into {}{}, {} already there, {} failed",
             report.restored,
-            report.bytes,
+            human(report.bytes),
             out.display(),
             if a.to.is_some() {
                 format!(", {} pushed to Orthanc", report.pushed)

@@ -698,6 +698,24 @@ fn key_rotation_renames_every_share_and_moves_the_audit_chain(scheme: SchemeKind
     fs::write(f.src.join("new.bin"), pseudo_random(5000, 5)).unwrap();
     assert_eq!(f.migrate_ok()["written"], 1);
     stores_match_catalog(&f);
+    // The old key back (or any other): named as the wrong key by every
+    // command, before anything is read or written.
+    fs::write(f.arc.join("site.key"), &old_key).unwrap();
+    for args in [
+        &["status"][..],
+        &["ls"],
+        &["verify"],
+        &["restore", "--all", "-o", "x"],
+    ] {
+        let o = f.run(args);
+        assert!(
+            !o.status.success() && stderr(&o).contains("wrong site key"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    fs::write(f.arc.join("site.key"), &new_key).unwrap();
+    assert!(f.run(&["verify"]).status.success());
 }
 
 /// Opt-in retention of objects deleted from the source: migrate records

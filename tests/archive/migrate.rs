@@ -360,17 +360,17 @@ fn dry_run_lists_what_would_be_written() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(
-        out.contains("would write") && out.contains("1234 new.bin (new)"),
+        out.contains("would write") && out.contains("1.21 KiB new.bin (new)"),
         "{out}"
     );
     let total = 1234 + changed.len();
+    // For people in KiB and MiB, the exact count beside it.
+    let said = stderr(&o);
     assert!(
-        stderr(&o).contains(&format!(
-            "would write 2 object(s), {total} bytes of source ({} bytes in the stores",
-            3 * total
-        )),
-        "{}",
-        stderr(&o)
+        said.contains("would write 2 object(s), ")
+            && said.contains(&format!(" KiB of source ({total} bytes; "))
+            && said.contains(" KiB in the stores: 3 shares of each)"),
+        "{said}"
     );
     let r = f.migrate_ok();
     assert_eq!(
