@@ -600,6 +600,11 @@ fn rebalance_adds_retires_and_replaces_stores_keeping_every_object(scheme: Schem
     wait_for(&pause, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
+    // Mid-way, with store-3 gone: every object restores from the t left.
+    let out = f.root.join("mid-move");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_restored_identical(&f.src, &out);
     let o = f.run(&["archive-repair", "--rebalance", "--json"]);
     assert_eq!(o.status.code(), Some(3), "old copies owed: {}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
