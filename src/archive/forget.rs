@@ -376,7 +376,12 @@ impl Archive {
 
     /// Appends an audit entry; the error, if the log cannot take it (the
     /// work is done either way).
-    fn log(&self, cat: &Catalog, action: &str, details: serde_json::Value) -> Option<String> {
+    pub(crate) fn log(
+        &self,
+        cat: &Catalog,
+        action: &str,
+        details: serde_json::Value,
+    ) -> Option<String> {
         self.audit()
             .and_then(|log| log.append(Some(cat), action, details))
             .err()

@@ -180,25 +180,19 @@ impl Archive {
         report.old_shares_pending = deletions.shares_pending;
         report.notes.extend(owed.problems);
         report.notes.extend(deletions.problems);
-        report.audit_error = self
-            .audit()
-            .and_then(|log| {
-                log.append(
-                    Some(&cat),
-                    "reshare",
-                    json!({
-                        "t": t,
-                        "n": n,
-                        "scheme": scheme.name(),
-                        "resplit": report.resplit,
-                        "old_shares_deleted": report.old_shares_deleted,
-                        "old_shares_pending": report.old_shares_pending,
-                        "failed": report.failed.len(),
-                    }),
-                )
-            })
-            .err()
-            .map(|e| format!("this run is not in the audit log: {e}"));
+        report.audit_error = self.log(
+            &cat,
+            "reshare",
+            json!({
+                "t": t,
+                "n": n,
+                "scheme": scheme.name(),
+                "resplit": report.resplit,
+                "old_shares_deleted": report.old_shares_deleted,
+                "old_shares_pending": report.old_shares_pending,
+                "failed": report.failed.len(),
+            }),
+        );
         Ok(report)
     }
 }
