@@ -17,7 +17,8 @@
 //!    reader, inspection.
 //! 8. [`stream`]: split, combine and repair of files, and the gfshare format.
 //! 9. [`archive`]: sources, stores, catalog, audit log, and the operations
-//!    (migrate, restore, verify, repair).
+//!    (migrate, restore, verify, repair; status, forget, erase, rebalance,
+//!    reshare, key rotation).
 //! 10. [`paper`]: the paper's experiment (shadow images, statistics, report).
 //! 11. [`tools`]: benchmark and synthetic data behind `umbra bench`.
 //!

@@ -23,6 +23,10 @@ pub(crate) const CHECK_PREFIX: &str = ".umbra-check-";
 /// The catalog's meta key for the fingerprint of its site key.
 pub(crate) const SITE_KEY_ID: &str = "site_key_id";
 
+/// The catalog's meta key of an unfinished site key rotation
+/// (`archive::rotate`).
+pub(crate) const ROTATION: &str = "key_rotation";
+
 /// Chooses the backend once the job size is known (the CLI honours
 /// `--backend` and `--cross-check` here).
 pub type BackendFactory<'a> = &'a mut dyn FnMut(u64) -> Result<Box<dyn Backend>, String>;
@@ -106,7 +110,7 @@ impl Archive {
         // may be half moved; nothing else writes until it is done.
         let catalog = self.dir.join(&self.config.catalog);
         if catalog.is_file()
-            && let Some(state) = self.catalog()?.get_meta(crate::archive::rotate::ROTATION)?
+            && let Some(state) = self.catalog()?.get_meta(ROTATION)?
         {
             return Err(ArchiveError::Failed(format!(
                 "a site key rotation is unfinished ({state}): run `umbra key rotate` to finish \

@@ -20,12 +20,9 @@ use super::audit::AuditLog;
 use super::config::SiteKey;
 use super::error::{ArchiveError, At, Result};
 use super::forget::ForgetReport;
-use super::open::Archive;
+use super::open::{Archive, ROTATION};
 use super::time::now_secs;
 use super::util::{decode_hex, decode_hex32};
-
-/// The catalog's meta key of an unfinished rotation.
-pub(crate) const ROTATION: &str = "key_rotation";
 
 /// What `key rotate` did.
 #[derive(Debug, Default, Serialize)]
