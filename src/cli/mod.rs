@@ -104,7 +104,9 @@ enum Command {
     Restore(archive::RestoreArgs),
     /// Check every share in every store (--deep: rebuild every object).
     Verify(archive::VerifyArgs),
-    /// Rebuild the archive's missing or corrupt shares from t good ones.
+    /// Rebuild the archive's missing or corrupt shares from t good ones
+    /// (--rebalance: move shares to the stores umbra.toml now names;
+    /// --reshare: re-split versions of another t, n or scheme).
     ArchiveRepair(archive::ArchiveRepairArgs),
     /// The archive's hash-chained audit log.
     #[command(subcommand)]
