@@ -1137,54 +1137,30 @@ impl Catalog {
                     .into_iter()
                     .map(|p| (p.store, p.name))
                     .collect();
-                let pending = serde_json::to_string(&names).expect("names serialise");
-                let (source_ref, version, size) = if erasure {
-                    (None, None, None)
-                } else {
-                    (Some(source_ref), Some(version), Some(size))
-                };
-                c.conn
-                    .execute(
-                        "INSERT INTO deletions (reason, source_ref, version, size, at, pending) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![reason, source_ref, version, size, now_secs(), pending],
-                    )
-                    .map_err(err)?;
-                made.push(c.conn.last_insert_rowid());
+                let of = (!erasure).then_some((source_ref.as_str(), version, size));
+                made.push(c.owe(reason, of, &names)?);
+                let mut cleanup = Vec::new();
                 if erasure {
-                    // Earlier deletions of this object (retention, moves)
-                    // keep no identifying value either.
-                    c.conn
-                        .execute(
-                            "UPDATE deletions SET source_ref = NULL, version = NULL, \
-                             size = NULL WHERE source_ref = \
-                             (SELECT source_ref FROM objects WHERE id = ?1)",
-                            params![id],
-                        )
-                        .map_err(err)?;
-                    c.conn
-                        .execute(
-                            "DELETE FROM gone WHERE (source, path) IN \
-                             (SELECT source, path FROM objects WHERE id = ?1)",
-                            params![id],
-                        )
-                        .map_err(err)?;
-                    // An Orthanc instance left out by a run's selection is
-                    // remembered by its ID: not after an erasure.
-                    c.conn
-                        .execute(
-                            "DELETE FROM deferred WHERE (source, path) IN \
-                             (SELECT source, path FROM objects WHERE id = ?1)",
-                            params![id],
-                        )
-                        .map_err(err)?;
+                    cleanup.extend([
+                        // Earlier deletions of this object (retention,
+                        // moves) keep no identifying value either.
+                        "UPDATE deletions SET source_ref = NULL, version = NULL, size = NULL \
+                         WHERE source_ref = (SELECT source_ref FROM objects WHERE id = ?1)",
+                        "DELETE FROM gone WHERE (source, path) IN \
+                         (SELECT source, path FROM objects WHERE id = ?1)",
+                        // An Orthanc instance left out by a run's selection
+                        // is remembered by its ID: not after an erasure.
+                        "DELETE FROM deferred WHERE (source, path) IN \
+                         (SELECT source, path FROM objects WHERE id = ?1)",
+                    ]);
                 }
-                c.conn
-                    .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
-                    .map_err(err)?;
-                c.conn
-                    .execute("DELETE FROM objects WHERE id = ?1", params![id])
-                    .map_err(err)?;
+                cleanup.extend([
+                    "DELETE FROM placements WHERE object_id = ?1",
+                    "DELETE FROM objects WHERE id = ?1",
+                ]);
+                for sql in cleanup {
+                    c.conn.execute(sql, params![id]).map_err(err)?;
+                }
             }
             Ok(made)
         })?;
@@ -1239,13 +1215,7 @@ impl Catalog {
                     params![id, x as i64, name],
                 )
                 .map_err(err)?;
-            let pending = serde_json::to_string(&[(store, old)]).expect("names serialise");
-            c.conn
-                .execute(
-                    "INSERT INTO deletions (reason, at, pending) VALUES ('site key rotated', ?1, ?2)",
-                    params![now_secs(), pending],
-                )
-                .map_err(err)?;
+            c.owe("site key rotated", None, &[(store, old)])?;
             Ok(())
         })
     }
@@ -1254,14 +1224,7 @@ impl Catalog {
     /// killed before [`Catalog::finish_resplit`] leaves no orphan: the next
     /// run deletes them. Returns the row.
     pub fn owe_deletes(&self, reason: &str, names: &[(String, String)]) -> Result<i64> {
-        let pending = serde_json::to_string(names).expect("names serialise");
-        self.conn
-            .execute(
-                "INSERT INTO deletions (reason, at, pending) VALUES (?1, ?2, ?3)",
-                params![reason, now_secs(), pending],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        self.owe(reason, None, names)
     }
 
     /// A version re-split (`archive-repair --reshare`), in one transaction:
@@ -1286,13 +1249,7 @@ impl Catalog {
                 .into_iter()
                 .map(|p| (p.store, p.name))
                 .collect();
-            let pending = serde_json::to_string(&old).expect("names serialise");
-            c.conn
-                .execute(
-                    "INSERT INTO deletions (reason, at, pending) VALUES (?1, ?2, ?3)",
-                    params![reason, now_secs(), pending],
-                )
-                .map_err(err)?;
+            c.owe(reason, None, &old)?;
             c.conn
                 .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
                 .map_err(err)?;
@@ -1387,24 +1344,37 @@ impl Catalog {
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .map_err(err)?;
-                let pending = serde_json::to_string(&[(from, name)]).expect("names serialise");
-                c.conn
-                    .execute(
-                        "INSERT INTO deletions (reason, source_ref, version, size, at, pending) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            format!("share {x} moved from store {from} to store {store}"),
-                            source_ref,
-                            version,
-                            size,
-                            now_secs(),
-                            pending
-                        ],
-                    )
-                    .map_err(err)?;
+                c.owe(
+                    &format!("share {x} moved from store {from} to store {store}"),
+                    Some((&source_ref, version, size)),
+                    &[(from, name)],
+                )?;
             }
             Ok(())
         })
+    }
+
+    /// Records `names` (store, name) as owed a delete, with `reason` and
+    /// the version they belong to (none: an erasure, or not one version).
+    /// Returns the row.
+    fn owe<S: AsRef<str> + serde::Serialize>(
+        &self,
+        reason: &str,
+        of: Option<(&str, i64, i64)>,
+        names: &[(S, S)],
+    ) -> Result<i64> {
+        let pending = serde_json::to_string(names).expect("names serialise");
+        let (source_ref, version, size) = of.map_or((None, None, None), |(r, v, s)| {
+            (Some(r.to_string()), Some(v), Some(s))
+        });
+        self.conn
+            .execute(
+                "INSERT INTO deletions (reason, source_ref, version, size, at, pending) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![reason, source_ref, version, size, now_secs(), pending],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Deletions not all done yet (forgotten or erased versions, moved

@@ -719,59 +719,79 @@ pub fn verify_cmd(ui: &Ui, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     verify_common(ui, &a.loc, opts, a.json)
 }
 
+/// What a lifecycle operation says: its problems on stderr, then its report
+/// as JSON or its summary line; exit 0 when `ok`, else 3.
+fn finish_report(
+    ui: &Ui,
+    json: bool,
+    report: &impl serde::Serialize,
+    problems: &[&String],
+    audit_error: Option<&String>,
+    summary: String,
+    ok: bool,
+) -> anyhow::Result<ExitCode> {
+    for p in problems {
+        eprintln!("umbra: {p}");
+    }
+    if let Some(e) = audit_error {
+        eprintln!("umbra: WARNING: {e}");
+    }
+    if json {
+        print_json(report)?;
+    } else {
+        ui.note(summary);
+    }
+    Ok(exit(ok))
+}
+
 pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<ExitCode> {
-    if a.reshare {
+    if a.reshare || a.rebalance {
         let mut archive = open(&a.loc)?;
         let backend = ui.backend(0)?;
-        let r = archive.reshare(backend.as_ref())?;
-        for f in r.failed.iter().chain(&r.notes) {
-            eprintln!("umbra: {f}");
-        }
-        if let Some(e) = &r.audit_error {
-            eprintln!("umbra: WARNING: {e}");
-        }
-        if a.json {
-            print_json(&r)?;
-        } else {
-            ui.note(format!(
+        if a.reshare {
+            let r = archive.reshare(backend.as_ref())?;
+            let summary = format!(
                 "reshared: {} version(s) re-split as umbra.toml says, {} old share(s) deleted, \
                  {} still to delete, {} failed",
                 r.resplit,
                 r.old_shares_deleted,
                 r.old_shares_pending,
                 r.failed.len()
-            ));
+            );
+            let problems: Vec<&String> = r.failed.iter().chain(&r.notes).collect();
+            let ok = r.failed.is_empty() && r.old_shares_pending == 0;
+            return finish_report(
+                ui,
+                a.json,
+                &r,
+                &problems,
+                r.audit_error.as_ref(),
+                summary,
+                ok,
+            );
         }
-        return Ok(exit(r.failed.is_empty() && r.old_shares_pending == 0));
-    }
-    if a.rebalance {
-        let mut archive = open(&a.loc)?;
-        let backend = ui.backend(0)?;
         let r = archive.rebalance(backend.as_ref())?;
-        for f in &r.failed {
-            eprintln!("umbra: {f}");
-        }
-        for n in &r.notes {
-            eprintln!("umbra: {n}");
-        }
-        if let Some(e) = &r.audit_error {
-            eprintln!("umbra: WARNING: {e}");
-        }
-        if a.json {
-            print_json(&r)?;
-        } else {
-            ui.note(format!(
-                "rebalanced: {} share(s) of {} version(s) moved ({} rebuilt from t good \
-                 shares), {} old copies deleted, {} still to delete, {} failed",
-                r.moved,
-                r.versions,
-                r.rebuilt,
-                r.old_copies_deleted,
-                r.old_copies_pending,
-                r.failed.len()
-            ));
-        }
-        return Ok(exit(r.failed.is_empty() && r.old_copies_pending == 0));
+        let summary = format!(
+            "rebalanced: {} share(s) of {} version(s) moved ({} rebuilt from t good shares), \
+             {} old copies deleted, {} still to delete, {} failed",
+            r.moved,
+            r.versions,
+            r.rebuilt,
+            r.old_copies_deleted,
+            r.old_copies_pending,
+            r.failed.len()
+        );
+        let problems: Vec<&String> = r.failed.iter().chain(&r.notes).collect();
+        let ok = r.failed.is_empty() && r.old_copies_pending == 0;
+        return finish_report(
+            ui,
+            a.json,
+            &r,
+            &problems,
+            r.audit_error.as_ref(),
+            summary,
+            ok,
+        );
     }
     let opts = VerifyOptions {
         deep: a.deep,

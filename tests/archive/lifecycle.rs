@@ -5,6 +5,23 @@
 use super::*;
 use umbra::share::format::SchemeKind;
 
+/// Runs umbra with `args` until the test hook stops it at `point`
+/// (`POINT:K`), then kills it with SIGKILL.
+fn kill_at(f: &Fixture, args: &[&str], point: &str) {
+    let pause = f.root.join("pause");
+    let mut child = f
+        .cmd(args)
+        .env("UMBRA_TEST_PAUSE_AT", point)
+        .env("UMBRA_TEST_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&pause, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(o));
     serde_json::from_slice(&o.stdout).unwrap()
@@ -458,25 +475,7 @@ fn a_forget_killed_mid_way_leaves_no_orphan() {
     fs::write(f.src.join("notes/report.txt"), b"second").unwrap();
     f.migrate_ok();
     let names = share_names(&f, "notes/report.txt");
-    let pause = f.root.join("pause");
-    let mut child = f
-        .cmd(&["forget", "--keep-last", "1"])
-        .env("UMBRA_TEST_PAUSE_AT", "forgotten:0")
-        .env("UMBRA_TEST_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !pause.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "pause point never reached"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(&f, &["forget", "--keep-last", "1"], "forgotten:0");
     assert_eq!(
         share_names(&f, "notes/report.txt").len(),
         1,
@@ -588,18 +587,7 @@ fn rebalance_adds_retires_and_replaces_stores_keeping_every_object(scheme: Schem
     // new store-5, rebuilt from the t others. Killed after the first put.
     fs::remove_dir_all(f.store(3)).unwrap();
     replace_placement(&f, "store-3", "", &[("store-5", "3")]);
-    let pause = f.root.join("pause");
-    let mut child = f
-        .cmd(&["archive-repair", "--rebalance"])
-        .env("UMBRA_TEST_PAUSE_AT", "moved:0")
-        .env("UMBRA_TEST_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&pause, &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(&f, &["archive-repair", "--rebalance"], "moved:0");
     // Mid-way, with store-3 gone: every object restores from the t left.
     let out = f.root.join("mid-move");
     let o = f.restore(&out, &["--all"]);
@@ -641,18 +629,7 @@ fn key_rotation_renames_every_share_and_moves_the_audit_chain(scheme: SchemeKind
 
     // Killed after a few renames: nothing else writes until it is done,
     // reads go on (every name the catalog gives has its share).
-    let pause = f.root.join("pause");
-    let mut child = f
-        .cmd(&["key", "rotate"])
-        .env("UMBRA_TEST_PAUSE_AT", "renamed:4")
-        .env("UMBRA_TEST_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&pause, &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(&f, &["key", "rotate"], "renamed:4");
     let o = f.migrate();
     assert!(
         !o.status.success() && stderr(&o).contains("site key rotation is unfinished"),
@@ -821,18 +798,7 @@ fn reshare_resplits_old_objects_from_their_shares() {
         "{s}"
     );
 
-    let pause = f.root.join("pause");
-    let mut child = f
-        .cmd(&["archive-repair", "--reshare"])
-        .env("UMBRA_TEST_PAUSE_AT", "reshared:3")
-        .env("UMBRA_TEST_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(&pause, &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at(&f, &["archive-repair", "--reshare"], "reshared:3");
     // Mid-way: every object restores (old split or new, whole).
     let out = f.root.join("mid");
     assert!(f.restore(&out, &["--all"]).status.success());

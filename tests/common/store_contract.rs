@@ -202,18 +202,26 @@ pub trait Server {
 /// next run completes it with nothing left twice; a share lost on the
 /// server is named by verify and put back by archive-repair; with the local
 /// store lost, restore (with and without the catalog) gives the source back.
-pub fn outage(server: &mut dyn Server, scratch: &Path) {
-    let arc = scratch.join("arc");
-    init_archive(&arc, 2, 3, None);
+/// A (2, 3) archive at `arc` whose store-2 and store-3 are the server's
+/// store-(`offset` + 2) and store-(`offset` + 3); store-1 stays local.
+/// Returns its umbra.toml.
+fn archive_on_server(server: &dyn Server, arc: &Path, offset: usize) -> String {
+    init_archive(arc, 2, 3, None);
     let cfg_path = arc.join("umbra.toml");
     let mut cfg = fs::read_to_string(&cfg_path).unwrap();
     for k in [2, 3] {
         cfg = cfg.replace(
             &format!("url = \"stores/store-{k}\""),
-            &server.store_config(k),
+            &server.store_config(offset + k),
         );
     }
-    fs::write(&cfg_path, cfg).unwrap();
+    fs::write(&cfg_path, &cfg).unwrap();
+    cfg
+}
+
+pub fn outage(server: &mut dyn Server, scratch: &Path) {
+    let arc = scratch.join("arc");
+    archive_on_server(server, &arc, 0);
     let objects = |server: &dyn Server, k: usize| server.open(k).list().unwrap().len();
 
     let src = dicom_source(
@@ -278,18 +286,10 @@ pub fn outage(server: &mut dyn Server, scratch: &Path) {
 /// and everything restores byte for byte.
 pub fn lifecycle(server: &mut dyn Server, scratch: &Path) {
     let arc = scratch.join("arc-life");
-    init_archive(&arc, 2, 3, None);
-    let cfg_path = arc.join("umbra.toml");
-    let mut cfg = fs::read_to_string(&cfg_path).unwrap();
     // Places of their own on the server (outage's archive used store-2 and
     // store-3): store-k of this archive is the server's store-(10 + k).
-    for k in [2, 3] {
-        cfg = cfg.replace(
-            &format!("url = \"stores/store-{k}\""),
-            &server.store_config(10 + k),
-        );
-    }
-    fs::write(&cfg_path, &cfg).unwrap();
+    let cfg = archive_on_server(server, &arc, 10);
+    let cfg_path = arc.join("umbra.toml");
     let src = dicom_source(
         &scratch.join("src-life"),
         &["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"],
