@@ -490,34 +490,22 @@ impl Catalog {
                 })?;
         }
         // Version 2 to 3: the scheme of each split (NULL: Shamir, the only
-        // scheme before).
-        let has_scheme: bool = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'split_scheme'",
-                [],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
-            )
-            .map_err(|e| self.err(e))?;
-        if !has_scheme {
-            self.conn
-                .execute_batch("ALTER TABLE objects ADD COLUMN split_scheme TEXT")
+        // scheme before). Version 3 to 4: the length of each split's share
+        // files (NULL: unknown, for splits from before).
+        for (column, ty) in [("split_scheme", "TEXT"), ("share_bytes", "INTEGER")] {
+            let has: bool = self
+                .conn
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = ?1",
+                    [column],
+                    |r| r.get::<_, i64>(0).map(|n| n > 0),
+                )
                 .map_err(|e| self.err(e))?;
-        }
-        // Version 3 to 4: the length of each split's share files (NULL:
-        // unknown, for splits from before).
-        let has_share_bytes: bool = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'share_bytes'",
-                [],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
-            )
-            .map_err(|e| self.err(e))?;
-        if !has_share_bytes {
-            self.conn
-                .execute_batch("ALTER TABLE objects ADD COLUMN share_bytes INTEGER")
-                .map_err(|e| self.err(e))?;
+            if !has {
+                self.conn
+                    .execute_batch(&format!("ALTER TABLE objects ADD COLUMN {column} {ty}"))
+                    .map_err(|e| self.err(e))?;
+            }
         }
         Ok(())
     }
