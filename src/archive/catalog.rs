@@ -233,7 +233,7 @@ pub struct Listed {
 }
 
 /// Versions, objects and source bytes in one state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StateCount {
     pub state: String,
     /// Objects whose latest version is in this state.

@@ -96,26 +96,26 @@ impl Archive {
     /// removes what a killed writer left: staging files and store partials.
     pub(crate) fn lock(&mut self) -> Result<()> {
         self.lock_inner()?;
-        // The first writer records which site key the catalog goes with.
-        let catalog = self.dir.join(&self.config.catalog);
-        if catalog.is_file()
-            && let Ok(key) = &self.site_key
-        {
-            let cat = self.catalog()?;
-            if cat.get_meta(SITE_KEY_ID)?.is_none() {
-                cat.set_meta(SITE_KEY_ID, &key.fingerprint())?;
-            }
+        let path = self.dir.join(&self.config.catalog);
+        if !path.is_file() {
+            return Ok(());
         }
         // A site key rotation left unfinished: names and the audit chain
-        // may be half moved; nothing else writes until it is done.
-        let catalog = self.dir.join(&self.config.catalog);
-        if catalog.is_file()
-            && let Some(state) = self.catalog()?.get_meta(ROTATION)?
-        {
+        // may be half moved, and the catalog may already name the new key;
+        // nothing else writes until it is done.
+        if let Some(state) = Catalog::open(&path)?.get_meta(ROTATION)? {
             return Err(ArchiveError::Failed(format!(
                 "a site key rotation is unfinished ({state}): run `umbra key rotate` to finish \
                  it before anything else writes to the archive"
             )));
+        }
+        // The first writer records which site key the catalog goes with
+        // (`catalog()` refuses another).
+        let cat = self.catalog()?;
+        if let Ok(key) = &self.site_key
+            && cat.get_meta(SITE_KEY_ID)?.is_none()
+        {
+            cat.set_meta(SITE_KEY_ID, &key.fingerprint())?;
         }
         Ok(())
     }

@@ -13,17 +13,6 @@ use super::time::rfc3339;
 /// The states, in the order a person reads them.
 pub const STATES: [&str; 5] = ["pending", "failed", "degraded", "written", "verified"];
 
-/// One state's line of [`StatusReport`].
-#[derive(Debug, Serialize)]
-pub struct StateLine {
-    pub state: String,
-    /// Objects whose latest version is in this state.
-    pub objects: u64,
-    pub versions: u64,
-    /// Source bytes of those versions.
-    pub bytes: u64,
-}
-
 /// One store of [`StatusReport`].
 #[derive(Debug, Serialize)]
 pub struct StoreStatus {
@@ -62,7 +51,8 @@ pub struct StatusReport {
     pub scheme: String,
     /// Bytes stored per byte of source for the configured scheme.
     pub configured_storage_factor: f64,
-    pub states: Vec<StateLine>,
+    /// Every state of [`STATES`], in that order, zeros included.
+    pub states: Vec<StateCount>,
     pub objects: u64,
     pub versions: u64,
     /// Source bytes of the versions whose shares are in the stores.
@@ -88,17 +78,18 @@ pub struct StatusReport {
     pub deletions_pending: u64,
 }
 
-fn state_lines(counts: Vec<StateCount>) -> Vec<StateLine> {
+fn state_lines(counts: Vec<StateCount>) -> Vec<StateCount> {
     STATES
         .iter()
         .map(|&st| {
-            let c = counts.iter().find(|c| c.state == st);
-            StateLine {
-                state: st.to_string(),
-                objects: c.map_or(0, |c| c.objects),
-                versions: c.map_or(0, |c| c.versions),
-                bytes: c.map_or(0, |c| c.bytes),
-            }
+            counts
+                .iter()
+                .find(|c| c.state == st)
+                .cloned()
+                .unwrap_or_else(|| StateCount {
+                    state: st.to_string(),
+                    ..Default::default()
+                })
         })
         .collect()
 }

@@ -196,7 +196,10 @@ impl Backend for CrossCheck {
 mod tests {
     use super::*;
     use crate::engine::CpuBackend;
-    use crate::engine::test_support::{BatchCase, Faulty, batch_case, split_many_with};
+    use crate::engine::test_support::{
+        BatchCase, Faulty, batch_case, compact_case, disperse_many_with, split_many_with,
+        undisperse_many_with,
+    };
     use crate::kernel::Level;
     use crate::sharing::{self, Threshold};
 
@@ -273,5 +276,35 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// The compact scheme's batches are cross-checked too, both ways:
+    /// Faulty flips byte 1234 of share 2 of every block (and of every
+    /// rebuilt block) that long, so the 5,000-byte stream (object 1, its
+    /// 2,500-byte stripes) is the first named.
+    #[test]
+    fn cross_checked_compact_batches_name_the_object_that_differs() {
+        let plan = SplitPlan::new(Threshold::new(2, 3).unwrap(), sharing::default_xs(3)).unwrap();
+        let case = compact_case(&plan);
+        let agree = CrossCheck::new(
+            Box::new(CpuBackend::new(Level::Portable).unwrap()),
+            Box::new(CpuBackend::detect()),
+        );
+        assert!(disperse_many_with(&agree, &plan, &case).unwrap() == case.payloads);
+        assert!(undisperse_many_with(&agree, &plan, &case).unwrap() == case.streams);
+        let disagree = CrossCheck::new(
+            Box::new(CpuBackend::detect()),
+            Box::new(Faulty(CpuBackend::detect())),
+        );
+        for err in [
+            disperse_many_with(&disagree, &plan, &case).unwrap_err(),
+            undisperse_many_with(&disagree, &plan, &case).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, EngineError::InBatch { index: 1, count: 3, error }
+                    if matches!(**error, EngineError::Mismatch { .. })),
+                "{err}"
+            );
+        }
     }
 }

@@ -134,7 +134,10 @@ mod tests {
 
     use super::*;
     use crate::engine::CpuBackend;
-    use crate::engine::test_support::{BatchCase, Lost, batch_case, split_many_with};
+    use crate::engine::test_support::{
+        BatchCase, Lost, batch_case, compact_case, disperse_many_with, split_many_with,
+        undisperse_many_with,
+    };
     use crate::sharing::{self, Threshold};
 
     #[test]
@@ -186,6 +189,27 @@ mod tests {
         for _ in 0..2 {
             assert!(split_many_with(&fb, &plan, &keys, &objects).unwrap() == alone);
         }
+        assert_eq!(trips.load(Ordering::SeqCst), 1, "warned once");
+    }
+
+    /// The compact scheme's batches fall back too (Lost fails them through
+    /// its apply), with the bytes the CPU gives.
+    #[test]
+    fn fallback_redoes_failed_compact_batches_with_identical_bytes() {
+        let plan = SplitPlan::new(Threshold::new(2, 3).unwrap(), sharing::default_xs(3)).unwrap();
+        let case = compact_case(&plan);
+        assert!(disperse_many_with(&Lost, &plan, &case).is_err());
+        let trips = Arc::new(AtomicUsize::new(0));
+        let counter = trips.clone();
+        let fb = Fallback::new(
+            Box::new(Lost),
+            Box::new(CpuBackend::detect()),
+            Box::new(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        assert!(disperse_many_with(&fb, &plan, &case).unwrap() == case.payloads);
+        assert!(undisperse_many_with(&fb, &plan, &case).unwrap() == case.streams);
         assert_eq!(trips.load(Ordering::SeqCst), 1, "warned once");
     }
 }

@@ -1,6 +1,6 @@
 //! Backends and batches shared by the engine's unit tests.
 
-use super::contract::{Backend, EngineError, SplitJob};
+use super::contract::{Backend, DisperseJob, EngineError, SplitJob, UndisperseJob};
 use super::cpu::{CpuBackend, TASK_BYTES};
 use crate::kernel::Level;
 use crate::keystream::ObjectKey;
@@ -36,6 +36,138 @@ impl Backend for Faulty {
     ) -> Result<(), EngineError> {
         self.0.apply(matrix, inputs, outputs)
     }
+    fn disperse(
+        &self,
+        plan: &SplitPlan,
+        key: &ObjectKey,
+        offset: u64,
+        block: &[u8],
+        shares: &mut [&mut [u8]],
+    ) -> Result<(), EngineError> {
+        self.0.disperse(plan, key, offset, block, shares)?;
+        if let Some(byte) = shares[2].get_mut(1234) {
+            *byte ^= 1;
+        }
+        Ok(())
+    }
+    fn undisperse(
+        &self,
+        inverse: &Matrix,
+        key: &ObjectKey,
+        offset: u64,
+        shares: &[&[u8]],
+        block: &mut [u8],
+    ) -> Result<(), EngineError> {
+        self.0.undisperse(inverse, key, offset, shares, block)?;
+        if let Some(byte) = block.get_mut(1234) {
+            *byte ^= 1;
+        }
+        Ok(())
+    }
+}
+
+/// Compact jobs for the decorators' tests: streams of 100, 5,000 and
+/// 9,000 bytes (one, two and three 4 KiB blocks of t = 2), own keys, and
+/// the payloads each gets dispersed on the CPU.
+pub(crate) struct CompactCase {
+    pub(crate) keys: Vec<ObjectKey>,
+    pub(crate) streams: Vec<Vec<u8>>,
+    pub(crate) payloads: Vec<Shares>,
+}
+
+/// Segment size of [`CompactCase`].
+pub(crate) const COMPACT_SEGMENT: usize = 4096;
+
+pub(crate) fn compact_case(plan: &SplitPlan) -> CompactCase {
+    let t = plan.threshold().t();
+    let streams: Vec<Vec<u8>> = [100usize, 5000, 9000]
+        .iter()
+        .map(|&len| (0..len).map(|i| (i * 7 + len) as u8).collect())
+        .collect();
+    let keys: Vec<ObjectKey> = (0..streams.len())
+        .map(|i| ObjectKey::from_bytes([i as u8 + 90; 32]))
+        .collect();
+    let payloads = streams
+        .iter()
+        .zip(&keys)
+        .map(|(s, k)| {
+            let plen = crate::share::format::compact_payload_len(
+                s.len() as u64,
+                t,
+                COMPACT_SEGMENT as u32,
+            ) as usize;
+            let mut out = vec![vec![0u8; plen]; plan.threshold().n()];
+            let mut refs: Vec<&mut [u8]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+            super::compact::disperse_stream(
+                &CpuBackend::new(Level::Portable).unwrap(),
+                plan,
+                k,
+                COMPACT_SEGMENT,
+                0,
+                s,
+                &mut refs,
+            )
+            .unwrap();
+            out
+        })
+        .collect();
+    CompactCase {
+        keys,
+        streams,
+        payloads,
+    }
+}
+
+/// `disperse_many` of the case on `backend`: each job's payloads, or the
+/// error.
+pub(crate) fn disperse_many_with(
+    backend: &dyn Backend,
+    plan: &SplitPlan,
+    case: &CompactCase,
+) -> Result<Vec<Shares>, EngineError> {
+    let mut got: Vec<Shares> = case
+        .payloads
+        .iter()
+        .map(|p| vec![vec![0xA5u8; p[0].len()]; p.len()])
+        .collect();
+    let mut jobs: Vec<DisperseJob<'_>> = got
+        .iter_mut()
+        .zip(case.streams.iter().zip(&case.keys))
+        .map(|(out, (stream, key))| DisperseJob {
+            key,
+            offset: 0,
+            stream,
+            shares: out.iter_mut().map(Vec::as_mut_slice).collect(),
+        })
+        .collect();
+    backend.disperse_many(plan, COMPACT_SEGMENT, &mut jobs)?;
+    drop(jobs);
+    Ok(got)
+}
+
+/// `undisperse_many` of the case's payloads at the first t points on
+/// `backend`: each stream back, or the error.
+pub(crate) fn undisperse_many_with(
+    backend: &dyn Backend,
+    plan: &SplitPlan,
+    case: &CompactCase,
+) -> Result<Vec<Vec<u8>>, EngineError> {
+    let t = plan.threshold().t();
+    let inverse = Matrix::vandermonde_inverse(&plan.xs()[..t]).unwrap();
+    let mut back: Vec<Vec<u8>> = case.streams.iter().map(|s| vec![0x5Au8; s.len()]).collect();
+    let mut jobs: Vec<UndisperseJob<'_>> = back
+        .iter_mut()
+        .zip(case.payloads.iter().zip(&case.keys))
+        .map(|(out, (payloads, key))| UndisperseJob {
+            key,
+            offset: 0,
+            shares: payloads[..t].iter().map(Vec::as_slice).collect(),
+            stream: out.as_mut_slice(),
+        })
+        .collect();
+    backend.undisperse_many(&inverse, COMPACT_SEGMENT, &mut jobs)?;
+    drop(jobs);
+    Ok(back)
 }
 
 /// Shares of one secret, one stream per x.

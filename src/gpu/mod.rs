@@ -362,7 +362,8 @@ impl Backend for GpuBackend {
         Ok(self.run_job(matrix, &mut objects, None)?)
     }
 
-    /// One block, keystream and dispersal on the device.
+    /// One block, keystream and dispersal on the device: a batch of one
+    /// job whose segment is the block's stripe.
     fn disperse(
         &self,
         plan: &SplitPlan,
@@ -371,21 +372,22 @@ impl Backend for GpuBackend {
         block: &[u8],
         shares: &mut [&mut [u8]],
     ) -> Result<(), EngineError> {
-        let t = plan.threshold().t();
         let stripe = shares.first().map_or(0, |s| s.len());
-        crate::engine::contract::check_block(t, block.len(), stripe);
+        crate::engine::contract::check_block(plan.threshold().t(), block.len(), stripe);
         if block.len() > MAX_CIPHER_BLOCK {
             return disperse_via_apply(self, plan, key, offset, block, shares);
         }
-        let len = block.len();
-        let stripes: Vec<&[u8]> = (0..t)
-            .map(|k| &block[(k * stripe).min(len)..((k + 1) * stripe).min(len)])
-            .collect();
-        let mut objects = [disperse_object(plan, key, offset, len, &stripes, shares)];
-        Ok(self.run_job(plan.matrix(), &mut objects, None)?)
+        let job = DisperseJob {
+            key,
+            offset,
+            stream: block,
+            shares: shares.iter_mut().map(|s| &mut **s).collect(),
+        };
+        Ok(self.disperse_batch(plan, stripe, &mut [job])?)
     }
 
-    /// One block, the inverse and the keystream on the device.
+    /// One block, the inverse and the keystream on the device, as
+    /// [`Backend::disperse`] above.
     fn undisperse(
         &self,
         inverse: &Matrix,
@@ -394,30 +396,18 @@ impl Backend for GpuBackend {
         shares: &[&[u8]],
         block: &mut [u8],
     ) -> Result<(), EngineError> {
-        let t = inverse.rows();
         let stripe = shares.first().map_or(0, |s| s.len());
-        crate::engine::contract::check_block(t, block.len(), stripe);
+        crate::engine::contract::check_block(inverse.rows(), block.len(), stripe);
         if block.len() > MAX_CIPHER_BLOCK {
             return undisperse_via_apply(self, inverse, key, offset, shares, block);
         }
-        let len = block.len();
-        let mut stripes: Vec<&mut [u8]> = Vec::with_capacity(t);
-        let mut rest: &mut [u8] = block;
-        for _ in 0..t {
-            let take = stripe.min(rest.len());
-            let (mine, more) = std::mem::take(&mut rest).split_at_mut(take);
-            stripes.push(mine);
-            rest = more;
-        }
-        let mut objects = [undisperse_object(
-            inverse,
+        let job = UndisperseJob {
             key,
             offset,
-            len,
-            shares,
-            &mut stripes,
-        )];
-        Ok(self.run_job(inverse, &mut objects, None)?)
+            shares: shares.to_vec(),
+            stream: block,
+        };
+        Ok(self.undisperse_batch(inverse, stripe, &mut [job])?)
     }
 
     /// Many streams, few dispatches: see [`GpuBackend::disperse_batch`].
