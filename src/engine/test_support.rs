@@ -91,11 +91,9 @@ pub(crate) fn compact_case(plan: &SplitPlan) -> CompactCase {
         .iter()
         .zip(&keys)
         .map(|(s, k)| {
-            let plen = crate::share::format::compact_payload_len(
-                s.len() as u64,
-                t,
-                COMPACT_SEGMENT as u32,
-            ) as usize;
+            let plen: usize = super::contract::compact_blocks(s.len(), t, COMPACT_SEGMENT)
+                .map(|(_, _, _, stripe)| stripe)
+                .sum();
             let mut out = vec![vec![0u8; plen]; plan.threshold().n()];
             let mut refs: Vec<&mut [u8]> = out.iter_mut().map(Vec::as_mut_slice).collect();
             super::compact::disperse_stream(
