@@ -325,7 +325,10 @@ mod tests {
     fn chain_detects_edits_and_truncation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let cat = Catalog::create(&dir.path().join("c.sqlite")).unwrap();
+        let cat = Catalog::create(&crate::archive::catalog::Location::File(
+            dir.path().join("c.sqlite"),
+        ))
+        .unwrap();
         let log = AuditLog::new(&path, [7; 32]);
         for i in 0..3 {
             log.append(Some(&cat), "migrate", json!({ "written": i }))

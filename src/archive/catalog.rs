@@ -21,13 +21,13 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, ToSql, params};
+use super::db::{Db, DbError, DbResult, Dialect, Optional, Row, Value, vals};
 
 use super::error::{ArchiveError, Result};
 use super::time::now_secs;
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The catalog's tables and indexes, created if missing.
 pub const SCHEMA: &str = "
@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS objects (
                                   -- the scheme was recorded)
     share_bytes INTEGER,          -- bytes of each share file of that split (all n are
                                   -- equally long; NULL: from before it was recorded)
+    lease_owner TEXT,             -- the worker writing this pending version (migrate
+    lease_until INTEGER,          -- --worker) and until when (Unix seconds): after that
+                                  -- another worker may take it over
     state       TEXT NOT NULL CHECK (state IN ('pending', 'degraded', 'written', 'verified')),
     attempts    INTEGER NOT NULL DEFAULT 0,
     last_error  TEXT,
@@ -322,20 +325,21 @@ impl Selection {
 /// `insert` and `update_pending` (size, blake3, change_sig, ctime_ns,
 /// inode, kind, sop_uid, study_uid, series_uid, study_date, modality,
 /// patient_id).
-fn content_params<'a>(o: &'a NewObject<'_>, size: &'a i64) -> [&'a dyn ToSql; 12] {
+fn content_params(o: &NewObject<'_>) -> [Value; 12] {
+    use super::db::ToValue;
     [
-        size,
-        &o.blake3,
-        &o.change_sig,
-        &o.ctime_ns,
-        &o.inode,
-        &o.kind,
-        &o.ids.sop_uid,
-        &o.ids.study_uid,
-        &o.ids.series_uid,
-        &o.ids.study_date,
-        &o.ids.modality,
-        &o.ids.patient_id,
+        o.size.to_value(),
+        o.blake3.to_value(),
+        o.change_sig.to_value(),
+        o.ctime_ns.to_value(),
+        o.inode.to_value(),
+        o.kind.to_value(),
+        o.ids.sop_uid.to_value(),
+        o.ids.study_uid.to_value(),
+        o.ids.series_uid.to_value(),
+        o.ids.study_date.to_value(),
+        o.ids.modality.to_value(),
+        o.ids.patient_id.to_value(),
     ]
 }
 
@@ -343,10 +347,115 @@ fn content_params<'a>(o: &'a NewObject<'_>, size: &'a i64) -> [&'a dyn ToSql; 12
 /// write quorum of them): what restore, verify and repair look at.
 const STORED: &str = "'degraded', 'written', 'verified'";
 
-/// An open catalog: one SQLite connection.
+/// Where a catalog is: a SQLite file, or a PostgreSQL database.
+#[derive(Clone)]
+pub enum Location {
+    File(PathBuf),
+    /// A libpq-style connection string or `postgresql://` URL without a
+    /// password (umbra.toml never holds one), and the password from the
+    /// environment or its 0600 file.
+    Postgres {
+        conninfo: String,
+        password: Option<zeroize::Zeroizing<String>>,
+    },
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl Location {
+    /// How errors name it (never with a password).
+    pub fn shown(&self) -> String {
+        match self {
+            Location::File(p) => p.display().to_string(),
+            Location::Postgres { conninfo, .. } => conninfo.clone(),
+        }
+    }
+
+    /// A connection string (rather than a file name): `postgresql://`,
+    /// `postgres://`, or libpq's `key=value` form.
+    pub fn is_postgres(spec: &str) -> bool {
+        spec.starts_with("postgresql://")
+            || spec.starts_with("postgres://")
+            || (spec.contains('=')
+                && spec
+                    .split_whitespace()
+                    .all(|kv| kv.split_once('=').is_some_and(|(k, _)| !k.is_empty())))
+    }
+
+    /// Whether a catalog is there (a PostgreSQL database is asked).
+    pub fn exists(&self) -> Result<bool> {
+        match self {
+            Location::File(p) => Ok(p.is_file()),
+            Location::Postgres { .. } => {
+                let db = connect(self)?;
+                has_catalog(&db).map_err(|error| ArchiveError::Catalog {
+                    at: self.shown(),
+                    error,
+                })
+            }
+        }
+    }
+}
+
+/// Opens a connection to a PostgreSQL catalog.
+pub(crate) fn connect(loc: &Location) -> Result<Db> {
+    let Location::Postgres { conninfo, password } = loc else {
+        unreachable!("connect is for PostgreSQL catalogs");
+    };
+    let at = loc.shown();
+    let mut config: postgres::Config = conninfo.parse().map_err(|e| ArchiveError::Catalog {
+        at: at.clone(),
+        error: DbError::Postgres(e),
+    })?;
+    if let Some(p) = password {
+        config.password(p.as_bytes());
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("umbra");
+    }
+    let client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| ArchiveError::Catalog {
+            at,
+            error: DbError::Postgres(e),
+        })?;
+    Ok(Db::Postgres(std::cell::RefCell::new(client)))
+}
+
+/// Whether the database holds a catalog (its `meta` table).
+fn has_catalog(db: &Db) -> DbResult<bool> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => {
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        }
+        Dialect::Postgres => "SELECT to_regclass('meta') IS NOT NULL",
+    };
+    db.query_row(sql, vals![], |r| r.get(0))
+}
+
+/// The catalog's tables for PostgreSQL: [`SCHEMA`] with its types (64-bit
+/// integers, `BYTEA`, identity ids).
+pub fn postgres_schema() -> String {
+    SCHEMA
+        .replace(
+            "INTEGER PRIMARY KEY",
+            "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        )
+        .replace("INTEGER", "BIGINT")
+        .replace("BLOB", "BYTEA")
+}
+
+/// An open catalog: one connection to its database.
 pub struct Catalog {
-    conn: Connection,
-    path: PathBuf,
+    db: Db,
+    at: Location,
 }
 
 /// Creates `path` 0600 if it is missing, and takes group and other
@@ -376,14 +485,14 @@ const COLUMNS: &str = "id, source, path, source_ref, version, size, blake3, chan
                        inode, kind, sop_uid, study_uid, series_uid, study_date, modality, \
                        patient_id, split_id, state, attempts, last_error";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+fn row(r: &Row) -> DbResult<ObjectRow> {
     Ok(ObjectRow {
         id: r.get(0)?,
         source: r.get(1)?,
         path: r.get(2)?,
         source_ref: r.get(3)?,
         version: r.get(4)?,
-        size: r.get::<_, i64>(5)? as u64,
+        size: r.get::<i64>(5)? as u64,
         blake3: r.get(6)?,
         change_sig: r.get(7)?,
         ctime_ns: r.get(8)?,
@@ -405,105 +514,213 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
 }
 
 impl Catalog {
-    fn err(&self, error: rusqlite::Error) -> ArchiveError {
+    fn err(&self, error: DbError) -> ArchiveError {
         ArchiveError::Catalog {
-            path: self.path.clone(),
+            at: self.at.shown(),
             error,
         }
     }
 
-    /// Creates an empty catalog; refuses an existing file.
-    pub fn create(path: &Path) -> Result<Self> {
-        if path.exists() {
+    /// Which database it is.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// Where it is.
+    pub fn location(&self) -> &Location {
+        &self.at
+    }
+
+    /// Creates an empty catalog; refuses an existing one.
+    pub fn create(at: &Location) -> Result<Self> {
+        if at.exists()? {
             return Err(ArchiveError::Config {
-                path: path.to_path_buf(),
+                path: PathBuf::from(at.shown()),
                 reason: "a catalog already exists here".into(),
             });
         }
-        Self::open_inner(path)
+        Self::open_inner(at)
     }
 
     /// Opens an existing catalog. A missing one is an error: migrating into
     /// a fresh catalog would write every object a second time.
-    pub fn open(path: &Path) -> Result<Self> {
-        if !path.is_file() {
-            return Err(ArchiveError::Config {
-                path: path.to_path_buf(),
-                reason: "the catalog is missing; `umbra restore --without-catalog --all` \
-                         rebuilds the objects from the stores alone"
-                    .into(),
-            });
+    pub fn open(at: &Location) -> Result<Self> {
+        let missing = || ArchiveError::Config {
+            path: PathBuf::from(at.shown()),
+            reason: "the catalog is missing; `umbra restore --without-catalog --all` \
+                     rebuilds the objects from the stores alone"
+                .into(),
+        };
+        match at {
+            Location::File(p) if !p.is_file() => return Err(missing()),
+            Location::File(_) => {}
+            Location::Postgres { .. } => {
+                let c = Self {
+                    db: connect(at)?,
+                    at: at.clone(),
+                };
+                if !has_catalog(&c.db).map_err(|e| c.err(e))? {
+                    return Err(missing());
+                }
+                c.prepare_schema()?;
+                return Ok(c);
+            }
         }
-        Self::open_inner(path)
+        Self::open_inner(at)
     }
 
-    fn open_inner(path: &Path) -> Result<Self> {
-        private_file(path)?;
-        let conn = Connection::open(path).map_err(|error| ArchiveError::Catalog {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        let c = Self {
-            conn,
-            path: path.to_path_buf(),
+    fn open_inner(at: &Location) -> Result<Self> {
+        let db = match at {
+            Location::File(path) => {
+                private_file(path)?;
+                Db::Sqlite(rusqlite::Connection::open(path).map_err(|error| {
+                    ArchiveError::Catalog {
+                        at: at.shown(),
+                        error: error.into(),
+                    }
+                })?)
+            }
+            Location::Postgres { .. } => connect(at)?,
         };
-        c.conn
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-            .map_err(|e| c.err(e))?;
-        c.migrate()?;
-        c.conn
-            .execute_batch("PRAGMA foreign_keys = ON;")
-            .map_err(|e| c.err(e))?;
-        c.conn.execute_batch(SCHEMA).map_err(|e| c.err(e))?;
-        c.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
+        let c = Self { db, at: at.clone() };
+        c.prepare_schema()?;
         Ok(c)
     }
 
-    /// Brings a catalog of an older schema up to [`SCHEMA_VERSION`] (with
-    /// foreign keys off, as SQLite requires for rebuilding a table).
-    fn migrate(&self) -> Result<()> {
+    /// Creates the tables that are missing and brings an older schema up to
+    /// [`SCHEMA_VERSION`]; refuses a catalog a newer umbra wrote.
+    fn prepare_schema(&self) -> Result<()> {
+        match self.db.dialect() {
+            Dialect::Sqlite => {
+                self.db
+                    .batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+                    .map_err(|e| self.err(e))?;
+                self.check_version()?;
+                self.migrate_sqlite()?;
+                self.db
+                    .batch("PRAGMA foreign_keys = ON;")
+                    .map_err(|e| self.err(e))?;
+                self.db.batch(SCHEMA).map_err(|e| self.err(e))?;
+                self.set_meta("schema_version", &SCHEMA_VERSION.to_string())
+            }
+            Dialect::Postgres => {
+                // Many workers open the catalog at once: the first creates
+                // or migrates it, the others wait on this lock, then find
+                // it done. The key is per schema (two archives may share a
+                // database in two schemas).
+                if self.get_meta_if_any("schema_version")?.as_deref()
+                    == Some(SCHEMA_VERSION.to_string().as_str())
+                {
+                    return Ok(());
+                }
+                self.db.begin().map_err(|e| self.err(e))?;
+                let done = (|| {
+                    self.db
+                        .execute(
+                            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || \
+                             ' umbra catalog schema'))",
+                            vals![],
+                        )
+                        .map_err(|e| self.err(e))?;
+                    self.check_version()?;
+                    self.db.batch(&postgres_schema()).map_err(|e| self.err(e))?;
+                    for (column, ty) in Self::ADDED_COLUMNS {
+                        let ty = ty.replace("INTEGER", "BIGINT");
+                        self.db
+                            .batch(&format!(
+                                "ALTER TABLE objects ADD COLUMN IF NOT EXISTS {column} {ty}"
+                            ))
+                            .map_err(|e| self.err(e))?;
+                    }
+                    self.set_meta("schema_version", &SCHEMA_VERSION.to_string())
+                })();
+                match done {
+                    Ok(()) => self.db.batch("COMMIT").map_err(|e| self.err(e)),
+                    Err(e) => {
+                        let _ = self.db.batch("ROLLBACK");
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A meta value, or none when the table is not there yet.
+    fn get_meta_if_any(&self, key: &str) -> Result<Option<String>> {
+        if !has_catalog(&self.db).map_err(|e| self.err(e))? {
+            return Ok(None);
+        }
+        self.get_meta(key)
+    }
+
+    fn check_version(&self) -> Result<()> {
+        if let Some(v) = self.get_meta_if_any("schema_version")?
+            && v.parse::<i64>().is_ok_and(|v| v > SCHEMA_VERSION)
+        {
+            return Err(ArchiveError::Config {
+                path: PathBuf::from(self.at.shown()),
+                reason: format!(
+                    "this catalog is of schema version {v}, written by a newer umbra; this one \
+                     knows versions up to {SCHEMA_VERSION}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Columns added to `objects` after schema version 2: version 3 the
+    /// scheme of each split (NULL: Shamir, the only scheme before), version
+    /// 4 the length of each split's share files (NULL: unknown), version 5
+    /// a worker's lease on a pending version (docs/SCALE.md).
+    const ADDED_COLUMNS: [(&str, &str); 4] = [
+        ("split_scheme", "TEXT"),
+        ("share_bytes", "INTEGER"),
+        ("lease_owner", "TEXT"),
+        ("lease_until", "INTEGER"),
+    ];
+
+    /// Brings a SQLite catalog of an older schema up to [`SCHEMA_VERSION`]
+    /// (with foreign keys off, as SQLite requires for rebuilding a table).
+    fn migrate_sqlite(&self) -> Result<()> {
         let has_objects: bool = self
-            .conn
+            .db
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'objects'",
-                [],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
+                vals![],
+                |r| r.get::<i64>(0).map(|n| n > 0),
             )
             .map_err(|e| self.err(e))?;
         if !has_objects {
             return Ok(());
         }
         let has_path: bool = self
-            .conn
+            .db
             .query_row(
                 "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = 'path'",
-                [],
-                |r| r.get::<_, i64>(0).map(|n| n > 0),
+                vals![],
+                |r| r.get::<i64>(0).map(|n| n > 0),
             )
             .map_err(|e| self.err(e))?;
         if !has_path {
-            self.conn
-                .execute_batch(&format!("BEGIN IMMEDIATE; {MIGRATE_V1} COMMIT;"))
+            self.db
+                .batch(&format!("BEGIN IMMEDIATE; {MIGRATE_V1} COMMIT;"))
                 .map_err(|e| {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                    let _ = self.db.batch("ROLLBACK");
                     self.err(e)
                 })?;
         }
-        // Version 2 to 3: the scheme of each split (NULL: Shamir, the only
-        // scheme before). Version 3 to 4: the length of each split's share
-        // files (NULL: unknown, for splits from before).
-        for (column, ty) in [("split_scheme", "TEXT"), ("share_bytes", "INTEGER")] {
+        for (column, ty) in Self::ADDED_COLUMNS {
             let has: bool = self
-                .conn
+                .db
                 .query_row(
                     "SELECT COUNT(*) FROM pragma_table_info('objects') WHERE name = ?1",
-                    [column],
-                    |r| r.get::<_, i64>(0).map(|n| n > 0),
+                    vals![column],
+                    |r| r.get::<i64>(0).map(|n| n > 0),
                 )
                 .map_err(|e| self.err(e))?;
             if !has {
-                self.conn
-                    .execute_batch(&format!("ALTER TABLE objects ADD COLUMN {column} {ty}"))
+                self.db
+                    .batch(&format!("ALTER TABLE objects ADD COLUMN {column} {ty}"))
                     .map_err(|e| self.err(e))?;
             }
         }
@@ -516,13 +733,13 @@ impl Catalog {
     /// objects again.
     pub fn latest(&self, source: &[u8], path: &[u8]) -> Result<Option<ObjectRow>> {
         let find = || {
-            self.conn
+            self.db
                 .query_row(
                     &format!(
                         "SELECT {COLUMNS} FROM objects WHERE source = ?1 AND path = ?2 \
                          ORDER BY version DESC LIMIT 1"
                     ),
-                    params![source, path],
+                    vals![source, path],
                     row,
                 )
                 .optional()
@@ -532,10 +749,10 @@ impl Catalog {
             return Ok(Some(r));
         }
         let adopted = self
-            .conn
+            .db
             .execute(
-                "UPDATE objects SET source = ?1 WHERE source = X'' AND path = ?2",
-                params![source, path],
+                "UPDATE objects SET source = ?1 WHERE source = ?3 AND path = ?2",
+                vals![source, path, b"".as_slice()],
             )
             .map_err(|e| self.err(e))?;
         if adopted == 0 {
@@ -547,10 +764,10 @@ impl Catalog {
     /// Records the source's new change signature (times, inode) of a version
     /// whose bytes were found unchanged.
     pub fn touch(&self, id: i64, change_sig: i64, ctime_ns: i64, inode: i64) -> Result<()> {
-        self.conn
+        self.db
             .execute(
                 "UPDATE objects SET change_sig = ?2, ctime_ns = ?3, inode = ?4 WHERE id = ?1",
-                params![id, change_sig, ctime_ns, inode],
+                vals![id, change_sig, ctime_ns, inode],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -565,49 +782,54 @@ impl Catalog {
 
     /// Records a new version of `o.source_ref`, `pending`; returns its id.
     pub fn insert(&self, o: &NewObject<'_>) -> Result<i64> {
+        use super::db::ToValue;
         let now = now_secs();
-        let size = o.size as i64;
         let version: i64 = self
-            .conn
+            .db
             .query_row(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM objects WHERE source = ?1 AND path = ?2",
-                params![o.source, o.path],
+                vals![o.source, o.path],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
-        self.conn
-            .execute(
+        let params: Vec<Value> = [
+            o.source.to_value(),
+            o.path.to_value(),
+            o.source_ref.to_value(),
+            version.to_value(),
+        ]
+        .into_iter()
+        .chain(content_params(o))
+        .chain([now.to_value()])
+        .collect();
+        self.db
+            .query_row(
                 "INSERT INTO objects (source, path, source_ref, version, size, blake3, change_sig, \
                  ctime_ns, inode, kind, sop_uid, study_uid, series_uid, study_date, modality, \
                  patient_id, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
-                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', ?17, ?17)",
-                rusqlite::params_from_iter(
-                    [&o.source as &dyn ToSql, &o.path, &o.source_ref, &version]
-                        .into_iter()
-                        .chain(content_params(o, &size))
-                        .chain([&now as &dyn ToSql]),
-                ),
+                 ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 'pending', ?17, ?17) RETURNING id",
+                &params,
+                |r| r.get(0),
             )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(|e| self.err(e))
     }
 
     /// A pending version whose source changed before it was written
     /// becomes the new content (no shares of it were ever complete).
     pub fn update_pending(&self, id: i64, o: &NewObject<'_>) -> Result<()> {
-        let (now, size) = (now_secs(), o.size as i64);
-        self.conn
+        use super::db::ToValue;
+        let params: Vec<Value> = [id.to_value()]
+            .into_iter()
+            .chain(content_params(o))
+            .chain([now_secs().to_value()])
+            .collect();
+        self.db
             .execute(
                 "UPDATE objects SET size = ?2, blake3 = ?3, change_sig = ?4, ctime_ns = ?5, \
                  inode = ?6, kind = ?7, sop_uid = ?8, study_uid = ?9, series_uid = ?10, \
                  study_date = ?11, modality = ?12, patient_id = ?13, updated_at = ?14 \
                  WHERE id = ?1 AND state = 'pending'",
-                rusqlite::params_from_iter(
-                    [&id as &dyn ToSql]
-                        .into_iter()
-                        .chain(content_params(o, &size))
-                        .chain([&now as &dyn ToSql]),
-                ),
+                &params,
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -616,11 +838,11 @@ impl Catalog {
     /// Every path recorded for `source` (any version, any state).
     pub fn paths_of(&self, source: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare("SELECT DISTINCT path FROM objects WHERE source = ?1")
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![source], |r| r.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>())
+        stmt.query_map(vals![source], |r| r.get(0))
+            .and_then(|rows| rows.collect::<DbResult<Vec<Vec<u8>>>>())
             .map_err(|e| self.err(e))
     }
 
@@ -633,27 +855,27 @@ impl Catalog {
             let mut keep: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
             for path in missing {
                 keep.insert(path);
-                c.conn
+                c.db
                     .execute(
-                        "INSERT OR IGNORE INTO gone (source, path, since) VALUES (?1, ?2, ?3)",
-                        params![source, path, now_secs()],
+                        "INSERT INTO gone (source, path, since) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                        vals![source, path, now_secs()],
                     )
                     .map_err(err)?;
             }
             let recorded: Vec<Vec<u8>> = {
                 let mut stmt = c
-                    .conn
+                    .db
                     .prepare("SELECT path FROM gone WHERE source = ?1")
                     .map_err(err)?;
-                stmt.query_map(params![source], |r| r.get(0))
-                    .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+                stmt.query_map(vals![source], |r| r.get(0))
+                    .and_then(|rows| rows.collect::<DbResult<_>>())
                     .map_err(err)?
             };
             for path in recorded.iter().filter(|p| !keep.contains(p.as_slice())) {
-                c.conn
+                c.db
                     .execute(
                         "DELETE FROM gone WHERE source = ?1 AND path = ?2",
-                        params![source, path],
+                        vals![source, path],
                     )
                     .map_err(err)?;
             }
@@ -670,48 +892,48 @@ impl Catalog {
             .collect::<Vec<_>>()
             .join(", ");
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT {cols}, g.since FROM objects o JOIN gone g \
                  ON g.source = o.source AND g.path = o.path \
                  WHERE o.state IN ({STORED}) AND g.since < ?1 ORDER BY o.id"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![cutoff], |r| Ok((row(r)?, r.get(21)?)))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        stmt.query_map(vals![cutoff], |r| Ok((row(r)?, r.get(21)?)))
+            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
             .map_err(|e| self.err(e))
     }
 
     /// Every version of `source` whose shares are not all written yet.
     pub fn pending(&self, source: &[u8]) -> Result<Vec<ObjectRow>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM objects WHERE state = 'pending' AND source = ?1 ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![source], row)
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        stmt.query_map(vals![source], row)
+            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
             .map_err(|e| self.err(e))
     }
 
     /// Every version in `state`, of any source.
     pub fn in_state(&self, state: &str) -> Result<Vec<ObjectRow>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM objects WHERE state = ?1 ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![state], row)
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        stmt.query_map(vals![state], row)
+            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
             .map_err(|e| self.err(e))
     }
 
     fn query(&self, sql: &str) -> Result<Vec<ObjectRow>> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        stmt.query_map([], row)
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        let mut stmt = self.db.prepare(sql).map_err(|e| self.err(e))?;
+        stmt.query_map(vals![], row)
+            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
             .map_err(|e| self.err(e))
     }
 
@@ -719,8 +941,9 @@ impl Catalog {
     /// stored version of each source reference, or the latest recorded by
     /// `sel.as_of`, or exactly `sel.version`.
     pub fn select(&self, sel: &Selection) -> Result<Vec<ObjectRow>> {
+        let glob = self.db.glob("source_ref", "?10");
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM objects o WHERE state IN ({STORED}) \
                  AND (?8 IS NULL OR created_at <= ?8) \
@@ -730,7 +953,7 @@ impl Catalog {
                  AND (?8 IS NULL OR p.created_at <= ?8)) END \
                  AND (?1 OR ((?2 IS NULL OR sop_uid = ?2) AND (?3 IS NULL OR study_uid = ?3) \
                  AND (?4 IS NULL OR patient_id = ?4) AND (?9 IS NULL OR series_uid = ?9) \
-                 AND (?10 IS NULL OR source_ref GLOB ?10))) \
+                 AND (?10 IS NULL OR {glob}))) \
                  AND (?5 IS NULL OR study_date >= ?5) AND (?6 IS NULL OR study_date <= ?6) \
                  ORDER BY id"
             ))
@@ -739,7 +962,7 @@ impl Catalog {
         // object in it.
         let any = sel.all;
         stmt.query_map(
-            params![
+            vals![
                 any,
                 sel.sop_uid,
                 sel.study_uid,
@@ -749,11 +972,11 @@ impl Catalog {
                 sel.version,
                 sel.as_of,
                 sel.series_uid,
-                sel.path_glob
+                self.db.glob_param(sel.path_glob.as_deref())
             ],
             row,
         )
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -761,9 +984,10 @@ impl Catalog {
     /// every version), filtered as [`Catalog::select`] filters (its version
     /// and time selectors aside), by path.
     pub fn list(&self, sel: &Selection, every_version: bool) -> Result<Vec<Listed>> {
+        let glob = self.db.glob("o.source_ref", "?6");
         let mut stmt = self
-            .conn
-            .prepare(
+            .db
+            .prepare(&format!(
                 "SELECT o.id, o.source_ref, o.version, (SELECT COUNT(*) FROM objects p \
                  WHERE p.source = o.source AND p.path = o.path), (SELECT MAX(version) \
                  FROM objects p WHERE p.source = o.source AND p.path = o.path), o.size, o.state, o.kind, \
@@ -774,19 +998,19 @@ impl Catalog {
                  WHERE p.source = o.source AND p.path = o.path)) \
                  AND (?2 IS NULL OR o.sop_uid = ?2) AND (?3 IS NULL OR o.study_uid = ?3) \
                  AND (?4 IS NULL OR o.patient_id = ?4) AND (?5 IS NULL OR o.series_uid = ?5) \
-                 AND (?6 IS NULL OR o.source_ref GLOB ?6) \
+                 AND (?6 IS NULL OR {glob}) \
                  AND (?7 IS NULL OR o.study_date >= ?7) AND (?8 IS NULL OR o.study_date <= ?8) \
-                 ORDER BY o.source_ref, o.source, o.version",
-            )
+                 ORDER BY o.source_ref, o.source, o.version"
+            ))
             .map_err(|e| self.err(e))?;
         stmt.query_map(
-            params![
+            vals![
                 every_version,
                 sel.sop_uid,
                 sel.study_uid,
                 sel.patient_id,
                 sel.series_uid,
-                sel.path_glob,
+                self.db.glob_param(sel.path_glob.as_deref()),
                 sel.date_from,
                 sel.date_until
             ],
@@ -797,7 +1021,7 @@ impl Catalog {
                     version: r.get(2)?,
                     versions: r.get(3)?,
                     latest_version: r.get(4)?,
-                    size: r.get::<_, i64>(5)? as u64,
+                    size: r.get::<i64>(5)? as u64,
                     state: r.get(6)?,
                     kind: r.get(7)?,
                     ids: Identity {
@@ -811,7 +1035,7 @@ impl Catalog {
                     scheme: r.get(14)?,
                     t: r.get(15)?,
                     n: r.get(16)?,
-                    share_bytes: r.get::<_, Option<i64>>(17)?.map(|b| b as u64),
+                    share_bytes: r.get::<Option<i64>>(17)?.map(|b| b as u64),
                     created_at: r.get(18)?,
                     updated_at: r.get(19)?,
                     checked_at: r.get(20)?,
@@ -819,7 +1043,7 @@ impl Catalog {
                 })
             },
         )
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -832,27 +1056,29 @@ impl Catalog {
         for (latest, sql) in [
             (
                 false,
-                format!("SELECT {state}, COUNT(*), COALESCE(SUM(size), 0) FROM objects GROUP BY 1"),
+                format!(
+                    "SELECT {state}, COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects GROUP BY 1"
+                ),
             ),
             (
                 true,
                 format!(
-                    "SELECT {state}, COUNT(*), COALESCE(SUM(size), 0) FROM objects o \
+                    "SELECT {state}, COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects o \
                      WHERE version = (SELECT MAX(version) FROM objects p \
                      WHERE p.source = o.source AND p.path = o.path) GROUP BY 1"
                 ),
             ),
         ] {
-            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            let mut stmt = self.db.prepare(&sql).map_err(|e| self.err(e))?;
             let rows = stmt
-                .query_map([], |r| {
+                .query_map(vals![], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)? as u64,
-                        r.get::<_, i64>(2)? as u64,
+                        r.get::<String>(0)?,
+                        r.get::<i64>(1)? as u64,
+                        r.get::<i64>(2)? as u64,
                     ))
                 })
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
                 .map_err(|e| self.err(e))?;
             for (st, count, bytes) in rows {
                 let c = out.entry(st.clone()).or_insert_with(|| StateCount {
@@ -873,23 +1099,23 @@ impl Catalog {
     /// where recorded, and how many are of unrecorded length.
     pub fn store_usage(&self) -> Result<Vec<StoreUsage>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(
-                "SELECT p.store, COUNT(*), COALESCE(SUM(o.share_bytes), 0), \
-                 COALESCE(SUM(o.share_bytes IS NULL), 0) FROM placements p \
+                "SELECT p.store, COUNT(*), CAST(COALESCE(SUM(o.share_bytes), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN o.share_bytes IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) FROM placements p \
                  JOIN objects o ON o.id = p.object_id WHERE p.written = 1 \
                  GROUP BY p.store ORDER BY p.store",
             )
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
+        stmt.query_map(vals![], |r| {
             Ok(StoreUsage {
                 store: r.get(0)?,
-                shares: r.get::<_, i64>(1)? as u64,
-                bytes: r.get::<_, i64>(2)? as u64,
-                unknown_size: r.get::<_, i64>(3)? as u64,
+                shares: r.get::<i64>(1)? as u64,
+                bytes: r.get::<i64>(2)? as u64,
+                unknown_size: r.get::<i64>(3)? as u64,
             })
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -898,25 +1124,25 @@ impl Catalog {
     /// checked least recently was checked.
     pub fn verification_age(&self) -> Result<VerificationAge> {
         let (never, least_recent): (i64, Option<i64>) = self
-            .conn
+            .db
             .query_row(
                 &format!(
-                    "SELECT COALESCE(SUM(checked_at IS NULL), 0), MIN(checked_at) FROM objects \
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN checked_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT), MIN(checked_at) FROM objects \
                      WHERE state IN ({STORED})"
                 ),
-                [],
+                vals![],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(|e| self.err(e))?;
         let oldest = self
-            .conn
+            .db
             .query_row(
                 &format!(
                     "SELECT source_ref, version, created_at FROM objects \
                      WHERE state IN ({STORED}) AND checked_at IS NULL \
                      ORDER BY created_at, id LIMIT 1"
                 ),
-                [],
+                vals![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
@@ -940,10 +1166,10 @@ impl Catalog {
     /// checked first): successive sampled verifies roll over everything.
     pub fn stored_sample(&self, percent: f64) -> Result<Vec<ObjectRow>> {
         let total: i64 = self
-            .conn
+            .db
             .query_row(
                 &format!("SELECT COUNT(*) FROM objects WHERE state IN ({STORED})"),
-                [],
+                vals![],
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
@@ -958,10 +1184,10 @@ impl Catalog {
 
     /// Notes that version `id`'s shares were just checked.
     pub fn set_checked(&self, id: i64) -> Result<()> {
-        self.conn
+        self.db
             .execute(
                 "UPDATE objects SET checked_at = ?2 WHERE id = ?1",
-                params![id, now_secs()],
+                vals![id, now_secs()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -970,20 +1196,20 @@ impl Catalog {
     /// Where version `id`'s shares are: one placement per x.
     pub fn placements(&self, id: i64) -> Result<Vec<Placement>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(
                 "SELECT x, store, name, written FROM placements WHERE object_id = ?1 ORDER BY x",
             )
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![id], |r| {
+        stmt.query_map(vals![id], |r| {
             Ok(Placement {
-                x: r.get::<_, i64>(0)? as u8,
+                x: r.get::<i64>(0)? as u8,
                 store: r.get(1)?,
                 name: r.get(2)?,
                 written: r.get(3)?,
             })
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -991,16 +1217,14 @@ impl Catalog {
     /// sync of the write-ahead log instead of one per write). Rolled back
     /// if `f` fails.
     pub fn in_transaction<T>(&mut self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.err(e))?;
+        self.db.begin().map_err(|e| self.err(e))?;
         match f(self) {
             Ok(v) => {
-                self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+                self.db.batch("COMMIT").map_err(|e| self.err(e))?;
                 Ok(v)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.db.batch("ROLLBACK");
                 Err(e)
             }
         }
@@ -1019,33 +1243,30 @@ impl Catalog {
         self.in_transaction(|c| {
             let err = |e| c.err(e);
             for &(id, split_id, placements, share_bytes) in splits {
-                c.conn
-                    .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+                c.db.execute("DELETE FROM placements WHERE object_id = ?1", vals![id])
                     .map_err(err)?;
-                c.conn
-                    .execute(
-                        "UPDATE objects SET split_id = ?2, split_t = ?4, split_n = ?5, \
+                c.db.execute(
+                    "UPDATE objects SET split_id = ?2, split_t = ?4, split_n = ?5, \
                          split_scheme = ?6, share_bytes = ?7, attempts = attempts + 1, \
                          updated_at = ?3 WHERE id = ?1",
-                        params![
-                            id,
-                            split_id,
-                            now_secs(),
-                            t as i64,
-                            placements.len() as i64,
-                            scheme.name(),
-                            share_bytes.map(|b| b as i64)
-                        ],
+                    vals![
+                        id,
+                        split_id,
+                        now_secs(),
+                        t as i64,
+                        placements.len() as i64,
+                        scheme.name(),
+                        share_bytes.map(|b| b as i64)
+                    ],
+                )
+                .map_err(err)?;
+                for p in placements {
+                    c.db.execute(
+                        "INSERT INTO placements (object_id, x, store, name) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                        vals![id, p.x as i64, p.store, p.name],
                     )
                     .map_err(err)?;
-                for p in placements {
-                    c.conn
-                        .execute(
-                            "INSERT INTO placements (object_id, x, store, name) \
-                             VALUES (?1, ?2, ?3, ?4)",
-                            params![id, p.x as i64, p.store, p.name],
-                        )
-                        .map_err(err)?;
                 }
             }
             Ok(())
@@ -1056,16 +1277,16 @@ impl Catalog {
     /// object: (id, source, path, version, created_at), ordered by object.
     pub fn stored_versions(&self) -> Result<Vec<StoredVersion>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT id, source, path, version, created_at FROM objects \
                  WHERE state IN ({STORED}) ORDER BY source, path, version"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
+        stmt.query_map(vals![], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -1078,7 +1299,7 @@ impl Catalog {
         sop_uid: Option<&str>,
     ) -> Result<Vec<ObjectRow>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM objects WHERE (?1 IS NOT NULL OR ?2 IS NOT NULL \
                  OR ?3 IS NOT NULL) AND (?1 IS NULL OR patient_id = ?1) \
@@ -1086,8 +1307,8 @@ impl Catalog {
                  ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![patient_id, study_uid, sop_uid], row)
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        stmt.query_map(vals![patient_id, study_uid, sop_uid], row)
+            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
             .map_err(|e| self.err(e))
     }
 
@@ -1103,20 +1324,20 @@ impl Catalog {
         versions: &[(i64, String)],
         erasure: bool,
     ) -> Result<Vec<i64>> {
-        if erasure {
-            self.conn
-                .execute_batch("PRAGMA secure_delete = ON;")
+        let sqlite = self.dialect() == Dialect::Sqlite;
+        if erasure && sqlite {
+            self.db
+                .batch("PRAGMA secure_delete = ON;")
                 .map_err(|e| self.err(e))?;
         }
         let made = self.in_transaction(|c| {
             let err = |e| c.err(e);
             let mut made = Vec::new();
             for (id, reason) in versions {
-                let (source_ref, version, size): (String, i64, i64) = c
-                    .conn
-                    .query_row(
+                let (source_ref, version, size): (String, i64, i64) =
+                    c.db.query_row(
                         "SELECT source_ref, version, size FROM objects WHERE id = ?1",
-                        params![id],
+                        vals![id],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .map_err(err)?;
@@ -1147,14 +1368,21 @@ impl Catalog {
                     "DELETE FROM objects WHERE id = ?1",
                 ]);
                 for sql in cleanup {
-                    c.conn.execute(sql, params![id]).map_err(err)?;
+                    c.db.execute(sql, vals![id]).map_err(err)?;
                 }
             }
             Ok(made)
         })?;
-        if erasure {
-            self.conn
-                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA secure_delete = OFF;")
+        if erasure && sqlite {
+            self.db
+                .batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA secure_delete = OFF;")
+                .map_err(|e| self.err(e))?;
+        } else if erasure {
+            // PostgreSQL: the dead rows' space is marked free for reuse
+            // (docs/SCALE.md says what it cannot promise: the bytes stay
+            // in free space and the server's WAL until overwritten).
+            self.db
+                .batch("VACUUM objects, placements, deletions, gone, deferred")
                 .map_err(|e| self.err(e))?;
         }
         Ok(made)
@@ -1164,24 +1392,24 @@ impl Catalog {
     /// (object id, content BLAKE3 hex, split id hex, x, store, name).
     pub fn named_placements(&self) -> Result<Vec<NamedPlacement>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(
                 "SELECT o.id, o.blake3, o.split_id, p.x, p.store, p.name FROM placements p \
                  JOIN objects o ON o.id = p.object_id WHERE o.split_id IS NOT NULL \
                  ORDER BY o.id, p.x",
             )
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
+        stmt.query_map(vals![], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
                 r.get(2)?,
-                r.get::<_, i64>(3)? as u8,
+                r.get::<i64>(3)? as u8,
                 r.get(4)?,
                 r.get(5)?,
             ))
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -1197,12 +1425,11 @@ impl Catalog {
     ) -> Result<()> {
         self.in_transaction(|c| {
             let err = |e| c.err(e);
-            c.conn
-                .execute(
-                    "UPDATE placements SET name = ?3 WHERE object_id = ?1 AND x = ?2",
-                    params![id, x as i64, name],
-                )
-                .map_err(err)?;
+            c.db.execute(
+                "UPDATE placements SET name = ?3 WHERE object_id = ?1 AND x = ?2",
+                vals![id, x as i64, name],
+            )
+            .map_err(err)?;
             c.owe("site key rotated", None, &[(store, old)])?;
             Ok(())
         })
@@ -1238,36 +1465,32 @@ impl Catalog {
                 .map(|p| (p.store, p.name))
                 .collect();
             c.owe(reason, None, &old)?;
-            c.conn
-                .execute("DELETE FROM placements WHERE object_id = ?1", params![id])
+            c.db.execute("DELETE FROM placements WHERE object_id = ?1", vals![id])
                 .map_err(err)?;
             for p in placements {
-                c.conn
-                    .execute(
-                        "INSERT INTO placements (object_id, x, store, name, written) \
+                c.db.execute(
+                    "INSERT INTO placements (object_id, x, store, name, written) \
                          VALUES (?1, ?2, ?3, ?4, 1)",
-                        params![id, p.x as i64, p.store, p.name],
-                    )
-                    .map_err(err)?;
-            }
-            c.conn
-                .execute(
-                    "UPDATE objects SET split_id = ?2, split_t = ?3, split_n = ?4, \
-                     split_scheme = ?5, share_bytes = ?6, state = 'written', checked_at = NULL, \
-                     updated_at = ?7 WHERE id = ?1",
-                    params![
-                        id,
-                        split_id,
-                        t as i64,
-                        placements.len() as i64,
-                        scheme.name(),
-                        share_bytes.map(|b| b as i64),
-                        now_secs()
-                    ],
+                    vals![id, p.x as i64, p.store, p.name],
                 )
                 .map_err(err)?;
-            c.conn
-                .execute("DELETE FROM deletions WHERE id = ?1", params![guard])
+            }
+            c.db.execute(
+                "UPDATE objects SET split_id = ?2, split_t = ?3, split_n = ?4, \
+                     split_scheme = ?5, share_bytes = ?6, state = 'written', checked_at = NULL, \
+                     updated_at = ?7 WHERE id = ?1",
+                vals![
+                    id,
+                    split_id,
+                    t as i64,
+                    placements.len() as i64,
+                    scheme.name(),
+                    share_bytes.map(|b| b as i64),
+                    now_secs()
+                ],
+            )
+            .map_err(err)?;
+            c.db.execute("DELETE FROM deletions WHERE id = ?1", vals![guard])
                 .map_err(err)?;
             Ok(())
         })
@@ -1276,10 +1499,10 @@ impl Catalog {
     /// (t, n, scheme) each stored version was split with; None where not
     /// recorded.
     pub fn split_params(&self, id: i64) -> Result<(Option<i64>, Option<i64>, Option<String>)> {
-        self.conn
+        self.db
             .query_row(
                 "SELECT split_t, split_n, split_scheme FROM objects WHERE id = ?1",
-                params![id],
+                vals![id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(|e| self.err(e))
@@ -1288,20 +1511,16 @@ impl Catalog {
     /// Shares of stored versions per (x, store): where the catalog has them.
     pub fn placement_counts(&self) -> Result<Vec<(u8, String, u64)>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT p.x, p.store, COUNT(*) FROM placements p JOIN objects o \
                  ON o.id = p.object_id WHERE o.state IN ({STORED}) GROUP BY 1, 2 ORDER BY 1, 2"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u8,
-                r.get(1)?,
-                r.get::<_, i64>(2)? as u64,
-            ))
+        stmt.query_map(vals![], |r| {
+            Ok((r.get::<i64>(0)? as u8, r.get(1)?, r.get::<i64>(2)? as u64))
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -1317,18 +1536,16 @@ impl Catalog {
     ) -> Result<()> {
         self.in_transaction(|c| {
             let err = |e| c.err(e);
-            c.conn
-                .execute(
-                    "UPDATE placements SET store = ?3, written = 1 WHERE object_id = ?1 AND x = ?2",
-                    params![id, x as i64, store],
-                )
-                .map_err(err)?;
+            c.db.execute(
+                "UPDATE placements SET store = ?3, written = 1 WHERE object_id = ?1 AND x = ?2",
+                vals![id, x as i64, store],
+            )
+            .map_err(err)?;
             if let Some((from, name)) = old {
-                let (source_ref, version, size): (String, i64, i64) = c
-                    .conn
-                    .query_row(
+                let (source_ref, version, size): (String, i64, i64) =
+                    c.db.query_row(
                         "SELECT source_ref, version, size FROM objects WHERE id = ?1",
-                        params![id],
+                        vals![id],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .map_err(err)?;
@@ -1355,14 +1572,14 @@ impl Catalog {
         let (source_ref, version, size) = of.map_or((None, None, None), |(r, v, s)| {
             (Some(r.to_string()), Some(v), Some(s))
         });
-        self.conn
-            .execute(
+        self.db
+            .query_row(
                 "INSERT INTO deletions (reason, source_ref, version, size, at, pending) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![reason, source_ref, version, size, now_secs(), pending],
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                vals![reason, source_ref, version, size, now_secs(), pending],
+                |r| r.get(0),
             )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(|e| self.err(e))
     }
 
     /// Deletions not all done yet (forgotten or erased versions, moved
@@ -1370,12 +1587,12 @@ impl Catalog {
     /// [(store, name)]).
     pub fn pending_deletions(&self) -> Result<Vec<(i64, Vec<StoreName>)>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare("SELECT id, pending FROM deletions WHERE done_at IS NULL ORDER BY id")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .query_map(vals![], |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))
+            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
             .map_err(|e| self.err(e))?;
         rows.into_iter()
             .map(|(id, json)| {
@@ -1391,11 +1608,11 @@ impl Catalog {
     /// done.
     pub fn set_pending_deletions(&self, id: i64, left: &[(String, String)]) -> Result<()> {
         let pending = serde_json::to_string(left).expect("names serialise");
-        self.conn
+        self.db
             .execute(
                 "UPDATE deletions SET pending = ?2, \
-                 done_at = CASE WHEN ?3 THEN ?4 ELSE NULL END WHERE id = ?1",
-                params![id, pending, left.is_empty(), now_secs()],
+                 done_at = CASE WHEN ?3 = 1 THEN CAST(?4 AS BIGINT) ELSE NULL END WHERE id = ?1",
+                vals![id, pending, left.is_empty(), now_secs()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -1404,29 +1621,25 @@ impl Catalog {
     /// Removes a pending version that will never be written (its source is
     /// gone); the caller has deleted its leftover shares.
     pub fn forget_pending(&mut self, id: i64) -> Result<()> {
-        let path = self.path.clone();
-        let err = |error| ArchiveError::Catalog {
-            path: path.clone(),
-            error,
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.execute("DELETE FROM placements WHERE object_id = ?1", params![id])
-            .map_err(err)?;
-        tx.execute(
-            "DELETE FROM objects WHERE id = ?1 AND state = 'pending'",
-            params![id],
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)
+        self.in_transaction(|c| {
+            c.db.execute("DELETE FROM placements WHERE object_id = ?1", vals![id])
+                .map_err(|e| c.err(e))?;
+            c.db.execute(
+                "DELETE FROM objects WHERE id = ?1 AND state = 'pending'",
+                vals![id],
+            )
+            .map_err(|e| c.err(e))?;
+            Ok(())
+        })
     }
 
     /// Sets version `id`'s state (`pending`, `degraded`, `written` or
     /// `verified`).
     pub fn set_state(&self, id: i64, state: &str) -> Result<()> {
-        self.conn
+        self.db
             .execute(
                 "UPDATE objects SET state = ?2, last_error = NULL, updated_at = ?3 WHERE id = ?1",
-                params![id, state, now_secs()],
+                vals![id, state, now_secs()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -1439,12 +1652,11 @@ impl Catalog {
         self.in_transaction(|c| {
             for (id, state, xs) in landed {
                 for &x in xs {
-                    c.conn
-                        .execute(
-                            "UPDATE placements SET written = 1 WHERE object_id = ?1 AND x = ?2",
-                            params![id, x as i64],
-                        )
-                        .map_err(|e| c.err(e))?;
+                    c.db.execute(
+                        "UPDATE placements SET written = 1 WHERE object_id = ?1 AND x = ?2",
+                        vals![id, x as i64],
+                    )
+                    .map_err(|e| c.err(e))?;
                 }
                 c.set_state(*id, state)?;
             }
@@ -1454,10 +1666,10 @@ impl Catalog {
 
     /// Records why version `id` failed this run (it stays pending).
     pub fn set_error(&self, id: i64, error: &str) -> Result<()> {
-        self.conn
+        self.db
             .execute(
                 "UPDATE objects SET last_error = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, error, now_secs()],
+                vals![id, error, now_secs()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -1467,21 +1679,21 @@ impl Catalog {
     /// attempt's names are not orphans).
     pub fn placement_names(&self, store: &str) -> Result<std::collections::HashSet<String>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare("SELECT name FROM placements WHERE store = ?1")
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![store], |r| r.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+        stmt.query_map(vals![store], |r| r.get(0))
+            .and_then(|rows| rows.collect::<DbResult<_>>())
             .map_err(|e| self.err(e))
     }
 
     /// Shares the catalog says are in `store`.
     pub fn written_placements(&self, store: &str) -> Result<u64> {
-        self.conn
+        self.db
             .query_row(
                 "SELECT COUNT(*) FROM placements WHERE store = ?1 AND written = 1",
-                params![store],
-                |r| r.get::<_, i64>(0).map(|n| n as u64),
+                vals![store],
+                |r| r.get::<i64>(0).map(|n| n as u64),
             )
             .map_err(|e| self.err(e))
     }
@@ -1490,19 +1702,19 @@ impl Catalog {
     /// recorded (from before umbra recorded it).
     pub fn split_shapes(&self) -> Result<Vec<((usize, usize), u64)>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
                 "SELECT COALESCE(split_t, 0), COALESCE(split_n, 0), COUNT(*) FROM objects \
                  WHERE state IN ({STORED}) GROUP BY 1, 2 ORDER BY 1, 2"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
+        stmt.query_map(vals![], |r| {
             Ok((
-                (r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize),
-                r.get::<_, i64>(2)? as u64,
+                (r.get::<i64>(0)? as usize, r.get::<i64>(1)? as usize),
+                r.get::<i64>(2)? as u64,
             ))
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
@@ -1510,32 +1722,32 @@ impl Catalog {
     /// ("shamir" for versions from before the scheme was recorded).
     pub fn scheme_counts(&self) -> Result<Vec<(String, u64, u64)>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!(
-                "SELECT COALESCE(split_scheme, 'shamir'), COUNT(*), COALESCE(SUM(size), 0) \
+                "SELECT COALESCE(split_scheme, 'shamir'), COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) \
                  FROM objects WHERE state IN ({STORED}) GROUP BY 1 ORDER BY 1"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
+        stmt.query_map(vals![], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)? as u64,
-                r.get::<_, i64>(2)? as u64,
+                r.get::<String>(0)?,
+                r.get::<i64>(1)? as u64,
+                r.get::<i64>(2)? as u64,
             ))
         })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
         .map_err(|e| self.err(e))
     }
 
     /// Source bytes of the stored versions, and how many there are.
     pub fn stored_bytes(&self) -> Result<(u64, u64)> {
-        self.conn
+        self.db
             .query_row(
                 &format!(
-                    "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects WHERE state IN ({STORED})"
+                    "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT), COUNT(*) FROM objects WHERE state IN ({STORED})"
                 ),
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                vals![],
+                |r| Ok((r.get::<i64>(0)? as u64, r.get::<i64>(1)? as u64)),
             )
             .map_err(|e| self.err(e))
     }
@@ -1544,25 +1756,24 @@ impl Catalog {
     /// that have shares there.
     pub fn placement_stores(&self) -> Result<Vec<(String, u64)>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare("SELECT store, COUNT(DISTINCT object_id) FROM placements GROUP BY store")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            .query_map(vals![], |r| {
+                Ok((r.get::<String>(0)?, r.get::<i64>(1)? as u64))
             })
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+        rows.collect::<DbResult<Vec<_>>>().map_err(|e| self.err(e))
     }
 
     /// Remembers an object a run's selection left out, to look at it again
     /// next run (Orthanc: the change cursor moves past it).
     pub fn defer(&self, source: &[u8], path: &[u8]) -> Result<()> {
-        self.conn
+        self.db
             .execute(
-                "INSERT OR IGNORE INTO deferred (source, path, since) VALUES (?1, ?2, ?3)",
-                params![source, path, now_secs()],
+                "INSERT INTO deferred (source, path, since) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                vals![source, path, now_secs()],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -1570,10 +1781,10 @@ impl Catalog {
 
     /// Forgets a deferred object: archived, or gone from its source.
     pub fn undefer(&self, source: &[u8], path: &[u8]) -> Result<()> {
-        self.conn
+        self.db
             .execute(
                 "DELETE FROM deferred WHERE source = ?1 AND path = ?2",
-                params![source, path],
+                vals![source, path],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -1582,18 +1793,18 @@ impl Catalog {
     /// The deferred objects of `source`.
     pub fn deferred(&self, source: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare("SELECT path FROM deferred WHERE source = ?1 ORDER BY since, path")
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![source], |r| r.get(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>())
+        stmt.query_map(vals![source], |r| r.get(0))
+            .and_then(|rows| rows.collect::<DbResult<Vec<Vec<u8>>>>())
             .map_err(|e| self.err(e))
     }
 
     /// A value of the catalog's key-value table (cursors, the audit head).
     pub fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+        self.db
+            .query_row("SELECT value FROM meta WHERE key = ?1", vals![key], |r| {
                 r.get(0)
             })
             .optional()
@@ -1602,18 +1813,18 @@ impl Catalog {
 
     /// Sets a value of the catalog's key-value table.
     pub fn delete_meta(&self, key: &str) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM meta WHERE key = ?1", params![key])
+        self.db
+            .execute("DELETE FROM meta WHERE key = ?1", vals![key])
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.conn
+        self.db
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![key, value],
+                vals![key, value],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

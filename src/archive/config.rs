@@ -11,6 +11,24 @@ use super::error::{ArchiveError, At, Result};
 use crate::share::format::SchemeKind;
 use crate::sharing::Threshold;
 
+/// Reads a file that holds a password, refusing one that others may read.
+pub fn read_secret_file(path: &Path) -> Result<zeroize::Zeroizing<String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).at(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(ArchiveError::Config {
+            path: path.to_path_buf(),
+            reason: format!(
+                "holds a password but is readable by others (mode {:o}): chmod 600 it",
+                mode & 0o777
+            ),
+        });
+    }
+    Ok(zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).at(path)?,
+    ))
+}
+
 /// The configuration file of an archive directory.
 pub const CONFIG_FILE: &str = "umbra.toml";
 /// Bytes of the site key.
@@ -60,6 +78,11 @@ pub struct Config {
     /// password itself in umbra.toml.
     #[serde(default)]
     pub orthanc_credentials: Option<PathBuf>,
+    /// For a PostgreSQL catalog (`catalog = "postgresql://..."`): a 0600
+    /// file whose first line is the password, when UMBRA_CATALOG_PASSWORD
+    /// and PGPASSWORD are not set. Never the password in umbra.toml.
+    #[serde(default)]
+    pub catalog_password_file: Option<PathBuf>,
     #[serde(rename = "store", default)]
     pub stores: Vec<StoreConfig>,
 }
@@ -105,6 +128,52 @@ impl Config {
         toml::from_str(&text).map_err(|e| ArchiveError::Config {
             path,
             reason: e.to_string(),
+        })
+    }
+
+    /// Where the catalog is: `catalog` is a file relative to the archive,
+    /// or a PostgreSQL connection string (`postgresql://user@host/db`, or
+    /// libpq's `host=... dbname=...`), whose password comes from
+    /// UMBRA_CATALOG_PASSWORD, PGPASSWORD or `catalog_password_file`.
+    pub fn catalog_location(&self, dir: &Path) -> Result<crate::archive::catalog::Location> {
+        use crate::archive::catalog::Location;
+        let spec = self.catalog.to_string_lossy();
+        if !Location::is_postgres(&spec) {
+            return Ok(Location::File(dir.join(&self.catalog)));
+        }
+        let config_path = dir.join(CONFIG_FILE);
+        let bad = |reason: String| ArchiveError::Config {
+            path: config_path.clone(),
+            reason,
+        };
+        let parsed: postgres::Config = spec
+            .parse()
+            .map_err(|e| bad(format!("catalog: not a PostgreSQL connection string ({e})")))?;
+        if parsed.get_password().is_some() {
+            return Err(bad(
+                "catalog: the connection string holds a password, which umbra.toml must not: \
+                 set UMBRA_CATALOG_PASSWORD (or PGPASSWORD) or name a 0600 file in \
+                 catalog_password_file"
+                    .into(),
+            ));
+        }
+        let password = match std::env::var("UMBRA_CATALOG_PASSWORD")
+            .or_else(|_| std::env::var("PGPASSWORD"))
+        {
+            Ok(p) => Some(zeroize::Zeroizing::new(p)),
+            Err(_) => match &self.catalog_password_file {
+                Some(file) => {
+                    let text = read_secret_file(&dir.join(file))?;
+                    Some(zeroize::Zeroizing::new(
+                        text.lines().next().unwrap_or_default().to_string(),
+                    ))
+                }
+                None => None,
+            },
+        };
+        Ok(Location::Postgres {
+            conninfo: spec.into_owned(),
+            password,
         })
     }
 
@@ -466,6 +535,7 @@ mod tests {
             staging: default_staging(),
             write_quorum: None,
             orthanc_credentials: None,
+            catalog_password_file: None,
             stores: per_store
                 .iter()
                 .enumerate()
@@ -521,6 +591,7 @@ mod tests {
             staging: default_staging(),
             write_quorum: None,
             orthanc_credentials: None,
+            catalog_password_file: None,
             stores: stores
                 .into_iter()
                 .enumerate()

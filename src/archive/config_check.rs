@@ -81,8 +81,7 @@ impl Archive {
         self.check_private_files(&mut report);
         self.check_stores(&mut report)?;
         self.check_nesting(&mut report);
-        let catalog = self.dir.join(&self.config.catalog);
-        if catalog.exists() {
+        if self.catalog_location()?.exists()? {
             let cat = self.catalog()?;
             if let Err(e) = self.check_catalog_stores(&cat) {
                 report.errors.push(e.to_string());

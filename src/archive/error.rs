@@ -18,10 +18,10 @@ pub enum ArchiveError {
     },
     #[error("{}: {reason}", show(path))]
     Config { path: PathBuf, reason: String },
-    #[error("catalog {}: {error}", show(path))]
+    #[error("catalog {at}: {error}")]
     Catalog {
-        path: PathBuf,
-        error: rusqlite::Error,
+        at: String,
+        error: crate::archive::db::DbError,
     },
     #[error("store {store}: object {object}: {error}")]
     Store {

@@ -17,6 +17,7 @@ pub mod catalog;
 mod check;
 pub mod config;
 pub mod config_check;
+pub mod db;
 pub mod error;
 pub mod forget;
 pub mod migrate;

@@ -2,7 +2,6 @@
 //! audit log, and the lock that lets one writer at a time change it.
 
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::audit::AuditLog;
@@ -57,7 +56,7 @@ pub fn init(
     scheme: crate::share::format::SchemeKind,
 ) -> Result<Archive> {
     let config = config::write_new(dir, t, n, stores, scheme)?;
-    Catalog::create(&dir.join(&config.catalog))?;
+    Catalog::create(&config.catalog_location(dir)?)?;
     Archive::open(dir)
 }
 
@@ -96,14 +95,14 @@ impl Archive {
     /// removes what a killed writer left: staging files and store partials.
     pub(crate) fn lock(&mut self) -> Result<()> {
         self.lock_inner()?;
-        let path = self.dir.join(&self.config.catalog);
-        if !path.is_file() {
+        let at = self.catalog_location()?;
+        if !at.exists()? {
             return Ok(());
         }
         // A site key rotation left unfinished: names and the audit chain
         // may be half moved, and the catalog may already name the new key;
         // nothing else writes until it is done.
-        if let Some(state) = Catalog::open(&path)?.get_meta(ROTATION)? {
+        if let Some(state) = Catalog::open(&at)?.get_meta(ROTATION)? {
             return Err(ArchiveError::Failed(format!(
                 "a site key rotation is unfinished ({state}): run `umbra key rotate` to finish \
                  it before anything else writes to the archive"
@@ -178,7 +177,7 @@ impl Archive {
     /// one the catalog was used with (its fingerprint, recorded by the
     /// first command that wrote with it): every name would be wrong.
     pub fn catalog(&self) -> Result<Catalog> {
-        let cat = Catalog::open(&self.dir.join(&self.config.catalog))?;
+        let cat = Catalog::open(&self.catalog_location()?)?;
         if let Ok(key) = &self.site_key
             && let Some(id) = cat.get_meta(SITE_KEY_ID)?
             && id != key.fingerprint()
@@ -191,6 +190,11 @@ impl Archive {
             )));
         }
         Ok(cat)
+    }
+
+    /// Where the catalog is (umbra.toml's `catalog`).
+    pub fn catalog_location(&self) -> Result<crate::archive::catalog::Location> {
+        self.config.catalog_location(&self.dir)
     }
 
     pub(crate) fn site_key(&self) -> Result<&SiteKey> {
@@ -254,17 +258,7 @@ impl Archive {
             return Ok(Orthanc::new(url, None));
         };
         let path = self.dir.join(file);
-        let mode = std::fs::metadata(&path).at(&path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(ArchiveError::Config {
-                path,
-                reason: format!(
-                    "holds a password but is readable by others (mode {:o}): chmod 600 it",
-                    mode & 0o777
-                ),
-            });
-        }
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).at(&path)?);
+        let text = config::read_secret_file(&path)?;
         let line = text.lines().next().unwrap_or_default();
         let Some((user, password)) = line.split_once(':') else {
             return Err(ArchiveError::Config {

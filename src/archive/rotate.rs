@@ -47,7 +47,7 @@ impl Archive {
     pub fn rotate_key(&mut self) -> Result<RotateReport> {
         self.lock_for_rotation()?;
         // Not `catalog()`: mid-swap, the catalog already names the new key.
-        let mut cat = super::catalog::Catalog::open(&self.dir.join(&self.config.catalog))?;
+        let mut cat = super::catalog::Catalog::open(&self.catalog_location()?)?;
         let key_path = self.dir.join(&self.config.site_key);
         let mut new_path = key_path.clone().into_os_string();
         new_path.push(".new");

@@ -454,7 +454,7 @@ impl Archive {
     pub fn audit_verify(&self) -> Result<u64> {
         // A wrong site key is named by the catalog's check; a catalog that
         // is missing only leaves the chain to check on its own.
-        let cat = if self.dir.join(&self.config.catalog).is_file() {
+        let cat = if self.catalog_location()?.exists()? {
             Some(self.catalog()?)
         } else {
             None
