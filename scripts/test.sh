@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need when it
 # is missing (libgfshare-bin, Mesa's software Vulkan, Orthanc, qemu-user and
-# an aarch64 cross linker, the s3s-fs S3 server, the Azurite and
+# an aarch64 cross linker, PostgreSQL's server, the s3s-fs S3 server, the Azurite and
 # fake-gcs-server emulators), then formatting, lints, every test (GPU tests
 # on llvmpipe, Orthanc, S3, GCS and Azure tests on loopback servers the tests
 # start themselves: required, never skipped), and the NEON kernels under
@@ -15,6 +15,9 @@ command -v gfsplit >/dev/null 2>&1 || need_apt+=(libgfshare-bin)
   || need_apt+=(mesa-vulkan-drivers libvulkan1)
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+# PostgreSQL's server for the PostgreSQL catalog tests (tests/archive/pg.rs
+# runs initdb and pg_ctl itself, on a free loopback port).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)

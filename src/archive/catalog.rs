@@ -343,6 +343,10 @@ fn content_params(o: &NewObject<'_>) -> [Value; 12] {
     ]
 }
 
+// PostgreSQL types a parameter by its first use: `?2 IS NULL OR col = ?2`
+// leaves the first `?2` untyped ("could not determine data type"), so a
+// parameter that may be NULL is cast where it is first tested.
+
 /// The states of a version whose shares reached the stores (at least the
 /// write quorum of them): what restore, verify and repair look at.
 const STORED: &str = "'degraded', 'written', 'verified'";
@@ -427,6 +431,46 @@ pub(crate) fn connect(loc: &Location) -> Result<Db> {
             error: DbError::Postgres(e),
         })?;
     Ok(Db::Postgres(std::cell::RefCell::new(client)))
+}
+
+/// Tries to take the session advisory lock `name` (per schema) on a
+/// PostgreSQL connection, exclusive or shared; held until the connection
+/// closes (a killed process's with it).
+pub(crate) fn try_advisory_lock(db: &Db, at: &Location, name: &str, shared: bool) -> Result<bool> {
+    let f = if shared {
+        "pg_try_advisory_lock_shared"
+    } else {
+        "pg_try_advisory_lock"
+    };
+    db.query_row(
+        &format!("SELECT {f}(hashtext(current_schema() || ' ' || ?1))"),
+        vals![name],
+        |r| r.get(0),
+    )
+    .map_err(|error| ArchiveError::Catalog {
+        at: at.shown(),
+        error,
+    })
+}
+
+/// Releases an advisory lock [`try_advisory_lock`] took.
+#[allow(dead_code)] // the scan lock of `migrate --worker` (next)
+pub(crate) fn advisory_unlock(db: &Db, at: &Location, name: &str, shared: bool) -> Result<()> {
+    let f = if shared {
+        "pg_advisory_unlock_shared"
+    } else {
+        "pg_advisory_unlock"
+    };
+    db.query_row(
+        &format!("SELECT {f}(hashtext(current_schema() || ' ' || ?1))"),
+        vals![name],
+        |r| r.get::<bool>(0),
+    )
+    .map(|_| ())
+    .map_err(|error| ArchiveError::Catalog {
+        at: at.shown(),
+        error,
+    })
 }
 
 /// Whether the database holds a catalog (its `meta` table).
@@ -946,15 +990,15 @@ impl Catalog {
             .db
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM objects o WHERE state IN ({STORED}) \
-                 AND (?8 IS NULL OR created_at <= ?8) \
-                 AND CASE WHEN ?7 IS NOT NULL THEN version = ?7 ELSE version = \
+                 AND (CAST(?8 AS BIGINT) IS NULL OR created_at <= ?8) \
+                 AND CASE WHEN CAST(?7 AS BIGINT) IS NOT NULL THEN version = ?7 ELSE version = \
                  (SELECT MAX(version) FROM objects p WHERE p.source = o.source \
                  AND p.path = o.path AND p.state IN ({STORED}) \
-                 AND (?8 IS NULL OR p.created_at <= ?8)) END \
-                 AND (?1 OR ((?2 IS NULL OR sop_uid = ?2) AND (?3 IS NULL OR study_uid = ?3) \
-                 AND (?4 IS NULL OR patient_id = ?4) AND (?9 IS NULL OR series_uid = ?9) \
-                 AND (?10 IS NULL OR {glob}))) \
-                 AND (?5 IS NULL OR study_date >= ?5) AND (?6 IS NULL OR study_date <= ?6) \
+                 AND (CAST(?8 AS BIGINT) IS NULL OR p.created_at <= ?8)) END \
+                 AND (?1 OR ((CAST(?2 AS TEXT) IS NULL OR sop_uid = ?2) AND (CAST(?3 AS TEXT) IS NULL OR study_uid = ?3) \
+                 AND (CAST(?4 AS TEXT) IS NULL OR patient_id = ?4) AND (CAST(?9 AS TEXT) IS NULL OR series_uid = ?9) \
+                 AND (CAST(?10 AS TEXT) IS NULL OR {glob}))) \
+                 AND (CAST(?5 AS TEXT) IS NULL OR study_date >= ?5) AND (CAST(?6 AS TEXT) IS NULL OR study_date <= ?6) \
                  ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;
@@ -996,10 +1040,10 @@ impl Catalog {
                  o.updated_at, o.checked_at, o.last_error FROM objects o \
                  WHERE (?1 OR o.version = (SELECT MAX(version) FROM objects p \
                  WHERE p.source = o.source AND p.path = o.path)) \
-                 AND (?2 IS NULL OR o.sop_uid = ?2) AND (?3 IS NULL OR o.study_uid = ?3) \
-                 AND (?4 IS NULL OR o.patient_id = ?4) AND (?5 IS NULL OR o.series_uid = ?5) \
-                 AND (?6 IS NULL OR {glob}) \
-                 AND (?7 IS NULL OR o.study_date >= ?7) AND (?8 IS NULL OR o.study_date <= ?8) \
+                 AND (CAST(?2 AS TEXT) IS NULL OR o.sop_uid = ?2) AND (CAST(?3 AS TEXT) IS NULL OR o.study_uid = ?3) \
+                 AND (CAST(?4 AS TEXT) IS NULL OR o.patient_id = ?4) AND (CAST(?5 AS TEXT) IS NULL OR o.series_uid = ?5) \
+                 AND (CAST(?6 AS TEXT) IS NULL OR {glob}) \
+                 AND (CAST(?7 AS TEXT) IS NULL OR o.study_date >= ?7) AND (CAST(?8 AS TEXT) IS NULL OR o.study_date <= ?8) \
                  ORDER BY o.source_ref, o.source, o.version"
             ))
             .map_err(|e| self.err(e))?;
@@ -1301,9 +1345,9 @@ impl Catalog {
         let mut stmt = self
             .db
             .prepare(&format!(
-                "SELECT {COLUMNS} FROM objects WHERE (?1 IS NOT NULL OR ?2 IS NOT NULL \
-                 OR ?3 IS NOT NULL) AND (?1 IS NULL OR patient_id = ?1) \
-                 AND (?2 IS NULL OR study_uid = ?2) AND (?3 IS NULL OR sop_uid = ?3) \
+                "SELECT {COLUMNS} FROM objects WHERE (CAST(?1 AS TEXT) IS NOT NULL OR CAST(?2 AS TEXT) IS NOT NULL \
+                 OR CAST(?3 AS TEXT) IS NOT NULL) AND (CAST(?1 AS TEXT) IS NULL OR patient_id = ?1) \
+                 AND (CAST(?2 AS TEXT) IS NULL OR study_uid = ?2) AND (CAST(?3 AS TEXT) IS NULL OR sop_uid = ?3) \
                  ORDER BY id"
             ))
             .map_err(|e| self.err(e))?;

@@ -375,6 +375,7 @@ pub fn write_new(
     n: usize,
     stores: usize,
     scheme: SchemeKind,
+    catalog: Option<&str>,
 ) -> Result<Config> {
     let path = dir.join(CONFIG_FILE);
     let bad = |reason: String| ArchiveError::Config {
@@ -408,7 +409,10 @@ pub fn write_new(
          \n\
          # Hospital-side files, relative to this directory. The site key names the\n\
          # objects in the stores (keyed hashes): keep it secret, keep a backup.\n\
-         catalog = \"catalog.sqlite\"\n\
+         # The catalog: a SQLite file here, or a PostgreSQL database shared by many\n\
+         # workers (postgresql://user@host:port/db; the password from\n\
+         # UMBRA_CATALOG_PASSWORD or PGPASSWORD, or catalog_password_file, 0600).\n\
+         catalog = {catalog}\n\
          site_key = \"site.key\"\n\
          audit_log = \"audit.log\"\n\
          staging = \"staging\"\n\
@@ -425,7 +429,8 @@ pub fn write_new(
          # shares: the share numbers (x, 1..=n) the store holds. Omit it in every\n\
          # store for one share each. The paper's 4 providers x 2 shares of (4, 8):\n\
          #   [[store]]  name = \"p1\"  url = \"s3://bucket-1/umbra\"  shares = [1, 2]\n\
-         #   ... and [3, 4], [5, 6], [7, 8]: then any 2 providers can reconstruct.\n"
+         #   ... and [3, 4], [5, 6], [7, 8]: then any 2 providers can reconstruct.\n",
+        catalog = toml::Value::String(catalog.unwrap_or("catalog.sqlite").to_string())
     );
     for s in 0..stores {
         let xs: Vec<String> = (s * per + 1..=(s + 1) * per)
@@ -442,6 +447,16 @@ pub fn write_new(
     }
     let config: Config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
     config.layout(&path)?;
+    // Nothing is written for a catalog that cannot be made (a database
+    // that does not answer, or holds another archive's catalog).
+    let at = config.catalog_location(dir)?;
+    if at.exists()? {
+        return Err(bad(format!(
+            "a catalog already exists at {} (another archive's? give each archive its own \
+             database or schema)",
+            at.shown()
+        )));
+    }
     write_site_key(&dir.join(&config.site_key))?;
     std::fs::create_dir_all(dir.join(&config.staging)).at(&dir.join(&config.staging))?;
     let mut f = std::fs::OpenOptions::new()

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::archive::audit::AuditLog;
-use crate::archive::catalog::Catalog;
+use crate::archive::catalog::{Catalog, Location};
 use crate::archive::config::{self, Config, Layout, SiteKey};
 use crate::archive::error::{ArchiveError, At, Result};
 use crate::archive::source::orthanc::{Credentials, Orthanc};
@@ -19,6 +19,10 @@ pub(crate) const VERIFY_PREFIX: &str = ".umbra-verify-";
 
 pub(crate) const CHECK_PREFIX: &str = ".umbra-check-";
 
+/// The staging directory of one migrate worker (`migrate --worker`),
+/// inside the archive's; removed by the next exclusive lock.
+pub(crate) const WORKER_STAGING: &str = ".umbra-worker-";
+
 /// The catalog's meta key for the fingerprint of its site key.
 pub(crate) const SITE_KEY_ID: &str = "site_key_id";
 
@@ -30,6 +34,28 @@ pub(crate) const ROTATION: &str = "key_rotation";
 /// `--backend` and `--cross-check` here).
 pub type BackendFactory<'a> = &'a mut dyn FnMut(u64) -> Result<Box<dyn Backend>, String>;
 
+/// The archive's lock while it is held: the lock file of the archive
+/// directory, and for a PostgreSQL catalog a session advisory lock on the
+/// connection kept here (workers on other machines share no directory).
+struct Held {
+    _file: File,
+    /// In a mutex only so that the archive stays `Sync`: it is never used
+    /// again, its session holds the lock.
+    _advisory: Option<std::sync::Mutex<crate::archive::db::Db>>,
+}
+
+/// How the lock is held: one writer alone, or one of many migrate workers
+/// (which exclude every other writer, but not each other).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    Exclusive,
+    Shared,
+}
+
+/// The advisory lock key of the archive (per schema: two archives may
+/// share a database in two schemas).
+pub(crate) const ARCHIVE_LOCK: &str = "umbra archive";
+
 /// An opened archive directory.
 pub struct Archive {
     pub dir: PathBuf,
@@ -39,7 +65,7 @@ pub struct Archive {
     /// Missing only in a disaster: `restore --without-catalog` works
     /// without it (it reads names from the stores, not from the key).
     site_key: std::result::Result<SiteKey, String>,
-    _lock: Option<File>,
+    _lock: Option<Held>,
     /// How long migrate and archive-repair wait for another writer to finish
     /// (`--retry-lock`; default: not at all).
     pub lock_wait: std::time::Duration,
@@ -47,15 +73,17 @@ pub struct Archive {
     pub meter: std::sync::Arc<crate::archive::progress::Meter>,
 }
 
-/// Creates a new archive in `dir` (config, empty catalog, site key, stores).
+/// Creates a new archive in `dir` (config, empty catalog, site key, stores);
+/// `catalog` is umbra.toml's `catalog` (default: catalog.sqlite here).
 pub fn init(
     dir: &Path,
     t: usize,
     n: usize,
     stores: usize,
     scheme: crate::share::format::SchemeKind,
+    catalog: Option<&str>,
 ) -> Result<Archive> {
-    let config = config::write_new(dir, t, n, stores, scheme)?;
+    let config = config::write_new(dir, t, n, stores, scheme, catalog)?;
     Catalog::create(&config.catalog_location(dir)?)?;
     Archive::open(dir)
 }
@@ -94,7 +122,12 @@ impl Archive {
     /// Takes the archive's exclusive lock (one writer at a time), then
     /// removes what a killed writer left: staging files and store partials.
     pub(crate) fn lock(&mut self) -> Result<()> {
-        self.lock_inner()?;
+        self.lock_as(LockMode::Exclusive)
+    }
+
+    /// [`Archive::lock`] in `mode`.
+    pub(crate) fn lock_as(&mut self, mode: LockMode) -> Result<()> {
+        self.lock_inner(mode)?;
         let at = self.catalog_location()?;
         if !at.exists()? {
             return Ok(());
@@ -121,10 +154,10 @@ impl Archive {
 
     /// The lock, for `key rotate` itself.
     pub(crate) fn lock_for_rotation(&mut self) -> Result<()> {
-        self.lock_inner()
+        self.lock_inner(LockMode::Exclusive)
     }
 
-    fn lock_inner(&mut self) -> Result<()> {
+    fn lock_inner(&mut self, mode: LockMode) -> Result<()> {
         let path = self.dir.join(".lock");
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -134,7 +167,11 @@ impl Archive {
             .at(&path)?;
         let deadline = std::time::Instant::now() + self.lock_wait;
         loop {
-            match f.try_lock() {
+            let taken = match mode {
+                LockMode::Exclusive => f.try_lock(),
+                LockMode::Shared => f.try_lock_shared(),
+            };
+            match taken {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if std::time::Instant::now() >= deadline {
@@ -148,7 +185,37 @@ impl Archive {
                 Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
             }
         }
-        self._lock = Some(f);
+        let at = self.catalog_location()?;
+        let advisory = match &at {
+            Location::Postgres { .. } => {
+                let db = crate::archive::catalog::connect(&at)?;
+                while !crate::archive::catalog::try_advisory_lock(
+                    &db,
+                    &at,
+                    ARCHIVE_LOCK,
+                    mode == LockMode::Shared,
+                )? {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(ArchiveError::Locked {
+                            path: PathBuf::from(at.shown()),
+                            waited: self.lock_wait,
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Some(std::sync::Mutex::new(db))
+            }
+            Location::File(_) => None,
+        };
+        self._lock = Some(Held {
+            _file: f,
+            _advisory: advisory,
+        });
+        if mode == LockMode::Shared {
+            // Other workers are writing: their staging files and store
+            // partials are not leftovers.
+            return Ok(());
+        }
         // Only what this code creates there (tempfile's `.tmp*` directories),
         // whatever the configuration names as staging.
         let staging = self.staging();
@@ -156,7 +223,9 @@ impl Archive {
         for entry in std::fs::read_dir(&staging).at(&staging)? {
             let entry = entry.at(&staging)?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if (name.starts_with(".tmp") || name.starts_with(VERIFY_PREFIX))
+            if (name.starts_with(".tmp")
+                || name.starts_with(VERIFY_PREFIX)
+                || name.starts_with(WORKER_STAGING))
                 && entry.file_type().at(&entry.path())?.is_dir()
             {
                 std::fs::remove_dir_all(entry.path()).at(&entry.path())?;

@@ -62,6 +62,12 @@ pub struct InitArgs {
     /// key: n/t times, computational secrecy). Written to umbra.toml.
     #[arg(long, default_value = "shamir", value_name = "SCHEME")]
     scheme: umbra::share::format::SchemeKind,
+    /// The catalog: a file name in the archive (default catalog.sqlite) or
+    /// a PostgreSQL database for many workers (postgresql://user@host/db,
+    /// or libpq's host=... dbname=...; no password in it: it comes from
+    /// UMBRA_CATALOG_PASSWORD or PGPASSWORD). See docs/SCALE.md.
+    #[arg(long, value_name = "FILE|URL")]
+    catalog: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -409,7 +415,14 @@ pub fn init_cmd(ui: &Ui, a: &InitArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .or(a.archive.as_ref())
         .expect("clap requires one");
-    let archive = umbra::archive::init(dir, a.t, a.n, a.stores.unwrap_or(a.n), a.scheme)?;
+    let archive = umbra::archive::init(
+        dir,
+        a.t,
+        a.n,
+        a.stores.unwrap_or(a.n),
+        a.scheme,
+        a.catalog.as_deref(),
+    )?;
     ui.note(format!(
         "new archive in {}: ({}, {}) {} over {} local stores, {:.2}x the archive stored; keep a \
          copy of site.key",

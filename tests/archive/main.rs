@@ -41,6 +41,7 @@ mod cron;
 mod faults;
 mod lifecycle;
 mod migrate;
+mod pg;
 mod restore;
 mod setup;
 mod sources;
@@ -95,10 +96,38 @@ fn fixture_with(
     stores: usize,
     scheme: umbra::share::format::SchemeKind,
 ) -> Fixture {
+    fixture_on(t, n, stores, scheme, None)
+}
+
+/// [`fixture_with`] whose catalog is `catalog` (umbra init --catalog: a
+/// PostgreSQL URL), else the archive's SQLite file.
+fn fixture_on(
+    t: usize,
+    n: usize,
+    stores: usize,
+    scheme: umbra::share::format::SchemeKind,
+    catalog: Option<&str>,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let arc = root.join("arc");
-    init_archive_with(&arc, t, n, Some(stores), scheme.name());
+    let mut c = umbra();
+    c.env("UMBRA_CATALOG_PASSWORD", postgres::PASSWORD).args([
+        "init",
+        "-t",
+        &t.to_string(),
+        "-n",
+        &n.to_string(),
+        "--stores",
+        &stores.to_string(),
+        "--scheme",
+        scheme.name(),
+    ]);
+    if let Some(url) = catalog {
+        c.args(["--catalog", url]);
+    }
+    let o = c.arg(&arc).output().unwrap();
+    assert!(o.status.success(), "init: {}", stderr(&o));
     let src = root.join("src");
     small_source(&src);
     Fixture {
@@ -125,6 +154,8 @@ impl Fixture {
         c.env("UMBRA_BACKEND", "cpu")
             .env_remove("UMBRA_TEST_PAUSE_AT")
             .env_remove("UMBRA_ARCHIVE")
+            // For a PostgreSQL catalog (tests/common/postgres.rs).
+            .env("UMBRA_CATALOG_PASSWORD", postgres::PASSWORD)
             .args(words)
             .arg("-C")
             .arg(&self.arc)

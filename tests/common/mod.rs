@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod store_contract;
 
 use std::path::{Path, PathBuf};
