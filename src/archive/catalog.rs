@@ -505,19 +505,35 @@ pub struct Catalog {
 /// Creates `path` 0600 if it is missing, and takes group and other
 /// permissions from an existing one: the catalog holds patient identifiers.
 /// SQLite gives its WAL and shared-memory files the database's mode.
+///
+/// An existing file is never opened here: closing any descriptor of a
+/// database file drops every POSIX lock this process holds on it, so a
+/// second catalog connection (a heartbeat, a check) opened beside one in
+/// a transaction would silently let other processes write under it.
 pub fn private_file(path: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let at = |error| ArchiveError::Io {
         path: path.to_path_buf(),
         error,
     };
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(at)?;
-    let mode = std::fs::metadata(path).map_err(at)?.permissions().mode();
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::metadata(path).map_err(at)?.permissions().mode()
+                }
+                Err(e) => return Err(at(e)),
+            }
+        }
+        Err(e) => return Err(at(e)),
+    };
     if mode & 0o077 != 0 {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
             .map_err(at)?;
