@@ -98,6 +98,22 @@ CREATE TABLE IF NOT EXISTS gone (
     since       INTEGER NOT NULL, -- (Unix seconds); removed when it is seen again
     PRIMARY KEY (source, path)
 );
+CREATE TABLE IF NOT EXISTS workers ( -- migrate --worker processes, for status
+    id          TEXT PRIMARY KEY, -- the lease owner: INDEX@HOST/PID-RANDOM
+    source_ref  TEXT NOT NULL,    -- the source it works on, for people to read
+    started_at  INTEGER NOT NULL, -- Unix seconds
+    heartbeat_at INTEGER NOT NULL,
+    lease       INTEGER NOT NULL, -- its --lease in seconds: silent longer, it is gone
+    finished_at INTEGER,          -- NULL while it runs (or if it was killed)
+    objects     INTEGER NOT NULL DEFAULT 0, -- versions it wrote
+    bytes       INTEGER NOT NULL DEFAULT 0  -- their source bytes
+);
+CREATE TABLE IF NOT EXISTS audit ( -- the audit chain of a shared (PostgreSQL) catalog
+    chain       TEXT NOT NULL,    -- 'current', or where an earlier chain was set aside
+    seq         INTEGER NOT NULL,
+    line        TEXT NOT NULL,    -- exactly the line an audit log file would hold
+    PRIMARY KEY (chain, seq)
+);
 CREATE TABLE IF NOT EXISTS deletions ( -- shares owed a delete, and why
     id          INTEGER PRIMARY KEY,
     reason      TEXT NOT NULL,    -- the retention rule, 'erasure', or where a share moved
@@ -210,6 +226,19 @@ pub type NamedPlacement = (i64, String, String, u8, String, String);
 
 /// A share as a store names it: (store, object name).
 pub type StoreName = (String, String);
+
+/// A migrate worker as the catalog records it (`umbra status`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerRow {
+    pub id: String,
+    pub source_ref: String,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub finished_at: Option<i64>,
+    pub objects: u64,
+    pub bytes: u64,
+    pub lease: i64,
+}
 
 /// One object version as `umbra ls` shows it.
 #[derive(Debug, Clone)]
@@ -454,7 +483,6 @@ pub(crate) fn try_advisory_lock(db: &Db, at: &Location, name: &str, shared: bool
 }
 
 /// Releases an advisory lock [`try_advisory_lock`] took.
-#[allow(dead_code)] // the scan lock of `migrate --worker` (next)
 pub(crate) fn advisory_unlock(db: &Db, at: &Location, name: &str, shared: bool) -> Result<()> {
     let f = if shared {
         "pg_advisory_unlock_shared"
@@ -579,6 +607,11 @@ impl Catalog {
             at: self.at.shown(),
             error,
         }
+    }
+
+    /// Its connection (for a session advisory lock on it).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Which database it is.
@@ -1709,8 +1742,39 @@ impl Catalog {
     /// `degraded`) and the x of every share now in its store, in one
     /// transaction.
     pub fn set_landed(&mut self, landed: &[(i64, &str, Vec<u8>)]) -> Result<()> {
+        self.set_landed_as(landed, None).map(|_| ())
+    }
+
+    /// [`Catalog::set_landed`] for a migrate worker: only the versions it
+    /// still holds the lease of (`owner`) are recorded; returns the ids of
+    /// those another worker took over meanwhile (their shares, just put,
+    /// are the caller's to delete: the catalog names them nowhere now).
+    pub fn set_landed_as(
+        &mut self,
+        landed: &[(i64, &str, Vec<u8>)],
+        owner: Option<&str>,
+    ) -> Result<Vec<i64>> {
+        let lock = self.row_lock();
         self.in_transaction(|c| {
+            let mut lost = Vec::new();
             for (id, state, xs) in landed {
+                if let Some(owner) = owner {
+                    let holder: Option<Option<String>> =
+                        c.db.query_row(
+                            &format!(
+                                "SELECT lease_owner FROM objects WHERE id = ?1 \
+                                 AND state = 'pending'{lock}"
+                            ),
+                            vals![id],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(|e| c.err(e))?;
+                    if holder.flatten().as_deref() != Some(owner) {
+                        lost.push(*id);
+                        continue;
+                    }
+                }
                 for &x in xs {
                     c.db.execute(
                         "UPDATE placements SET written = 1 WHERE object_id = ?1 AND x = ?2",
@@ -1720,8 +1784,210 @@ impl Catalog {
                 }
                 c.set_state(*id, state)?;
             }
-            Ok(())
+            Ok(lost)
         })
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL (the row stays locked to the end of the
+    /// transaction); nothing on SQLite, whose write transaction already
+    /// excludes every other writer.
+    fn row_lock(&self) -> &'static str {
+        match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Claims pending versions of `source` for worker `owner` until `until`
+    /// (Unix seconds): at most `objects` of them and `bytes` of source (at
+    /// least one), oldest first, none another worker holds a live lease
+    /// on, none that failed since `since` (this worker's start: it is not
+    /// retried by the same run). PostgreSQL skips rows another claim is
+    /// locking (`FOR UPDATE SKIP LOCKED`); SQLite's write lock serialises
+    /// claims. Returns the claimed versions.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim(
+        &mut self,
+        source: &[u8],
+        owner: &str,
+        now: i64,
+        until: i64,
+        since: i64,
+        objects: usize,
+        bytes: u64,
+    ) -> Result<Vec<ObjectRow>> {
+        let skip = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        self.in_transaction(|c| {
+            let candidates: Vec<(i64, u64)> =
+                c.db.query_map(
+                    &format!(
+                        "SELECT id, size FROM objects WHERE state = 'pending' AND source = ?1 \
+                         AND (lease_until IS NULL OR lease_until < ?2) \
+                         AND NOT (last_error IS NOT NULL AND updated_at >= ?3) \
+                         ORDER BY id LIMIT ?4{skip}"
+                    ),
+                    vals![source, now, since, objects as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(|e| c.err(e))?;
+            let mut total = 0u64;
+            let mut chosen = Vec::new();
+            for (id, size) in candidates {
+                if !chosen.is_empty() && total + size > bytes {
+                    break;
+                }
+                total += size;
+                chosen.push(id);
+            }
+            for id in &chosen {
+                c.db.execute(
+                    "UPDATE objects SET lease_owner = ?2, lease_until = ?3 WHERE id = ?1",
+                    vals![id, owner, until],
+                )
+                .map_err(|e| c.err(e))?;
+            }
+            let mut rows = Vec::with_capacity(chosen.len());
+            for id in chosen {
+                rows.push(
+                    c.db.query_row(
+                        &format!("SELECT {COLUMNS} FROM objects WHERE id = ?1"),
+                        vals![id],
+                        row,
+                    )
+                    .map_err(|e| c.err(e))?,
+                );
+            }
+            Ok(rows)
+        })
+    }
+
+    /// Extends every lease `owner` holds to `until`; returns how many.
+    pub fn renew_leases(&self, owner: &str, until: i64) -> Result<u64> {
+        self.db
+            .execute(
+                "UPDATE objects SET lease_until = ?2 WHERE lease_owner = ?1 AND state = 'pending'",
+                vals![owner, until],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Of `ids`, those `owner` no longer holds the lease of (another worker
+    /// took them over after it expired).
+    pub fn leases_lost(&self, ids: &[i64], owner: &str) -> Result<Vec<i64>> {
+        let mut lost = Vec::new();
+        for id in ids {
+            let holder: Option<Option<String>> = self
+                .db
+                .query_row(
+                    "SELECT lease_owner FROM objects WHERE id = ?1 AND state = 'pending'",
+                    vals![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if holder.flatten().as_deref() != Some(owner) {
+                lost.push(*id);
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Lets go of every lease `owner` holds (what is still pending among
+    /// them is for the next claim, or the next run).
+    pub fn release_leases(&self, owner: &str) -> Result<()> {
+        self.db
+            .execute(
+                "UPDATE objects SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
+                vals![owner],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Pending versions of `source` under a live lease of another worker.
+    pub fn leased_by_others(&self, source: &[u8], owner: &str, now: i64) -> Result<u64> {
+        self.db
+            .query_row(
+                "SELECT COUNT(*) FROM objects WHERE state = 'pending' AND source = ?1 \
+                 AND lease_until >= ?2 AND lease_owner <> ?3",
+                vals![source, now, owner],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records worker `id`'s heartbeat and counts (a first one: its row).
+    #[allow(clippy::too_many_arguments)]
+    pub fn worker_heartbeat(
+        &self,
+        id: &str,
+        source_ref: &str,
+        started_at: i64,
+        lease: i64,
+        objects: u64,
+        bytes: u64,
+        finished: bool,
+    ) -> Result<()> {
+        let now = now_secs();
+        self.db
+            .execute(
+                "INSERT INTO workers (id, source_ref, started_at, heartbeat_at, lease, objects, \
+                 bytes, finished_at) VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, CASE WHEN ?7 = 1 THEN \
+                 CAST(?4 AS BIGINT) ELSE NULL END) ON CONFLICT (id) DO UPDATE SET \
+                 heartbeat_at = excluded.heartbeat_at, objects = excluded.objects, \
+                 bytes = excluded.bytes, finished_at = excluded.finished_at",
+                vals![
+                    id, source_ref, started_at, now, objects, bytes, finished, lease
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets the rows of workers that started before `cutoff`.
+    pub fn prune_workers(&self, cutoff: i64) -> Result<()> {
+        self.db
+            .execute("DELETE FROM workers WHERE started_at < ?1", vals![cutoff])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every worker's row: (id, source, started, heartbeat, finished,
+    /// objects, bytes), newest first.
+    pub fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.db
+            .query_map(
+                "SELECT id, source_ref, started_at, heartbeat_at, finished_at, objects, bytes, \
+                 lease FROM workers ORDER BY started_at DESC, id",
+                vals![],
+                |r| {
+                    Ok(WorkerRow {
+                        id: r.get(0)?,
+                        source_ref: r.get(1)?,
+                        started_at: r.get(2)?,
+                        heartbeat_at: r.get(3)?,
+                        finished_at: r.get(4)?,
+                        objects: r.get(5)?,
+                        bytes: r.get(6)?,
+                        lease: r.get(7)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Pending versions under a live lease (status).
+    pub fn live_leases(&self, now: i64) -> Result<u64> {
+        self.db
+            .query_row(
+                "SELECT COUNT(*) FROM objects WHERE state = 'pending' AND lease_until >= ?1",
+                vals![now],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Records why version `id` failed this run (it stays pending).

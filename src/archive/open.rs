@@ -71,6 +71,10 @@ pub struct Archive {
     pub lock_wait: std::time::Duration,
     /// How far the operation in progress is (a progress bar reads it).
     pub meter: std::sync::Arc<crate::archive::progress::Meter>,
+    /// `migrate --worker`: its lease owner name, and its own staging
+    /// directory inside the archive's.
+    pub(crate) worker: Option<String>,
+    pub(crate) worker_staging: Option<PathBuf>,
 }
 
 /// Creates a new archive in `dir` (config, empty catalog, site key, stores);
@@ -116,6 +120,8 @@ impl Archive {
             _lock: None,
             lock_wait: std::time::Duration::ZERO,
             meter: Default::default(),
+            worker: None,
+            worker_staging: None,
         })
     }
 
@@ -239,7 +245,10 @@ impl Archive {
     }
 
     pub(crate) fn staging(&self) -> PathBuf {
-        self.dir.join(&self.config.staging)
+        match &self.worker_staging {
+            Some(p) => p.clone(),
+            None => self.dir.join(&self.config.staging),
+        }
     }
 
     /// Opens the archive's catalog, and refuses a site key that is not the

@@ -34,6 +34,25 @@ pub struct StoreStatus {
     pub error: Option<String>,
 }
 
+/// One migrate worker of the last day, or one still running.
+#[derive(Debug, Serialize)]
+pub struct WorkerStatus {
+    pub id: String,
+    pub source: String,
+    pub started: String,
+    pub last_heartbeat: String,
+    pub finished: Option<String>,
+    /// Unfinished and heard from within its lease.
+    pub live: bool,
+    /// Unfinished and silent past its lease: killed (its claims are taken
+    /// over by the other workers or the next run).
+    pub lost: bool,
+    pub objects: u64,
+    pub bytes: u64,
+    /// Source bytes it wrote per second, start to last heartbeat.
+    pub bytes_per_second: f64,
+}
+
 /// The last run of one command, from the audit log.
 #[derive(Debug, Serialize)]
 pub struct LastRun {
@@ -76,6 +95,12 @@ pub struct StatusReport {
     /// Shares owed a delete (forgotten, erased or moved), their store not
     /// reached yet.
     pub deletions_pending: u64,
+    /// `migrate --worker` processes of the last day, and those still live.
+    pub workers: Vec<WorkerStatus>,
+    /// Pending versions claimed by a live worker's lease.
+    pub leases: u64,
+    /// The live workers' bytes per second together.
+    pub workers_bytes_per_second: f64,
 }
 
 fn state_lines(counts: Vec<StateCount>) -> Vec<StateCount> {
@@ -177,7 +202,37 @@ impl Archive {
             Ok(entries) => (last_runs(&entries), None),
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
+        let now = super::time::now_secs();
+        let workers: Vec<WorkerStatus> = cat
+            .workers()?
+            .into_iter()
+            .filter_map(|w| {
+                let unfinished = w.finished_at.is_none();
+                let live = unfinished && w.heartbeat_at + w.lease >= now;
+                (live || w.started_at >= now - 86_400).then(|| WorkerStatus {
+                    bytes_per_second: w.bytes as f64
+                        / (w.finished_at.unwrap_or(w.heartbeat_at) - w.started_at).max(1) as f64,
+                    id: w.id,
+                    source: w.source_ref,
+                    started: rfc3339(w.started_at),
+                    last_heartbeat: rfc3339(w.heartbeat_at),
+                    finished: w.finished_at.map(rfc3339),
+                    live,
+                    lost: unfinished && !live,
+                    objects: w.objects,
+                    bytes: w.bytes,
+                })
+            })
+            .collect();
+        let workers_bytes_per_second = workers
+            .iter()
+            .filter(|w| w.live)
+            .map(|w| w.bytes_per_second)
+            .sum();
         Ok(StatusReport {
+            leases: cat.live_leases(now)?,
+            workers,
+            workers_bytes_per_second,
             archive: self.dir.display().to_string(),
             t,
             n,

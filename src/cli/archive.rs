@@ -123,6 +123,32 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "N", default_value_t = migrate::DEFAULT_GROUP as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     group: u64,
+    /// Run as one of many workers on a shared catalog (a Kubernetes Indexed
+    /// Job, a Slurm array; docs/SCALE.md): one scans, all claim groups of
+    /// pending objects with leases, a killed worker's groups are taken over.
+    /// The source must be a folder every worker sees at the same path.
+    #[arg(long)]
+    worker: bool,
+    /// This worker's index, for logs and `umbra status` only (default: the
+    /// Job's JOB_COMPLETION_INDEX or Slurm's SLURM_ARRAY_TASK_ID).
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "worker",
+        env = "JOB_COMPLETION_INDEX",
+        hide_env = true
+    )]
+    worker_index: Option<String>,
+    /// How long a worker's claim holds without a heartbeat (renewed every
+    /// third of it): a killed worker's objects are taken over after this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, requires = "worker",
+          default_value = "2m")]
+    lease: std::time::Duration,
+    /// The run the workers belong to: the source is scanned once per run id
+    /// (default: UMBRA_RUN_ID, else Slurm's SLURM_ARRAY_JOB_ID; without
+    /// one, a worker scans unless a scan finished after it started).
+    #[arg(long, value_name = "ID", requires = "worker")]
+    run_id: Option<String>,
     /// Print a JSON summary on stdout (for cron).
     #[arg(long)]
     json: bool,
@@ -507,6 +533,18 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         rehash: a.rehash,
         exclude: a.exclude.clone(),
         include: a.include.clone(),
+        worker: a.worker.then(|| migrate::worker::WorkerOptions {
+            index: a
+                .worker_index
+                .clone()
+                .or_else(|| std::env::var("SLURM_ARRAY_TASK_ID").ok()),
+            lease: a.lease,
+            run_id: a
+                .run_id
+                .clone()
+                .or_else(|| std::env::var("UMBRA_RUN_ID").ok())
+                .or_else(|| std::env::var("SLURM_ARRAY_JOB_ID").ok()),
+        }),
     };
     let meter = archive.meter.clone();
     let report = ui.with_meter(&meter, !a.json, || {

@@ -192,6 +192,36 @@ pub fn status_cmd(_ui: &Ui, a: &StatusArgs) -> anyhow::Result<ExitCode> {
     {
         out!(o, "last {}: {} {}", l.action, l.time, summary(&l.details));
     }
+    if !r.workers.is_empty() {
+        let live = r.workers.iter().filter(|w| w.live).count();
+        out!(
+            o,
+            "workers: {live} live of {} in the last day, {} pending version(s) claimed, {}/s \
+             together",
+            r.workers.len(),
+            r.leases,
+            human(r.workers_bytes_per_second as u64)
+        );
+        for w in &r.workers {
+            let state = if w.live {
+                "live"
+            } else if w.lost {
+                "lost"
+            } else {
+                "done"
+            };
+            out!(
+                o,
+                "  {state:<4} {} {} objects, {} ({}/s), started {}, last heard {}",
+                w.id,
+                w.objects,
+                human(w.bytes),
+                human(w.bytes_per_second as u64),
+                w.started,
+                w.last_heartbeat
+            );
+        }
+    }
     if r.deletions_pending > 0 {
         out!(
             o,

@@ -46,6 +46,7 @@ mod restore;
 mod setup;
 mod sources;
 mod verify;
+mod workers;
 
 use common::*;
 use std::collections::BTreeMap;

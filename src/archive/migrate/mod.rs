@@ -28,6 +28,7 @@ pub mod options;
 pub mod put;
 pub mod scan;
 pub mod stage;
+pub mod worker;
 
 pub use options::{DEFAULT_GROUP, MigrateOptions, MigrateReport, WouldWrite};
 
@@ -77,6 +78,9 @@ impl Archive {
         opts: &MigrateOptions,
         make_backend: BackendFactory<'_>,
     ) -> Result<MigrateReport> {
+        if let Some(w) = &opts.worker {
+            return self.migrate_worker(opts, w, make_backend);
+        }
         self.lock()?;
         let mut cat = self.catalog()?;
         self.check_catalog_stores(&cat)?;
@@ -92,74 +96,7 @@ impl Archive {
             dry_run: opts.dry_run,
             rehash: opts.rehash,
         };
-        let source_root = match &opts.source {
-            SourceSpec::Dir(_) => {
-                let root = PathBuf::from(std::ffi::OsStr::from_bytes(&source));
-                let mut skip_dirs = vec![self.dir.clone(), self.staging()];
-                skip_dirs.extend(
-                    self.stores
-                        .iter()
-                        .filter_map(|s| s.local_root())
-                        .map(Path::to_path_buf),
-                );
-                let rules = WalkRules {
-                    skip_dirs,
-                    exclude: opts.exclude.clone(),
-                    include: opts.include.clone(),
-                };
-                self.meter.begin("listing", 0, 0);
-                let walk = source::walk(&root, &rules)?;
-                report.scanned += walk.files.len() as u64;
-                report.excluded = walk.excluded;
-                report.skipped = walk.skipped;
-                for u in walk.unreadable {
-                    report.failed += 1;
-                    report.failures.push(format!(
-                        "directory {u}: its files are not protected this run"
-                    ));
-                }
-                self.meter.begin("scanning", walk.files.len() as u64, 0);
-                for chunk in walk.files.chunks(scan::SCAN_CHUNK) {
-                    self.scan_files(&mut cat, &ctx, chunk, &mut report)?;
-                    self.meter.advance(chunk.len() as u64, 0);
-                }
-                // Archived paths this walk did not find and that are not
-                // there (an excluded file or an unreadable directory is):
-                // gone from the source, since the first run that saw it.
-                let listed: std::collections::HashSet<&[u8]> =
-                    walk.files.iter().map(|f| f.rel.as_slice()).collect();
-                let missing: Vec<Vec<u8>> = cat
-                    .paths_of(&source)?
-                    .into_iter()
-                    .filter(|p| !listed.contains(p.as_slice()))
-                    .filter(|p| {
-                        matches!(
-                            std::fs::symlink_metadata(source::folder::join_bytes(&root, p)),
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound
-                        )
-                    })
-                    .collect();
-                report.gone_from_source = if opts.dry_run {
-                    missing.len() as u64
-                } else {
-                    cat.record_gone(&source, &missing)?
-                };
-                root
-            }
-            SourceSpec::Orthanc(url) => {
-                let cache = self.orthanc_cache(&source);
-                let orthanc = self.orthanc(url)?;
-                self.scan_orthanc(
-                    &mut cat,
-                    &ctx,
-                    &orthanc,
-                    &cache,
-                    opts.full_scan,
-                    &mut report,
-                )?;
-                cache
-            }
-        };
+        let source_root = self.scan_source(&mut cat, opts, &ctx, &mut report)?;
         // This source's pending versions only: another source's files are
         // found under its own root, on its own runs.
         let pending = cat.pending(&source)?;
@@ -229,6 +166,81 @@ impl Archive {
         Ok(report)
     }
 
+    /// Lists the source and records its new and changed objects (pending)
+    /// and the paths gone from it; returns where the pending versions' bytes
+    /// are read from (the folder, or the Orthanc download cache).
+    fn scan_source(
+        &self,
+        cat: &mut Catalog,
+        opts: &MigrateOptions,
+        ctx: &ScanContext<'_>,
+        report: &mut MigrateReport,
+    ) -> Result<PathBuf> {
+        let source = ctx.source.as_slice();
+        Ok(match &opts.source {
+            SourceSpec::Dir(_) => {
+                let root = PathBuf::from(std::ffi::OsStr::from_bytes(source));
+                let mut skip_dirs = vec![self.dir.clone(), self.staging()];
+                skip_dirs.extend(
+                    self.stores
+                        .iter()
+                        .filter_map(|s| s.local_root())
+                        .map(Path::to_path_buf),
+                );
+                let rules = WalkRules {
+                    skip_dirs,
+                    exclude: opts.exclude.clone(),
+                    include: opts.include.clone(),
+                };
+                self.meter.begin("listing", 0, 0);
+                let walk = source::walk(&root, &rules)?;
+                report.scanned += walk.files.len() as u64;
+                report.excluded = walk.excluded;
+                report.skipped = walk.skipped;
+                for u in walk.unreadable {
+                    report.failed += 1;
+                    report.failures.push(format!(
+                        "directory {u}: its files are not protected this run"
+                    ));
+                }
+                self.meter.begin("scanning", walk.files.len() as u64, 0);
+                for chunk in walk.files.chunks(scan::SCAN_CHUNK) {
+                    self.scan_files(cat, ctx, chunk, report)?;
+                    self.meter.advance(chunk.len() as u64, 0);
+                }
+                stage::pause_point("scanned", 0);
+                // Archived paths this walk did not find and that are not
+                // there (an excluded file or an unreadable directory is):
+                // gone from the source, since the first run that saw it.
+                let listed: std::collections::HashSet<&[u8]> =
+                    walk.files.iter().map(|f| f.rel.as_slice()).collect();
+                let missing: Vec<Vec<u8>> = cat
+                    .paths_of(source)?
+                    .into_iter()
+                    .filter(|p| !listed.contains(p.as_slice()))
+                    .filter(|p| {
+                        matches!(
+                            std::fs::symlink_metadata(source::folder::join_bytes(&root, p)),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+                        )
+                    })
+                    .collect();
+                report.gone_from_source = if opts.dry_run {
+                    missing.len() as u64
+                } else {
+                    cat.record_gone(source, &missing)?
+                };
+                root
+            }
+            SourceSpec::Orthanc(url) => {
+                let cache = self.orthanc_cache(source);
+                let orthanc = self.orthanc(url)?;
+                self.scan_orthanc(cat, ctx, &orthanc, &cache, opts.full_scan, report)?;
+                cache
+            }
+        })
+    }
+
     /// Writes the shares of every pending version, a group at a time, as a
     /// two-stage pipeline: while the stores take group g's shares (and wait
     /// for the disk or the network), group g+1 is read and split.
@@ -296,6 +308,20 @@ impl Archive {
                     .iter()
                     .map(|(id, s, p, b)| (*id, s.as_str(), *p, *b))
                     .collect();
+                if let Some(owner) = &self.worker {
+                    // Fencing: nothing of a version another worker took
+                    // over reaches the catalog or a store.
+                    let ids: Vec<i64> = splits.iter().map(|s| s.0).collect();
+                    let lost = cat.leases_lost(&ids, owner)?;
+                    if !lost.is_empty() {
+                        return Err(ArchiveError::Failed(format!(
+                            "worker {owner}: the lease on {} version(s) ran out and another \
+                             worker took them over (this one stalled longer than --lease); \
+                             stopping",
+                            lost.len()
+                        )));
+                    }
+                }
                 cat.begin_splits(self.layout.threshold.t(), self.layout.scheme, &splits)?;
                 let items = self.put_items(&staged)?;
                 let ks: Vec<usize> = staged.jobs.iter().map(|j| j.k).collect();

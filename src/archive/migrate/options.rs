@@ -23,6 +23,8 @@ pub struct MigrateOptions {
     pub exclude: Vec<String>,
     /// gitignore-style patterns: if any, only matching files are taken.
     pub include: Vec<String>,
+    /// One of many workers (`--worker`, docs/SCALE.md), else alone.
+    pub worker: Option<super::worker::WorkerOptions>,
 }
 
 /// What a migrate run did, object by object counted (`--json` prints it).
@@ -80,6 +82,9 @@ pub struct MigrateReport {
     /// --dry-run: the source bytes of `would_write` (each is shared into n
     /// shares of its size).
     pub would_write_bytes: u64,
+    /// `--worker`: the lease owner name this worker went by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// An object a real run would write (--dry-run).

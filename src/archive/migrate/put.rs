@@ -153,7 +153,27 @@ impl Archive {
             report.written += 1;
             report.bytes_written += job.row.size;
         }
-        cat.set_landed(&landed)?;
+        let taken_over = cat.set_landed_as(&landed, self.worker.as_deref())?;
+        for id in &taken_over {
+            // Another worker took this version over after this one's lease
+            // ran out: the shares this one put are named nowhere now.
+            let job = jobs.iter().find(|j| j.row.id == *id).expect("a landed job");
+            for p in &job.placements {
+                if let Ok(store) = self.store(&p.store) {
+                    let _ = store.delete(&p.name);
+                }
+            }
+            report.written -= 1;
+            report.bytes_written -= job.row.size;
+            if landed.iter().any(|(i, st, _)| i == id && *st == "degraded") {
+                report.degraded -= 1;
+            }
+            report.warnings.push(format!(
+                "{} (version {}): taken over by another worker (this one's lease ran out); \
+                 the shares this worker put were deleted",
+                job.row.source_ref, job.row.version
+            ));
+        }
         for (i, e) in failures {
             let row = &group[i];
             let msg = e.to_string();

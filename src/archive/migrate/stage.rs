@@ -27,7 +27,8 @@ use crate::stream::split::{self, SplitOptions, SplitSecrets};
 /// set to `POINT:K`, the K-th object of a migrate run stops at POINT
 /// (`split`, `put` or `written`, each reached by a whole group at once; or
 /// the K-th group of a restore at `restored`, the K-th object of a verify at
-/// `verified`; `forgotten:0` a forget or erase once the catalog has let the
+/// `verified`; `scanned:0` a migrate once its scan has recorded every
+/// new version, before it records what is gone; `forgotten:0` a forget or erase once the catalog has let the
 /// versions go, before any share is deleted), creates the file named by UMBRA_TEST_PAUSE_FILE and waits
 /// until that file is removed. Tests kill the process there, or change the
 /// stores and let it go on, or look at the progress bar.

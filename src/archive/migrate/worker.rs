@@ -1,0 +1,398 @@
+//! `umbra migrate --worker`: one of many processes migrating one source
+//! together, each claiming groups of pending versions from the shared
+//! catalog (docs/SCALE.md). Kubernetes or Slurm starts and restarts them;
+//! the catalog is the work queue and nothing else coordinates them.
+//!
+//! - The scan (listing the source, recording new and changed objects as
+//!   pending) runs in one worker at a time, under the scan lock (an
+//!   advisory lock on PostgreSQL, a lock file beside a SQLite catalog). A
+//!   source is scanned once per run: with a run id (`--run-id`, from
+//!   `UMBRA_RUN_ID` or Slurm's array job id) once per id; without one, once
+//!   after the worker started. Workers claim pending versions while the
+//!   scan is still recording them.
+//! - A claim takes up to four groups of pending versions nobody holds a
+//!   live lease on, and leases them to this worker (owner
+//!   `INDEX@HOST/PID-RANDOM`, expiry now + `--lease`); a heartbeat thread
+//!   renews the leases every third of the lease, and records the worker's
+//!   counts for `umbra status`.
+//! - A claimed version goes through the same steps as in a single migrate
+//!   (its earlier attempt's shares deleted, a fresh split recorded, shares
+//!   put create-only, then written). A worker killed anywhere leaves
+//!   pending versions whose lease runs out; another worker claims them and
+//!   deletes the dead attempt's shares first, as a resumed migrate does.
+//! - Fencing: before recording a split and when recording what landed, the
+//!   worker checks it still holds the lease; a version taken over by
+//!   another worker (this one stalled past its lease) is left to it, and
+//!   the shares this worker put for it are deleted.
+//! - A worker ends when the scan is done and no pending version of the
+//!   source is claimable or leased by another live worker (so a worker
+//!   that dies at the end still has its work taken over). The last one to
+//!   take the scan lock completes degraded versions and owed deletes.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{GROUP_BYTES, MigrateOptions, MigrateReport, ScanContext};
+use crate::archive::catalog::{self, Catalog, Location};
+use crate::archive::error::{ArchiveError, At, Result};
+use crate::archive::open::{Archive, BackendFactory, LockMode, WORKER_STAGING};
+use crate::archive::source::SourceSpec;
+use crate::archive::time::now_secs;
+use crate::engine::Backend;
+
+/// What makes a migrate a worker's.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The Job's completion index or the array's task id: identity and
+    /// logging only (work is claimed, never assigned by index).
+    pub index: Option<String>,
+    /// How long a claim holds without a heartbeat.
+    pub lease: Duration,
+    /// One scan per run id (else one per worker start).
+    pub run_id: Option<String>,
+}
+
+/// The default `--lease`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
+/// The advisory lock of a source's scan (PostgreSQL).
+const SCAN_LOCK: &str = "umbra scan";
+
+/// The scan lock while held.
+enum ScanGuard {
+    File(#[allow(dead_code)] std::fs::File),
+    /// Held by the catalog connection's session (released by
+    /// [`Archive::release_scan_lock`], or when the process dies).
+    Advisory,
+}
+
+/// Groups a claim takes at most: enough to keep the split-while-putting
+/// pipeline of a single migrate busy, few enough to leave work for others.
+const CLAIM_GROUPS: usize = 4;
+
+fn random_tag() -> Result<String> {
+    let mut b = [0u8; 3];
+    getrandom::fill(&mut b).map_err(|e| ArchiveError::Random(e.to_string()))?;
+    Ok(crate::share::format::hex(&b))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether `key`'s record of the source's last scan leaves a scan to do:
+/// none for this run id (or, without one, none finished since `started`).
+fn scan_needed(cat: &Catalog, key: &str, run_id: Option<&str>, started: i64) -> Result<bool> {
+    let Some(text) = cat.get_meta(key)? else {
+        return Ok(true);
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(true);
+    };
+    let finished = v["finished"].as_i64();
+    Ok(match run_id {
+        Some(r) => !(v["run"].as_str() == Some(r) && finished.is_some()),
+        None => finished.is_none_or(|f| f < started),
+    })
+}
+
+/// Renews `owner`'s leases and records its counts every third of the
+/// lease until `stop`; on its own connection (the main one is busy).
+fn heartbeat(
+    at: &Location,
+    owner: &str,
+    source_ref: &str,
+    started: i64,
+    lease: i64,
+    stop: &AtomicBool,
+    counts: &[AtomicU64; 2],
+) -> Option<String> {
+    let cat = match Catalog::open(at) {
+        Ok(c) => c,
+        Err(e) => return Some(e.to_string()),
+    };
+    let every = Duration::from_secs((lease / 3).max(1) as u64);
+    let mut next = Instant::now();
+    let mut last_error = None;
+    while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next {
+            let beat = cat.renew_leases(owner, now_secs() + lease).and_then(|_| {
+                cat.worker_heartbeat(
+                    owner,
+                    source_ref,
+                    started,
+                    lease,
+                    counts[0].load(Ordering::Relaxed),
+                    counts[1].load(Ordering::Relaxed),
+                    false,
+                )
+            });
+            last_error = beat.err().map(|e| e.to_string());
+            next += every;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last_error
+}
+
+impl Archive {
+    fn try_scan_lock(&self, cat: &Catalog) -> Result<Option<ScanGuard>> {
+        match cat.location() {
+            Location::File(_) => {
+                let path = self.dir.join(".scan.lock");
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .at(&path)?;
+                match f.try_lock() {
+                    Ok(()) => Ok(Some(ScanGuard::File(f))),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => Err(e).at(&path),
+                }
+            }
+            at @ Location::Postgres { .. } => {
+                Ok(catalog::try_advisory_lock(cat.db(), at, SCAN_LOCK, false)?
+                    .then_some(ScanGuard::Advisory))
+            }
+        }
+    }
+
+    fn release_scan_lock(&self, cat: &Catalog, guard: ScanGuard) -> Result<()> {
+        match guard {
+            ScanGuard::File(_) => Ok(()),
+            ScanGuard::Advisory => {
+                catalog::advisory_unlock(cat.db(), cat.location(), SCAN_LOCK, false)
+            }
+        }
+    }
+
+    /// `umbra migrate --worker` (see the module's documentation).
+    pub(crate) fn migrate_worker(
+        &mut self,
+        opts: &MigrateOptions,
+        worker: &WorkerOptions,
+        make_backend: BackendFactory<'_>,
+    ) -> Result<MigrateReport> {
+        if let SourceSpec::Orthanc(_) = opts.source {
+            return Err(ArchiveError::Unsupported(
+                "migrate --worker takes a folder source that every worker sees at the same \
+                 path (a shared file system): an Orthanc source's instances are downloaded by \
+                 the scan into one machine's cache. Run one plain migrate per Orthanc"
+                    .into(),
+            ));
+        }
+        if opts.dry_run {
+            return Err(ArchiveError::Unsupported(
+                "--dry-run with --worker: a dry run writes nothing to share; run it without \
+                 --worker"
+                    .into(),
+            ));
+        }
+        self.lock_as(LockMode::Shared)?;
+        let owner = format!(
+            "{}@{}/{}-{}",
+            worker.index.as_deref().unwrap_or("-"),
+            hostname(),
+            std::process::id(),
+            random_tag()?
+        );
+        // Its own staging directory: other workers on this machine share
+        // the archive's.
+        let staging = self
+            .staging()
+            .join(format!("{WORKER_STAGING}{}", owner.replace('/', "-")));
+        std::fs::create_dir_all(&staging).at(&staging)?;
+        self.worker_staging = Some(staging.clone());
+        self.worker = Some(owner.clone());
+        let result = self.run_worker(opts, worker, &owner, make_backend);
+        self.worker = None;
+        self.worker_staging = None;
+        let _ = std::fs::remove_dir_all(&staging);
+        result
+    }
+
+    fn run_worker(
+        &self,
+        opts: &MigrateOptions,
+        worker: &WorkerOptions,
+        owner: &str,
+        make_backend: BackendFactory<'_>,
+    ) -> Result<MigrateReport> {
+        let mut cat = self.catalog()?;
+        self.check_catalog_stores(&cat)?;
+        let started = now_secs();
+        let source = opts.source.key()?;
+        let source_ref = String::from_utf8_lossy(&source).into_owned();
+        let root = PathBuf::from(std::ffi::OsStr::from_bytes(&source));
+        let scan_key = format!("scan {}", &blake3::hash(&source).to_hex()[..16]);
+        let lease = worker.lease.as_secs().max(3) as i64;
+        let ctx = ScanContext {
+            source: source.clone(),
+            filter: &opts.filter,
+            now: started,
+            dry_run: false,
+            rehash: opts.rehash,
+        };
+        let mut report = MigrateReport::default();
+        // A month of workers' rows is what status may show.
+        cat.prune_workers(started - 30 * 86_400)?;
+        cat.worker_heartbeat(owner, &source_ref, started, lease, 0, 0, false)?;
+        let at = self.catalog_location()?;
+        let stop = AtomicBool::new(false);
+        let counts = [AtomicU64::new(0), AtomicU64::new(0)];
+        let mut backend: Option<Box<dyn Backend>> = None;
+        let mut scanned_here = false;
+        let looped = std::thread::scope(|scope| -> Result<Option<String>> {
+            let beat =
+                scope.spawn(|| heartbeat(&at, owner, &source_ref, started, lease, &stop, &counts));
+            let run = (|| -> Result<()> {
+                let mut scan_done = false;
+                loop {
+                    if !scan_done {
+                        if let Some(guard) = self.try_scan_lock(&cat)? {
+                            let needed =
+                                scan_needed(&cat, &scan_key, worker.run_id.as_deref(), started);
+                            let scanned = match needed {
+                                Ok(true) => {
+                                    let record = |finished: Option<i64>| {
+                                        json!({
+                                            "run": worker.run_id,
+                                            "started": now_secs(),
+                                            "finished": finished,
+                                            "by": owner,
+                                        })
+                                        .to_string()
+                                    };
+                                    cat.set_meta(&scan_key, &record(None))
+                                        .and_then(|_| {
+                                            self.scan_source(&mut cat, opts, &ctx, &mut report)
+                                        })
+                                        .and_then(|_| {
+                                            cat.set_meta(&scan_key, &record(Some(now_secs())))
+                                        })
+                                        .map(|_| true)
+                                }
+                                Ok(false) => Ok(false),
+                                Err(e) => Err(e),
+                            };
+                            self.release_scan_lock(&cat, guard)?;
+                            scanned_here |= scanned?;
+                            scan_done = true;
+                        } else if !scan_needed(&cat, &scan_key, worker.run_id.as_deref(), started)?
+                        {
+                            scan_done = true;
+                        }
+                    }
+                    let now = now_secs();
+                    let rows = cat.claim(
+                        &source,
+                        owner,
+                        now,
+                        now + lease,
+                        started,
+                        opts.group.max(1) * CLAIM_GROUPS,
+                        GROUP_BYTES * CLAIM_GROUPS as u64,
+                    )?;
+                    if !rows.is_empty() {
+                        if backend.is_none() {
+                            let bytes =
+                                rows.iter().map(|r| r.size).sum::<u64>() * CLAIM_GROUPS as u64;
+                            backend = Some(make_backend(bytes).map_err(ArchiveError::Failed)?);
+                        }
+                        let b = backend.as_deref().expect("made above");
+                        let written =
+                            self.write_pending(&mut cat, b, &root, &rows, opts, &mut report);
+                        cat.release_leases(owner)?;
+                        written?;
+                        counts[0].store(report.written, Ordering::Relaxed);
+                        counts[1].store(report.bytes_written, Ordering::Relaxed);
+                        continue;
+                    }
+                    if scan_done && cat.leased_by_others(&source, owner, now)? == 0 {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })();
+            stop.store(true, Ordering::Relaxed);
+            let beat_error = beat.join().expect("the heartbeat thread panicked");
+            // A worker that stops on an error lets go of its claims at
+            // once rather than after its lease.
+            let _ = cat.release_leases(owner);
+            run.map(|_| beat_error)
+        })?;
+        if let Some(e) = looped {
+            report
+                .warnings
+                .push(format!("the worker's last heartbeat failed: {e}"));
+        }
+        // Whoever holds the scan lock last completes degraded versions and
+        // deletes what is owed (both idempotent).
+        if let Some(guard) = self.try_scan_lock(&cat)? {
+            let finish = (|| -> Result<()> {
+                let degraded = cat.in_state("degraded")?;
+                if !degraded.is_empty() {
+                    if backend.is_none() {
+                        let bytes = degraded.iter().map(|r| r.size).sum();
+                        backend = Some(make_backend(bytes).map_err(ArchiveError::Failed)?);
+                    }
+                    let b = backend.as_deref().expect("made above");
+                    let (completed, still) = self.complete_degraded(&mut cat, &degraded, b)?;
+                    report.completed = completed;
+                    report.degraded_objects.extend(still);
+                }
+                if !cat.pending_deletions()?.is_empty() {
+                    let mut deletions = crate::archive::forget::ForgetReport::default();
+                    self.delete_forgotten(&cat, &mut deletions)?;
+                    report.forgotten_shares_deleted = deletions.shares_deleted;
+                    report.forgotten_shares_pending = deletions.shares_pending;
+                    report.warnings.extend(deletions.problems);
+                }
+                Ok(())
+            })();
+            self.release_scan_lock(&cat, guard)?;
+            finish?;
+        }
+        cat.worker_heartbeat(
+            owner,
+            &source_ref,
+            started,
+            lease,
+            report.written,
+            report.bytes_written,
+            true,
+        )?;
+        let entry = self.audit().and_then(|log| {
+            log.append(
+                Some(&cat),
+                "migrate",
+                json!({
+                    "worker": owner,
+                    "scanned": report.scanned,
+                    "scan": scanned_here,
+                    "new_versions": report.new_versions,
+                    "written": report.written,
+                    "bytes_written": report.bytes_written,
+                    "degraded": report.degraded,
+                    "completed": report.completed,
+                    "failed": report.failed,
+                }),
+            )
+        });
+        report.audit_error = entry
+            .err()
+            .map(|e| format!("this run is not in the audit log: {e}"));
+        report.worker = Some(owner.to_string());
+        Ok(report)
+    }
+}
