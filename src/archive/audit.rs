@@ -28,11 +28,26 @@ const ZERO_MAC: &str = "00000000000000000000000000000000000000000000000000000000
 const LINE_START: &str = "{\"mac\":\"";
 const ENTRY_KEY: &str = "\",\"entry\":";
 
-/// The audit log file of an archive, and the key its chain is made with.
+/// The audit log of an archive, and the key its chain is made with: a file
+/// beside a SQLite catalog, or, when the catalog is shared (PostgreSQL,
+/// many workers on many machines), the rows of the catalog's `audit` table
+/// (chain `current`), each exactly the line the file would hold, appended
+/// under a transaction-scoped advisory lock so that N writers keep one
+/// chain.
 pub struct AuditLog {
     path: PathBuf,
     key: [u8; 32],
+    in_catalog: bool,
 }
+
+/// Where a new line goes.
+enum Sink<'a> {
+    File(&'a mut std::fs::File),
+    Catalog(&'a Catalog),
+}
+
+/// The catalog's name of the chain being written.
+const CURRENT: &str = "current";
 
 /// One checked line.
 struct Line {
@@ -63,25 +78,77 @@ impl AuditLog {
         Self {
             path: path.to_path_buf(),
             key,
+            in_catalog: false,
+        }
+    }
+
+    /// The chain kept in a shared catalog's `audit` table; `name` is how
+    /// messages call it.
+    pub fn in_catalog(name: &str, key: [u8; 32]) -> Self {
+        Self {
+            path: PathBuf::from(name),
+            key,
+            in_catalog: true,
+        }
+    }
+
+    fn shown(&self) -> String {
+        if self.in_catalog {
+            format!("the audit chain in catalog {}", self.path.display())
+        } else {
+            format!("audit log {}", self.path.display())
         }
     }
 
     fn bad(&self, line: usize, reason: impl Into<String>) -> ArchiveError {
-        ArchiveError::Failed(format!(
-            "audit log {} line {line}: {}",
-            self.path.display(),
-            reason.into()
-        ))
+        ArchiveError::Failed(format!("{} line {line}: {}", self.shown(), reason.into()))
+    }
+
+    fn catalog<'c>(&self, catalog: Option<&'c Catalog>) -> Result<&'c Catalog> {
+        catalog.ok_or_else(|| {
+            ArchiveError::Failed(format!(
+                "{} cannot be read without the catalog",
+                self.shown()
+            ))
+        })
+    }
+
+    /// The text of chain `chain` (the file, or the catalog's rows as the
+    /// file's lines); None when there is none.
+    fn text(&self, catalog: Option<&Catalog>, chain: &str) -> Result<Option<String>> {
+        if self.in_catalog {
+            let lines = self.catalog(catalog)?.audit_lines(chain)?;
+            return Ok((!lines.is_empty())
+                .then(|| lines.iter().map(|l| format!("{l}\n")).collect::<String>()));
+        }
+        let text = match std::fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&self.path),
+        };
+        String::from_utf8(text)
+            .map(Some)
+            .map_err(|_| self.bad(0, "not UTF-8"))
+    }
+
+    /// Whether the chain is there at all (a file, or rows).
+    pub(crate) fn has_entries(&self, catalog: Option<&Catalog>) -> Result<bool> {
+        if self.in_catalog {
+            Ok(!self.catalog(catalog)?.audit_lines(CURRENT)?.is_empty())
+        } else {
+            Ok(self.path.exists())
+        }
     }
 
     /// Checks every line of the chain; returns the lines in order.
-    fn read_chain(&self) -> Result<Vec<Line>> {
-        let text = match std::fs::read(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).at(&self.path),
-        };
-        let text = String::from_utf8(text).map_err(|_| self.bad(0, "not UTF-8"))?;
+    fn read_chain(&self, catalog: Option<&Catalog>) -> Result<Vec<Line>> {
+        match self.text(catalog, CURRENT)? {
+            Some(text) => self.parse_chain(&text),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn parse_chain(&self, text: &str) -> Result<Vec<Line>> {
         if !text.is_empty() && !text.ends_with('\n') {
             let n = text.lines().count();
             return Err(self.bad(n, "the last line is cut short (truncated)"));
@@ -130,6 +197,12 @@ impl AuditLog {
     /// A log that does not match the catalog (missing, cut short, rewritten,
     /// or of another site key) is refused: see [`AuditLog::restart`].
     pub fn append(&self, catalog: Option<&Catalog>, action: &str, details: Value) -> Result<()> {
+        if self.in_catalog {
+            return self.catalog(catalog)?.audit_transaction(|c| {
+                let chain = self.checked(Some(c))?;
+                self.write_entry(Sink::Catalog(c), Some(c), &chain, action, details)
+            });
+        }
         // 0600 like the catalog: the log names no patient, but what was
         // done when is the hospital's business.
         super::catalog::private_file(&self.path)?;
@@ -139,13 +212,13 @@ impl AuditLog {
             .at(&self.path)?;
         f.lock().at(&self.path)?;
         let chain = self.checked(catalog)?;
-        self.write_entry(&mut f, catalog, &chain, action, details)?;
+        self.write_entry(Sink::File(&mut f), catalog, &chain, action, details)?;
         f.unlock().at(&self.path)
     }
 
     fn write_entry(
         &self,
-        f: &mut std::fs::File,
+        sink: Sink<'_>,
         catalog: Option<&Catalog>,
         chain: &[Line],
         action: &str,
@@ -163,9 +236,14 @@ impl AuditLog {
         })
         .to_string();
         let m = mac(&self.key, &prev, &entry);
-        let line = format!("{LINE_START}{m}{ENTRY_KEY}{entry}}}\n");
-        f.write_all(line.as_bytes()).at(&self.path)?;
-        f.sync_all().at(&self.path)?;
+        let line = format!("{LINE_START}{m}{ENTRY_KEY}{entry}}}");
+        match sink {
+            Sink::File(f) => {
+                f.write_all(format!("{line}\n").as_bytes()).at(&self.path)?;
+                f.sync_all().at(&self.path)?;
+            }
+            Sink::Catalog(c) => c.audit_insert(CURRENT, seq, &line)?,
+        }
         if let Some(c) = catalog {
             c.set_meta(HEAD_KEY, &format!("{seq} {m}"))?;
             c.set_meta(KEY_ID, &key_id(&self.key))?;
@@ -207,15 +285,14 @@ impl AuditLog {
             Some(c) => c.get_meta(HEAD_KEY)?,
             None => None,
         };
-        if head.is_some() && !self.path.exists() {
+        if head.is_some() && !self.has_entries(catalog)? {
             return Err(ArchiveError::Failed(format!(
-                "audit log {} is missing, but the catalog records entries in it (it was \
-                 deleted or moved); `umbra audit restart` starts a new log that records the \
-                 break",
-                self.path.display()
+                "{} is missing, but the catalog records entries in it (it was deleted or \
+                 moved); `umbra audit restart` starts a new log that records the break",
+                self.shown()
             )));
         }
-        let chain = self.read_chain()?;
+        let chain = self.read_chain(catalog)?;
         if let Some(head) = head {
             let (seq, m) = head
                 .split_once(' ')
@@ -233,8 +310,8 @@ impl AuditLog {
                 }
                 None => {
                     return Err(ArchiveError::Failed(format!(
-                        "audit log {}: truncated: it has {} line(s), the catalog records {seq}",
-                        self.path.display(),
+                        "{}: truncated: it has {} line(s), the catalog records {seq}",
+                        self.shown(),
                         chain.len()
                     )));
                 }
@@ -248,6 +325,20 @@ impl AuditLog {
     /// first entry records the break, the catalog's last head and `why`.
     /// Returns where the old log went, if there was one.
     pub fn restart(&self, catalog: &Catalog, why: &str) -> Result<Option<PathBuf>> {
+        if self.in_catalog {
+            let aside = format!("broken-{}", now_secs());
+            return catalog.audit_transaction(|c| {
+                let had = self.has_entries(Some(c))?;
+                c.audit_set_aside(CURRENT, &aside)?;
+                let details = json!({
+                    "reason": why,
+                    "previous_head": c.get_meta(HEAD_KEY)?,
+                    "set_aside": had.then_some(&aside),
+                });
+                self.write_entry(Sink::Catalog(c), Some(c), &[], "restart", details)?;
+                Ok(had.then(|| PathBuf::from(format!("the catalog's audit chain {aside}"))))
+            });
+        }
         let set_aside = if self.path.exists() {
             let mut name = self.path.as_os_str().to_os_string();
             name.push(format!(".broken-{}", now_secs()));
@@ -268,7 +359,7 @@ impl AuditLog {
             "previous_head": catalog.get_meta(HEAD_KEY)?,
             "set_aside": set_aside.as_ref().map(|p| p.display().to_string()),
         });
-        self.write_entry(&mut f, Some(catalog), &[], "restart", details)?;
+        self.write_entry(Sink::File(&mut f), Some(catalog), &[], "restart", details)?;
         f.unlock().at(&self.path)?;
         Ok(set_aside)
     }
@@ -281,6 +372,30 @@ impl AuditLog {
     /// two chains read as one history. Resumable: with the old file already
     /// set aside and no new log yet, only the new chain is started.
     pub fn rotate_to(&self, catalog: &Catalog, next: &AuditLog, set_aside: &Path) -> Result<()> {
+        if self.in_catalog {
+            let aside = set_aside
+                .file_name()
+                .map_or("key-old".into(), |n| n.to_string_lossy().into_owned());
+            return catalog.audit_transaction(|c| {
+                let chain = if self.has_entries(Some(c))? {
+                    let chain = self.checked(Some(c))?;
+                    c.audit_set_aside(CURRENT, &aside)?;
+                    chain
+                } else {
+                    match self.text(Some(c), &aside)? {
+                        Some(text) => self.parse_chain(&text)?,
+                        None => Vec::new(),
+                    }
+                };
+                let details = json!({
+                    "previous_log": aside,
+                    "previous_entries": chain.len(),
+                    "previous_head": chain.last().map(|l| format!("{} {}", l.seq, l.mac)),
+                    "previous_key": key_id(&self.key),
+                });
+                next.write_entry(Sink::Catalog(c), Some(c), &[], "key rotate", details)
+            });
+        }
         let (entries, head) = if self.path.exists() {
             let chain = self.checked(Some(catalog))?;
             let head = chain.last().map(|l| format!("{} {}", l.seq, l.mac));
@@ -308,7 +423,13 @@ impl AuditLog {
             "previous_head": head,
             "previous_key": key_id(&self.key),
         });
-        next.write_entry(&mut f, Some(catalog), &[], "key rotate", details)?;
+        next.write_entry(
+            Sink::File(&mut f),
+            Some(catalog),
+            &[],
+            "key rotate",
+            details,
+        )?;
         f.unlock().at(&next.path)
     }
 }

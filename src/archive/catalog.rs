@@ -2127,6 +2127,68 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
+    /// The lines of audit chain `chain` (the `audit` table of a shared
+    /// catalog), in order.
+    pub fn audit_lines(&self, chain: &str) -> Result<Vec<String>> {
+        self.db
+            .query_map(
+                "SELECT line FROM audit WHERE chain = ?1 ORDER BY seq",
+                vals![chain],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Appends line `seq` to audit chain `chain`.
+    pub fn audit_insert(&self, chain: &str, seq: u64, line: &str) -> Result<()> {
+        self.db
+            .execute(
+                "INSERT INTO audit (chain, seq, line) VALUES (?1, ?2, ?3)",
+                vals![chain, seq, line],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Renames audit chain `from` to `to` (set aside after a break or a
+    /// key rotation).
+    pub fn audit_set_aside(&self, from: &str, to: &str) -> Result<()> {
+        self.db
+            .execute(
+                "UPDATE audit SET chain = ?2 WHERE chain = ?1",
+                vals![from, to],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction that holds the audit chain's lock (one
+    /// appender at a time, whichever machine it runs on).
+    pub fn audit_transaction<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
+        self.db.begin().map_err(|e| self.err(e))?;
+        let run = (|| {
+            if self.dialect() == Dialect::Postgres {
+                self.db
+                    .execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ' umbra audit'))",
+                        vals![],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+            f(self)
+        })();
+        match run {
+            Ok(v) => {
+                self.db.batch("COMMIT").map_err(|e| self.err(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.db.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// A value of the catalog's key-value table (cursors, the audit head).
     pub fn get_meta(&self, key: &str) -> Result<Option<String>> {
         self.db

@@ -283,10 +283,17 @@ impl Archive {
 
     /// The archive's audit log (needs the site key).
     pub fn audit(&self) -> Result<AuditLog> {
-        Ok(AuditLog::new(
-            &self.dir.join(&self.config.audit_log),
-            self.site_key()?.audit_key(),
-        ))
+        self.audit_with(self.site_key()?.audit_key())
+    }
+
+    /// The archive's audit log chained with `key`: the file umbra.toml
+    /// names beside a SQLite catalog, the catalog's own table when the
+    /// catalog is PostgreSQL (shared by workers on many machines).
+    pub(crate) fn audit_with(&self, key: [u8; 32]) -> Result<AuditLog> {
+        Ok(match self.catalog_location()? {
+            at @ Location::Postgres { .. } => AuditLog::in_catalog(&at.shown(), key),
+            Location::File(_) => AuditLog::new(&self.dir.join(&self.config.audit_log), key),
+        })
     }
 
     /// The configured store `name`; a store that the catalog names and

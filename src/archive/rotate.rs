@@ -16,7 +16,6 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::audit::AuditLog;
 use super::config::SiteKey;
 use super::error::{ArchiveError, At, Result};
 use super::forget::ForgetReport;
@@ -114,11 +113,10 @@ impl Archive {
             .dir
             .join(state["set_aside"].as_str().unwrap_or("audit.log.key-old"));
         if state["phase"] == "audit" {
-            let path = self.dir.join(&self.config.audit_log);
-            let was = AuditLog::new(&path, old.audit_key());
-            let next = AuditLog::new(&path, new.audit_key());
+            let was = self.audit_with(old.audit_key())?;
+            let next = self.audit_with(new.audit_key())?;
             // Already moved (a run killed right after): its chain checks.
-            if !(path.exists() && next.verify(Some(&cat)).is_ok()) {
+            if !(next.has_entries(Some(&cat))? && next.verify(Some(&cat)).is_ok()) {
                 was.rotate_to(&cat, &next, &set_aside)?;
             }
             state["phase"] = "swap".into();

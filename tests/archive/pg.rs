@@ -159,8 +159,35 @@ fn postgres_catalog_answers_as_sqlite_does(scheme: SchemeKind) {
     assert_eq!(left, 0);
     let o = f.run(&["audit", "verify"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // Nothing of the catalog in the archive directory: no SQLite file.
+    // Nothing of the catalog in the archive directory: no SQLite file, and
+    // the audit chain is in the catalog, shared by every worker.
     assert!(!f.arc.join("catalog.sqlite").exists());
+    assert!(!f.arc.join("audit.log").exists());
+    let lines: i64 = c
+        .query_one("SELECT COUNT(*) FROM audit WHERE chain = 'current'", &[])
+        .unwrap()
+        .get(0);
+    assert!(lines >= 6, "{lines} audit entries");
+    // A site key rotation moves the names and the chain, in the catalog.
+    let o = f.run(&["key", "rotate", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = f.run(&["audit", "verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = f.root.join("after-rotate");
+    let o = f.restore(&out, &["--path", "notes/*"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // An edited entry breaks the chain, and is named.
+    let edited = c
+        .execute(
+            "UPDATE audit SET line = replace(line, '\"key rotate\"', '\"key rotated\"') \
+             WHERE chain = 'current' AND seq = 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(edited, 1);
+    let o = f.run(&["audit", "verify"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 1"), "{}", stderr(&o));
 }
 
 both_schemes!(postgres_catalog_answers_as_sqlite_does);
