@@ -108,6 +108,15 @@ CREATE TABLE IF NOT EXISTS workers ( -- migrate --worker processes, for status
     objects     INTEGER NOT NULL DEFAULT 0, -- versions it wrote
     bytes       INTEGER NOT NULL DEFAULT 0  -- their source bytes
 );
+CREATE TABLE IF NOT EXISTS tasks ( -- restore/verify/archive-repair --worker: one row per
+    run         TEXT NOT NULL,    -- version to do in a run, claimed like migrate's
+    kind        TEXT NOT NULL,    -- pending versions ('restore', 'verify', 'repair')
+    object_id   INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    done_at     INTEGER,
+    PRIMARY KEY (run, kind, object_id)
+);
 CREATE TABLE IF NOT EXISTS audit ( -- the audit chain of a shared (PostgreSQL) catalog
     chain       TEXT NOT NULL,    -- 'current', or where an earlier chain was set aside
     seq         INTEGER NOT NULL,
@@ -1864,14 +1873,126 @@ impl Catalog {
         })
     }
 
-    /// Extends every lease `owner` holds to `until`; returns how many.
+    /// Extends every lease `owner` holds (pending versions, and tasks of
+    /// restore, verify and repair workers) to `until`; returns how many.
     pub fn renew_leases(&self, owner: &str, until: i64) -> Result<u64> {
-        self.db
+        let objects = self
+            .db
             .execute(
                 "UPDATE objects SET lease_until = ?2 WHERE lease_owner = ?1 AND state = 'pending'",
                 vals![owner, until],
             )
+            .map_err(|e| self.err(e))?;
+        let tasks = self
+            .db
+            .execute(
+                "UPDATE tasks SET lease_until = ?2 WHERE lease_owner = ?1 AND done_at IS NULL",
+                vals![owner, until],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(objects + tasks)
+    }
+
+    /// Records the versions `ids` as the tasks of run `run` and `kind`
+    /// (those already there stay as they are).
+    pub fn seed_tasks(&mut self, run: &str, kind: &str, ids: &[i64]) -> Result<()> {
+        self.in_transaction(|c| {
+            for id in ids {
+                c.db.execute(
+                    "INSERT INTO tasks (run, kind, object_id) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT DO NOTHING",
+                    vals![run, kind, id],
+                )
+                .map_err(|e| c.err(e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Claims up to `limit` undone tasks of (`run`, `kind`) nobody holds a
+    /// live lease on, for `owner` until `until`; returns their version ids.
+    pub fn claim_tasks(
+        &mut self,
+        run: &str,
+        kind: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        let skip = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        self.in_transaction(|c| {
+            let ids: Vec<i64> =
+                c.db.query_map(
+                    &format!(
+                        "SELECT object_id FROM tasks WHERE run = ?1 AND kind = ?2 \
+                         AND done_at IS NULL AND (lease_until IS NULL OR lease_until < ?3) \
+                         ORDER BY object_id LIMIT ?4{skip}"
+                    ),
+                    vals![run, kind, now, limit as i64],
+                    |r| r.get(0),
+                )
+                .map_err(|e| c.err(e))?;
+            for id in &ids {
+                c.db.execute(
+                    "UPDATE tasks SET lease_owner = ?4, lease_until = ?5 \
+                     WHERE run = ?1 AND kind = ?2 AND object_id = ?3",
+                    vals![run, kind, id, owner, until],
+                )
+                .map_err(|e| c.err(e))?;
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Marks tasks done.
+    pub fn finish_tasks(&mut self, run: &str, kind: &str, ids: &[i64]) -> Result<()> {
+        let now = now_secs();
+        self.in_transaction(|c| {
+            for id in ids {
+                c.db.execute(
+                    "UPDATE tasks SET done_at = ?4, lease_owner = NULL, lease_until = NULL \
+                     WHERE run = ?1 AND kind = ?2 AND object_id = ?3",
+                    vals![run, kind, id, now],
+                )
+                .map_err(|e| c.err(e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Undone tasks of (`run`, `kind`) under another worker's live lease.
+    pub fn tasks_leased_by_others(
+        &self,
+        run: &str,
+        kind: &str,
+        owner: &str,
+        now: i64,
+    ) -> Result<u64> {
+        self.db
+            .query_row(
+                "SELECT COUNT(*) FROM tasks WHERE run = ?1 AND kind = ?2 AND done_at IS NULL \
+                 AND lease_until >= ?3 AND lease_owner <> ?4",
+                vals![run, kind, now, owner],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
+    }
+
+    /// Lets go of `owner`'s task leases (what it did not finish is claimed
+    /// by another worker at once).
+    pub fn release_tasks(&self, owner: &str) -> Result<()> {
+        self.db
+            .execute(
+                "UPDATE tasks SET lease_owner = NULL, lease_until = NULL \
+                 WHERE lease_owner = ?1 AND done_at IS NULL",
+                vals![owner],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Of `ids`, those `owner` no longer holds the lease of (another worker

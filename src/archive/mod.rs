@@ -28,6 +28,7 @@ pub mod repair;
 pub mod reshare;
 pub mod restore;
 pub mod rotate;
+pub mod shard;
 pub mod source;
 pub mod status;
 pub mod store;

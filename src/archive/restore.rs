@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::archive::catalog::{Identity, ObjectRow, Placement, Selection};
+use crate::archive::catalog::{Catalog, Identity, ObjectRow, Placement, Selection};
 use crate::archive::check::{ShareState, describe};
 use crate::archive::error::{ArchiveError, At, Result};
 use crate::archive::migrate::stage::pause_point;
@@ -27,6 +27,9 @@ pub struct RestoreReport {
     /// Why the run could not be recorded in the audit log, if it could not
     /// (the restore itself went ahead).
     pub audit_error: Option<String>,
+    /// `--worker`: the lease owner name this worker went by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     pub restored: u64,
     pub already_present: u64,
     /// Objects whose first t shares did not rebuild them at once (missing,
@@ -51,6 +54,8 @@ pub struct RestoreOptions {
     pub without_catalog: bool,
     /// Also push every restored file into this Orthanc (`http://HOST:PORT`).
     pub push_to: Option<String>,
+    /// One of many workers sharing the selection (`--worker`, docs/SCALE.md).
+    pub worker: Option<crate::archive::shard::WorkerOptions>,
 }
 
 /// Shares are read once by a restore: their pages leave the page cache
@@ -240,33 +245,49 @@ impl Archive {
             if rows.is_empty() {
                 return Err(ArchiveError::NothingMatched(opts.selection.describe()));
             }
-            let rows = rows
-                .into_iter()
-                .map(|row| Ok((cat.placements(row.id)?, row)))
-                .collect::<Result<Vec<_>>>()?;
-            let bytes: u64 = rows.iter().map(|(_, r)| r.size).sum();
-            self.meter.begin("restoring", rows.len() as u64, bytes);
-            // A pipeline: while one group is made durable and put into
-            // place, the next is rebuilt.
-            std::thread::scope(|scope| -> Result<()> {
-                let mut in_flight = None;
-                for (g, group) in rows.chunks(RESTORE_GROUP).enumerate() {
-                    let rebuilt = self.rebuild_group(group, tmp.path(), backend, &mut report);
-                    let bytes = group.iter().map(|(_, r)| r.size).sum();
-                    self.meter.advance(group.len() as u64, bytes);
-                    pause_point("restored", g + 1);
-                    if let Some(h) = in_flight.take() {
-                        join_placed(h, &mut report)?;
-                    }
-                    let out = opts.out.as_path();
-                    let tmp = tmp.path();
-                    in_flight = Some(scope.spawn(move || place_group(rebuilt, tmp, out)));
+            let mut cat = cat;
+            match &opts.worker {
+                None => {
+                    let rows = rows
+                        .into_iter()
+                        .map(|row| Ok((cat.placements(row.id)?, row)))
+                        .collect::<Result<Vec<_>>>()?;
+                    self.restore_rows(&rows, tmp.path(), &opts.out, backend, &mut report)?;
                 }
-                if let Some(h) = in_flight.take() {
-                    join_placed(h, &mut report)?;
+                Some(w) => {
+                    let by_id: std::collections::HashMap<i64, ObjectRow> =
+                        rows.into_iter().map(|r| (r.id, r)).collect();
+                    let select = |c: &Catalog| -> Result<Vec<i64>> {
+                        Ok(c.select(&opts.selection)?.iter().map(|r| r.id).collect())
+                    };
+                    let owner = self.sharded(
+                        &mut cat,
+                        w,
+                        "restore",
+                        &select,
+                        RESTORE_GROUP * 2,
+                        |c, ids| {
+                            let mut rows = Vec::new();
+                            for id in ids {
+                                match by_id.get(id) {
+                                    Some(r) => rows.push((c.placements(r.id)?, r.clone())),
+                                    None => {
+                                        report.failed += 1;
+                                        report.failures.push(format!(
+                                            "version id {id}: selected when the run began, \
+                                             no longer stored"
+                                        ));
+                                    }
+                                }
+                            }
+                            let bytes = rows.iter().map(|(_, r)| r.size).sum();
+                            self.restore_rows(&rows, tmp.path(), &opts.out, backend, &mut report)?;
+                            Ok(bytes)
+                        },
+                    )?;
+                    report.worker = Some(owner);
                 }
-                Ok(())
-            })?;
+            }
             // The placed names, on disk before the run says they are.
             crate::output::sync_paths(&[opts.out.as_path()]).at(&opts.out)?;
             Some(cat)
@@ -307,6 +328,38 @@ impl Archive {
             report.audit_error = Some(format!("this restore is not in the audit log: {e}"));
         }
         Ok(report)
+    }
+
+    /// Rebuilds `rows` into `tmp` and puts them in place under `out`, a
+    /// pipeline: while one group is made durable and put into place, the
+    /// next is rebuilt.
+    fn restore_rows(
+        &self,
+        rows: &[(Vec<Placement>, ObjectRow)],
+        tmp: &Path,
+        out: &Path,
+        backend: &dyn Backend,
+        report: &mut RestoreReport,
+    ) -> Result<()> {
+        let bytes: u64 = rows.iter().map(|(_, r)| r.size).sum();
+        self.meter.begin("restoring", rows.len() as u64, bytes);
+        std::thread::scope(|scope| -> Result<()> {
+            let mut in_flight = None;
+            for (g, group) in rows.chunks(RESTORE_GROUP).enumerate() {
+                let rebuilt = self.rebuild_group(group, tmp, backend, report);
+                let bytes = group.iter().map(|(_, r)| r.size).sum();
+                self.meter.advance(group.len() as u64, bytes);
+                pause_point("restored", g + 1);
+                if let Some(h) = in_flight.take() {
+                    join_placed(h, report)?;
+                }
+                in_flight = Some(scope.spawn(move || place_group(rebuilt, tmp, out)));
+            }
+            if let Some(h) = in_flight.take() {
+                join_placed(h, report)?;
+            }
+            Ok(())
+        })
     }
 
     /// Rebuilds a group of objects in parallel into `tmp`; failures go to

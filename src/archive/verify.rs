@@ -12,7 +12,8 @@ use crate::archive::catalog::{Catalog, ObjectRow, Placement};
 use crate::archive::check::{ShareState, describe, object_label};
 use crate::archive::error::{ArchiveError, At, Result, store_err};
 use crate::archive::migrate::stage::pause_point;
-use crate::archive::open::{Archive, CHECK_PREFIX, VERIFY_PREFIX};
+use crate::archive::open::{Archive, CHECK_PREFIX, LockMode, VERIFY_PREFIX};
+use crate::archive::shard::WorkerOptions;
 use crate::archive::util::hash_file;
 use crate::engine::Backend;
 use crate::stream::combine::{self, CombineOptions, CombineTarget};
@@ -51,6 +52,9 @@ pub struct VerifyReport {
     /// What was found and dealt with (a lost store refilled by repair).
     pub notes: Vec<String>,
     pub problems: Vec<String>,
+    /// `--worker`: the lease owner name this worker went by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 impl VerifyReport {
@@ -91,8 +95,33 @@ impl Archive {
     /// the catalog; `repair` rewrites missing and corrupt shares from t
     /// good ones (and completes degraded objects).
     pub fn verify(&mut self, opts: VerifyOptions, backend: &dyn Backend) -> Result<VerifyReport> {
+        self.verify_as(opts, None, backend)
+    }
+
+    /// [`Archive::verify`], as one of many workers when `worker` is given
+    /// (docs/SCALE.md): the run's first worker records the versions to
+    /// check, every worker claims and checks some of them.
+    pub fn verify_as(
+        &mut self,
+        opts: VerifyOptions,
+        worker: Option<&WorkerOptions>,
+        backend: &dyn Backend,
+    ) -> Result<VerifyReport> {
+        if worker.is_some() && opts.orphans {
+            return Err(ArchiveError::Unsupported(
+                "--orphans with --worker: a worker sees only its own share of the archive; \
+                 remove orphans with one archive-repair --orphans"
+                    .into(),
+            ));
+        }
         if opts.repair {
-            self.lock()?;
+            // Repair workers exclude other writers, not each other: each
+            // repairs only the versions it claimed.
+            self.lock_as(if worker.is_some() {
+                LockMode::Shared
+            } else {
+                LockMode::Exclusive
+            })?;
         }
         let mut cat = self.catalog()?;
         self.check_catalog_stores(&cat)?;
@@ -128,21 +157,61 @@ impl Archive {
             None => cat.stored()?,
         };
         let phase = if opts.deep { "verifying" } else { "checking" };
-        let bytes = rows.iter().map(|r| r.size).sum();
-        self.meter.begin(phase, rows.len() as u64, bytes);
-        for row in rows {
-            let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
-            self.verify_object(
-                &mut cat,
-                &row,
-                &survey,
-                opts,
-                tmp.path(),
-                backend,
-                &mut report,
-            )?;
-            self.meter.advance(1, row.size);
-            pause_point("verified", self.meter.read().objects_done as usize);
+        match worker {
+            None => {
+                let bytes = rows.iter().map(|r| r.size).sum();
+                self.meter.begin(phase, rows.len() as u64, bytes);
+                for row in rows {
+                    let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
+                    self.verify_object(
+                        &mut cat,
+                        &row,
+                        &survey,
+                        opts,
+                        tmp.path(),
+                        backend,
+                        &mut report,
+                    )?;
+                    self.meter.advance(1, row.size);
+                    pause_point("verified", self.meter.read().objects_done as usize);
+                }
+            }
+            Some(w) => {
+                // Every stored version by id: the run's first worker chose
+                // which (a sample changes as the others check theirs).
+                let by_id: std::collections::HashMap<i64, ObjectRow> =
+                    cat.stored()?.into_iter().map(|r| (r.id, r)).collect();
+                let seed: Vec<i64> = rows.iter().map(|r| r.id).collect();
+                let kind = match (opts.repair, opts.deep) {
+                    (true, true) => "repair-deep",
+                    (true, false) => "repair",
+                    (false, true) => "verify-deep",
+                    (false, false) => "verify",
+                };
+                let owner =
+                    self.sharded(&mut cat, w, kind, &|_| Ok(seed.clone()), 16, |c, ids| {
+                        let mut bytes = 0;
+                        for id in ids {
+                            let Some(row) = by_id.get(id) else {
+                                continue;
+                            };
+                            let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
+                            self.verify_object(
+                                c,
+                                row,
+                                &survey,
+                                opts,
+                                tmp.path(),
+                                backend,
+                                &mut report,
+                            )?;
+                            bytes += row.size;
+                            self.meter.advance(1, row.size);
+                        }
+                        Ok(bytes)
+                    })?;
+                report.worker = Some(owner);
+            }
         }
         for row in cat.in_state("pending")? {
             report.pending += 1;

@@ -38,6 +38,58 @@ pub struct Location {
     retry_lock: Option<std::time::Duration>,
 }
 
+/// `--worker` and what goes with it: migrate, restore, verify and
+/// archive-repair run as one of many workers on a shared catalog (a
+/// Kubernetes Indexed Job, a Slurm array; docs/SCALE.md).
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// Run as one of many workers on a shared catalog (docs/SCALE.md):
+    /// work is claimed in groups with leases, a killed worker's groups are
+    /// taken over. migrate: one worker scans the source (a folder every
+    /// worker sees at the same path); restore, verify, archive-repair: the
+    /// first worker of the run records the selection, all claim from it.
+    #[arg(long)]
+    worker: bool,
+    /// This worker's index, for logs and `umbra status` only (default: the
+    /// Job's JOB_COMPLETION_INDEX or Slurm's SLURM_ARRAY_TASK_ID).
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "worker",
+        env = "JOB_COMPLETION_INDEX",
+        hide_env = true
+    )]
+    worker_index: Option<String>,
+    /// How long a worker's claim holds without a heartbeat (renewed every
+    /// third of it): a killed worker's work is taken over after this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait, requires = "worker",
+          default_value = "2m")]
+    lease: std::time::Duration,
+    /// The run the workers belong to (default: UMBRA_RUN_ID, else Slurm's
+    /// SLURM_ARRAY_JOB_ID): migrate scans once per run id (without one, a
+    /// worker scans unless a scan finished after it started); restore,
+    /// verify and archive-repair need one.
+    #[arg(long, value_name = "ID", requires = "worker")]
+    run_id: Option<String>,
+}
+
+impl WorkerArgs {
+    fn options(&self) -> Option<umbra::archive::shard::WorkerOptions> {
+        self.worker.then(|| umbra::archive::shard::WorkerOptions {
+            index: self
+                .worker_index
+                .clone()
+                .or_else(|| std::env::var("SLURM_ARRAY_TASK_ID").ok()),
+            lease: self.lease,
+            run_id: self
+                .run_id
+                .clone()
+                .or_else(|| std::env::var("UMBRA_RUN_ID").ok())
+                .or_else(|| std::env::var("SLURM_ARRAY_JOB_ID").ok()),
+        })
+    }
+}
+
 #[derive(Args)]
 pub struct InitArgs {
     /// Directory for the new archive (created if missing; or -C DIR, as
@@ -123,32 +175,8 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "N", default_value_t = migrate::DEFAULT_GROUP as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     group: u64,
-    /// Run as one of many workers on a shared catalog (a Kubernetes Indexed
-    /// Job, a Slurm array; docs/SCALE.md): one scans, all claim groups of
-    /// pending objects with leases, a killed worker's groups are taken over.
-    /// The source must be a folder every worker sees at the same path.
-    #[arg(long)]
-    worker: bool,
-    /// This worker's index, for logs and `umbra status` only (default: the
-    /// Job's JOB_COMPLETION_INDEX or Slurm's SLURM_ARRAY_TASK_ID).
-    #[arg(
-        long,
-        value_name = "ID",
-        requires = "worker",
-        env = "JOB_COMPLETION_INDEX",
-        hide_env = true
-    )]
-    worker_index: Option<String>,
-    /// How long a worker's claim holds without a heartbeat (renewed every
-    /// third of it): a killed worker's objects are taken over after this.
-    #[arg(long, value_name = "DURATION", value_parser = parse_wait, requires = "worker",
-          default_value = "2m")]
-    lease: std::time::Duration,
-    /// The run the workers belong to: the source is scanned once per run id
-    /// (default: UMBRA_RUN_ID, else Slurm's SLURM_ARRAY_JOB_ID; without
-    /// one, a worker scans unless a scan finished after it started).
-    #[arg(long, value_name = "ID", requires = "worker")]
-    run_id: Option<String>,
+    #[command(flatten)]
+    worker: WorkerArgs,
     /// Print a JSON summary on stdout (for cron).
     #[arg(long)]
     json: bool,
@@ -190,6 +218,8 @@ pub struct RestoreArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 /// Which objects: every given selector must hold.
@@ -260,6 +290,8 @@ pub struct VerifyArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 #[derive(Args)]
@@ -288,6 +320,8 @@ pub struct ArchiveRepairArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    worker: WorkerArgs,
 }
 
 #[derive(Subcommand)]
@@ -533,18 +567,7 @@ pub fn migrate_cmd(ui: &Ui, a: &MigrateArgs) -> anyhow::Result<ExitCode> {
         rehash: a.rehash,
         exclude: a.exclude.clone(),
         include: a.include.clone(),
-        worker: a.worker.then(|| migrate::worker::WorkerOptions {
-            index: a
-                .worker_index
-                .clone()
-                .or_else(|| std::env::var("SLURM_ARRAY_TASK_ID").ok()),
-            lease: a.lease,
-            run_id: a
-                .run_id
-                .clone()
-                .or_else(|| std::env::var("UMBRA_RUN_ID").ok())
-                .or_else(|| std::env::var("SLURM_ARRAY_JOB_ID").ok()),
-        }),
+        worker: a.worker.options(),
     };
     let meter = archive.meter.clone();
     let report = ui.with_meter(&meter, !a.json, || {
@@ -662,6 +685,7 @@ pub fn restore_cmd(ui: &Ui, a: &RestoreArgs) -> anyhow::Result<ExitCode> {
         out: out.clone(),
         without_catalog: a.without_catalog,
         push_to,
+        worker: a.worker.options(),
     };
     let backend = ui.backend(0)?;
     let meter = archive.meter.clone();
@@ -705,13 +729,17 @@ fn verify_common(
     ui: &Ui,
     loc: &Location,
     opts: VerifyOptions,
+    worker: &WorkerArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let (deep, repair) = (opts.deep, opts.repair);
     let mut archive = open(loc)?;
     let backend = ui.backend(0)?;
     let meter = archive.meter.clone();
-    let report = ui.with_meter(&meter, !json, || archive.verify(opts, backend.as_ref()))?;
+    let w = worker.options();
+    let report = ui.with_meter(&meter, !json, || {
+        archive.verify_as(opts, w.as_ref(), backend.as_ref())
+    })?;
     if json {
         print_json(&report)?;
     } else {
@@ -767,7 +795,7 @@ pub fn verify_cmd(ui: &Ui, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
         sample_percent: a.sample,
         ..Default::default()
     };
-    verify_common(ui, &a.loc, opts, a.json)
+    verify_common(ui, &a.loc, opts, &a.worker, a.json)
 }
 
 /// What a lifecycle operation says: its problems on stderr, then its report
@@ -796,6 +824,9 @@ fn finish_report(
 }
 
 pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<ExitCode> {
+    if a.worker.worker && (a.reshare || a.rebalance) {
+        bail!("--worker repairs shares; --rebalance and --reshare run as one process");
+    }
     if a.reshare || a.rebalance {
         let mut archive = open(&a.loc)?;
         let backend = ui.backend(0)?;
@@ -850,7 +881,7 @@ pub fn archive_repair_cmd(ui: &Ui, a: &ArchiveRepairArgs) -> anyhow::Result<Exit
         orphans: a.orphans,
         sample_percent: None,
     };
-    verify_common(ui, &a.loc, opts, a.json)
+    verify_common(ui, &a.loc, opts, &a.worker, a.json)
 }
 
 pub fn audit_cmd(ui: &Ui, c: &AuditCmd) -> anyhow::Result<ExitCode> {

@@ -286,3 +286,107 @@ fn worker_refuses_what_it_cannot_share() {
     ]);
     assert!(!o.status.success(), "--lease without --worker was taken");
 }
+
+/// A disaster recovery scaled out: restore, verify --deep and archive-repair
+/// as three workers each on one run id; a restore worker killed after its
+/// first group has its claim taken over; every version is done once.
+#[test]
+fn restore_verify_and_repair_shard_over_workers() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("dr");
+    let f = fixture_on(2, 4, 4, SchemeKind::Compact, Some(&url));
+    let objects = many_files(&f, 40);
+    f.migrate_ok();
+    let run = |args: &[&str], i: usize, run: &str| {
+        let mut all = args.to_vec();
+        all.extend(["--worker", "--run-id", run, "--lease", "3s", "--json"]);
+        let mut c = f.cmd(&all);
+        c.env("JOB_COMPLETION_INDEX", i.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    // Restore: one worker killed with its first group placed.
+    let out = f.root.join("dr");
+    let out_s = out.to_str().unwrap().to_string();
+    let pause = f.root.join("pause");
+    let mut victim = run(&["restore", "--all", "-o", &out_s], 9, "dr-1")
+        .env("UMBRA_TEST_PAUSE_AT", "restored:1")
+        .env("UMBRA_TEST_PAUSE_FILE", &pause)
+        .spawn()
+        .unwrap();
+    wait_for(&pause, &mut victim);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let reports = finish_all(
+        (0..3)
+            .map(|i| {
+                run(&["restore", "--all", "-o", &out_s], i, "dr-1")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let restored: u64 = reports
+        .iter()
+        .map(|r| r["restored"].as_u64().unwrap() + r["already_present"].as_u64().unwrap())
+        .sum();
+    assert!(restored >= objects as u64, "{reports:?}");
+    assert!(reports.iter().all(|r| r["failed"] == 0), "{reports:?}");
+    assert_restored_identical(&f.src, &out);
+    // A share lost; verify --deep over three workers checks each version
+    // once and finds it; archive-repair --worker puts it back.
+    let (store, name): (String, String) = {
+        let mut c = pg.client("dr");
+        let r = c
+            .query_one(
+                "SELECT store, name FROM placements ORDER BY object_id DESC, x LIMIT 1",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    fs::remove_file(f.share_path(&store, &name)).unwrap();
+    let checks: Vec<Output> = (0..3)
+        .map(|i| run(&["verify", "--deep"], i, "v-1").spawn().unwrap())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let checked: u64 = checks
+        .iter()
+        .map(|o| {
+            serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["objects"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(checked, objects as u64);
+    assert_eq!(
+        checks.iter().filter(|o| !o.status.success()).count(),
+        1,
+        "exactly one worker met the lost share"
+    );
+    let repairs = finish_all(
+        (0..3)
+            .map(|i| run(&["archive-repair"], i, "r-1").spawn().unwrap())
+            .collect(),
+    );
+    let repaired: u64 = repairs
+        .iter()
+        .map(|r| r["repaired"].as_u64().unwrap())
+        .sum();
+    assert_eq!(repaired, 1, "{repairs:?}");
+    assert!(f.share_path(&store, &name).is_file());
+    let o = f.run(&["verify", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Without a run id, a restore worker cannot know its fellows.
+    let mut c = f.cmd(&["restore", "--all", "-o", &out_s, "--worker"]);
+    let o = c
+        .env_remove("UMBRA_RUN_ID")
+        .env_remove("SLURM_ARRAY_JOB_ID")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("run id"), "{}", stderr(&o));
+}

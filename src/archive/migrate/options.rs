@@ -24,7 +24,7 @@ pub struct MigrateOptions {
     /// gitignore-style patterns: if any, only matching files are taken.
     pub include: Vec<String>,
     /// One of many workers (`--worker`, docs/SCALE.md), else alone.
-    pub worker: Option<super::worker::WorkerOptions>,
+    pub worker: Option<crate::archive::shard::WorkerOptions>,
 }
 
 /// What a migrate run did, object by object counted (`--json` prints it).

@@ -32,150 +32,25 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::{GROUP_BYTES, MigrateOptions, MigrateReport, ScanContext};
-use crate::archive::catalog::{self, Catalog, Location};
 use crate::archive::error::{ArchiveError, At, Result};
 use crate::archive::open::{Archive, BackendFactory, LockMode, WORKER_STAGING};
+use crate::archive::shard::{heartbeat, once_needed, once_record, owner_name};
 use crate::archive::source::SourceSpec;
 use crate::archive::time::now_secs;
 use crate::engine::Backend;
 
-/// What makes a migrate a worker's.
-#[derive(Debug, Clone)]
-pub struct WorkerOptions {
-    /// The Job's completion index or the array's task id: identity and
-    /// logging only (work is claimed, never assigned by index).
-    pub index: Option<String>,
-    /// How long a claim holds without a heartbeat.
-    pub lease: Duration,
-    /// One scan per run id (else one per worker start).
-    pub run_id: Option<String>,
-}
-
-/// The default `--lease`.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
-
-/// The advisory lock of a source's scan (PostgreSQL).
-const SCAN_LOCK: &str = "umbra scan";
-
-/// The scan lock while held.
-enum ScanGuard {
-    File(#[allow(dead_code)] std::fs::File),
-    /// Held by the catalog connection's session (released by
-    /// [`Archive::release_scan_lock`], or when the process dies).
-    Advisory,
-}
+pub use crate::archive::shard::{DEFAULT_LEASE, WorkerOptions};
 
 /// Groups a claim takes at most: enough to keep the split-while-putting
 /// pipeline of a single migrate busy, few enough to leave work for others.
 const CLAIM_GROUPS: usize = 4;
 
-fn random_tag() -> Result<String> {
-    let mut b = [0u8; 3];
-    getrandom::fill(&mut b).map_err(|e| ArchiveError::Random(e.to_string()))?;
-    Ok(crate::share::format::hex(&b))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// Whether `key`'s record of the source's last scan leaves a scan to do:
-/// none for this run id (or, without one, none finished since `started`).
-fn scan_needed(cat: &Catalog, key: &str, run_id: Option<&str>, started: i64) -> Result<bool> {
-    let Some(text) = cat.get_meta(key)? else {
-        return Ok(true);
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Ok(true);
-    };
-    let finished = v["finished"].as_i64();
-    Ok(match run_id {
-        Some(r) => !(v["run"].as_str() == Some(r) && finished.is_some()),
-        None => finished.is_none_or(|f| f < started),
-    })
-}
-
-/// Renews `owner`'s leases and records its counts every third of the
-/// lease until `stop`; on its own connection (the main one is busy).
-fn heartbeat(
-    at: &Location,
-    owner: &str,
-    source_ref: &str,
-    started: i64,
-    lease: i64,
-    stop: &AtomicBool,
-    counts: &[AtomicU64; 2],
-) -> Option<String> {
-    let cat = match Catalog::open(at) {
-        Ok(c) => c,
-        Err(e) => return Some(e.to_string()),
-    };
-    let every = Duration::from_secs((lease / 3).max(1) as u64);
-    let mut next = Instant::now();
-    let mut last_error = None;
-    while !stop.load(Ordering::Relaxed) {
-        if Instant::now() >= next {
-            let beat = cat.renew_leases(owner, now_secs() + lease).and_then(|_| {
-                cat.worker_heartbeat(
-                    owner,
-                    source_ref,
-                    started,
-                    lease,
-                    counts[0].load(Ordering::Relaxed),
-                    counts[1].load(Ordering::Relaxed),
-                    false,
-                )
-            });
-            last_error = beat.err().map(|e| e.to_string());
-            next += every;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    last_error
-}
-
 impl Archive {
-    fn try_scan_lock(&self, cat: &Catalog) -> Result<Option<ScanGuard>> {
-        match cat.location() {
-            Location::File(_) => {
-                let path = self.dir.join(".scan.lock");
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .at(&path)?;
-                match f.try_lock() {
-                    Ok(()) => Ok(Some(ScanGuard::File(f))),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => Err(e).at(&path),
-                }
-            }
-            at @ Location::Postgres { .. } => {
-                Ok(catalog::try_advisory_lock(cat.db(), at, SCAN_LOCK, false)?
-                    .then_some(ScanGuard::Advisory))
-            }
-        }
-    }
-
-    fn release_scan_lock(&self, cat: &Catalog, guard: ScanGuard) -> Result<()> {
-        match guard {
-            ScanGuard::File(_) => Ok(()),
-            ScanGuard::Advisory => {
-                catalog::advisory_unlock(cat.db(), cat.location(), SCAN_LOCK, false)
-            }
-        }
-    }
-
     /// `umbra migrate --worker` (see the module's documentation).
     pub(crate) fn migrate_worker(
         &mut self,
@@ -199,13 +74,7 @@ impl Archive {
             ));
         }
         self.lock_as(LockMode::Shared)?;
-        let owner = format!(
-            "{}@{}/{}-{}",
-            worker.index.as_deref().unwrap_or("-"),
-            hostname(),
-            std::process::id(),
-            random_tag()?
-        );
+        let owner = owner_name(worker.index.as_deref())?;
         // Its own staging directory: other workers on this machine share
         // the archive's.
         let staging = self
@@ -259,19 +128,13 @@ impl Archive {
                 let mut scan_done = false;
                 loop {
                     if !scan_done {
-                        if let Some(guard) = self.try_scan_lock(&cat)? {
+                        if let Some(guard) = self.try_once_lock(&cat)? {
                             let needed =
-                                scan_needed(&cat, &scan_key, worker.run_id.as_deref(), started);
+                                once_needed(&cat, &scan_key, worker.run_id.as_deref(), started);
                             let scanned = match needed {
                                 Ok(true) => {
                                     let record = |finished: Option<i64>| {
-                                        json!({
-                                            "run": worker.run_id,
-                                            "started": now_secs(),
-                                            "finished": finished,
-                                            "by": owner,
-                                        })
-                                        .to_string()
+                                        once_record(worker.run_id.as_deref(), owner, finished)
                                     };
                                     cat.set_meta(&scan_key, &record(None))
                                         .and_then(|_| {
@@ -285,10 +148,10 @@ impl Archive {
                                 Ok(false) => Ok(false),
                                 Err(e) => Err(e),
                             };
-                            self.release_scan_lock(&cat, guard)?;
+                            self.release_once_lock(&cat, guard)?;
                             scanned_here |= scanned?;
                             scan_done = true;
-                        } else if !scan_needed(&cat, &scan_key, worker.run_id.as_deref(), started)?
+                        } else if !once_needed(&cat, &scan_key, worker.run_id.as_deref(), started)?
                         {
                             scan_done = true;
                         }
@@ -338,7 +201,7 @@ impl Archive {
         }
         // Whoever holds the scan lock last completes degraded versions and
         // deletes what is owed (both idempotent).
-        if let Some(guard) = self.try_scan_lock(&cat)? {
+        if let Some(guard) = self.try_once_lock(&cat)? {
             let finish = (|| -> Result<()> {
                 let degraded = cat.in_state("degraded")?;
                 if !degraded.is_empty() {
@@ -360,7 +223,7 @@ impl Archive {
                 }
                 Ok(())
             })();
-            self.release_scan_lock(&cat, guard)?;
+            self.release_once_lock(&cat, guard)?;
             finish?;
         }
         cat.worker_heartbeat(
