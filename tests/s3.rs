@@ -161,5 +161,104 @@ mod with_server {
         let mut server = S3Server::start(&dir.path().join("s3"), free_port());
         store_contract::outage(&mut server, dir.path());
         store_contract::lifecycle(&mut server, dir.path());
+        workers_on_s3(&server, dir.path());
+    }
+
+    /// Four `migrate --worker` processes on a PostgreSQL catalog, two of the
+    /// three stores on the S3 server: every object written once, each S3
+    /// store holding exactly the shares the catalog places there, a restore
+    /// byte-identical.
+    fn workers_on_s3(server: &S3Server, scratch: &Path) {
+        let pg = postgres::Postgres::start();
+        let url = pg.database("s3workers");
+        let arc = scratch.join("arc-workers");
+        let o = umbra()
+            .env("UMBRA_CATALOG_PASSWORD", postgres::PASSWORD)
+            .args(["init", "-t", "2", "-n", "3", "--catalog", &url])
+            .arg(&arc)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let cfg_path = arc.join("umbra.toml");
+        let mut cfg = fs::read_to_string(&cfg_path).unwrap();
+        for k in [2, 3] {
+            cfg = cfg.replace(
+                &format!("url = \"stores/store-{k}\""),
+                &server.store_config(20 + k),
+            );
+        }
+        fs::write(&cfg_path, &cfg).unwrap();
+        let src = scratch.join("src-workers");
+        fs::create_dir_all(&src).unwrap();
+        for i in 0..24 {
+            fs::write(
+                src.join(format!("{i:02}.bin")),
+                pseudo_random(3000 + i * 101, i as u64),
+            )
+            .unwrap();
+        }
+        let env: [(&str, &dyn AsRef<std::ffi::OsStr>); 1] =
+            [("UMBRA_CATALOG_PASSWORD", &postgres::PASSWORD)];
+        let workers: Vec<Child> = (0..4)
+            .map(|i| {
+                let mut c = umbra_at_cmd(
+                    &arc,
+                    &[
+                        "migrate",
+                        "--source",
+                        src.to_str().unwrap(),
+                        "--worker",
+                        "--run-id",
+                        "s3-night",
+                        "--group",
+                        "2",
+                        "--json",
+                    ],
+                    &env,
+                );
+                c.env("JOB_COMPLETION_INDEX", i.to_string())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        let mut written = 0;
+        for w in workers {
+            let o = w.wait_with_output().unwrap();
+            assert!(o.status.success(), "worker: {}", stderr(&o));
+            written += json(&o)["written"].as_u64().unwrap();
+        }
+        assert_eq!(written, 24);
+        let mut c = pg.client("s3workers");
+        for k in [2, 3] {
+            let mut listed = server.open(20 + k).list().unwrap();
+            listed.sort();
+            let placed: Vec<String> = c
+                .query(
+                    "SELECT name FROM placements WHERE store = $1 ORDER BY name",
+                    &[&format!("store-{k}")],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(listed.len(), 24, "store-{k}");
+            assert_eq!(
+                listed, placed,
+                "store-{k} holds exactly the catalog's shares"
+            );
+        }
+        let out = scratch.join("out-workers");
+        let o = umbra_at(
+            &arc,
+            &["restore", "--all", "-o", out.to_str().unwrap()],
+            &env,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            tree_hashes(&out),
+            tree_hashes(&src),
+            "restored bytes differ"
+        );
     }
 }

@@ -390,3 +390,47 @@ fn restore_verify_and_repair_shard_over_workers() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("run id"), "{}", stderr(&o));
 }
+
+/// Fencing: a worker frozen (SIGSTOP: no heartbeat) while its first store
+/// takes its first group's shares loses its leases; another worker takes its
+/// versions over and writes them. Thawed, the first finds that group taken
+/// over, records nothing of it and deletes the shares it had put, then stops
+/// with an error before its next group: every object once, no orphan.
+#[test]
+fn a_frozen_worker_finds_its_versions_taken_over() {
+    let pg = postgres::Postgres::start();
+    let url = pg.database("fence");
+    let f = fixture_on(2, 4, 4, SchemeKind::Shamir, Some(&url));
+    let objects = many_files(&f, 12);
+    let pause = f.root.join("pause");
+    let mut frozen = worker(&f, 0, "night-1", &["--lease", "3s"])
+        .env("UMBRA_TEST_PAUSE_AT", "put:1")
+        .env("UMBRA_TEST_PAUSE_FILE", &pause)
+        .spawn()
+        .unwrap();
+    wait_for(&pause, &mut frozen);
+    let signal = |sig: &str| {
+        let o = std::process::Command::new("kill")
+            .args([sig, &frozen.id().to_string()])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+    };
+    signal("-STOP");
+    let other = finish_all(vec![
+        worker(&f, 1, "night-1", &["--lease", "3s"])
+            .spawn()
+            .unwrap(),
+    ]);
+    assert_eq!(other[0]["written"], objects as u64, "{other:?}");
+    signal("-CONT");
+    fs::remove_file(&pause).unwrap();
+    let o = frozen.wait_with_output().unwrap();
+    assert!(!o.status.success(), "the thawed worker went on");
+    assert!(
+        stderr(&o).contains("ran out and another worker took them over"),
+        "{}",
+        stderr(&o)
+    );
+    assert_exactly_placed(&f, Some((&pg, "fence")), objects, 4);
+}

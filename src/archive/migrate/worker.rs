@@ -10,7 +10,7 @@
 //!   `UMBRA_RUN_ID` or Slurm's array job id) once per id; without one, once
 //!   after the worker started. Workers claim pending versions while the
 //!   scan is still recording them.
-//! - A claim takes up to four groups of pending versions nobody holds a
+//! - A claim takes up to two groups of pending versions nobody holds a
 //!   live lease on, and leases them to this worker (owner
 //!   `INDEX@HOST/PID-RANDOM`, expiry now + `--lease`); a heartbeat thread
 //!   renews the leases every third of the lease, and records the worker's
@@ -46,9 +46,10 @@ use crate::engine::Backend;
 
 pub use crate::archive::shard::{DEFAULT_LEASE, WorkerOptions};
 
-/// Groups a claim takes at most: enough to keep the split-while-putting
-/// pipeline of a single migrate busy, few enough to leave work for others.
-const CLAIM_GROUPS: usize = 4;
+/// Groups a claim takes at most: two keep the split-while-putting pipeline
+/// of a single migrate busy (one is split while the other is put); more
+/// would leave the last workers of a run idle while one finishes a big claim.
+const CLAIM_GROUPS: usize = 2;
 
 impl Archive {
     /// `umbra migrate --worker` (see the module's documentation).
