@@ -388,7 +388,6 @@ pub fn write_new(
             "{stores} stores cannot hold {n} shares evenly; edit the placement by hand instead"
         )));
     }
-    std::fs::create_dir_all(dir).at(dir)?;
     if path.exists() {
         return Err(bad("an archive is already configured here".into()));
     }
@@ -442,8 +441,6 @@ pub fn write_new(
             s + 1,
             xs.join(", ")
         ));
-        let root = dir.join("stores").join(format!("store-{}", s + 1));
-        std::fs::create_dir_all(&root).at(&root)?;
     }
     let config: Config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
     config.layout(&path)?;
@@ -456,6 +453,12 @@ pub fn write_new(
              database or schema)",
             at.shown()
         )));
+    }
+    // Only now is anything written: the checks above leave no directory.
+    std::fs::create_dir_all(dir).at(dir)?;
+    for s in 0..stores {
+        let root = dir.join("stores").join(format!("store-{}", s + 1));
+        std::fs::create_dir_all(&root).at(&root)?;
     }
     write_site_key(&dir.join(&config.site_key))?;
     std::fs::create_dir_all(dir.join(&config.staging)).at(&dir.join(&config.staging))?;

@@ -99,6 +99,9 @@ fn postgres_catalog_answers_as_sqlite_does(scheme: SchemeKind) {
     }
     let s = json(&f.run(&["status", "--json"]));
     assert_eq!(s["objects"], SMALL_FILES as u64 + 1, "{s}");
+    let o = f.run(&["config", "check", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["stored_versions"], SMALL_FILES as u64 + 2);
     assert_eq!(s["versions"], SMALL_FILES as u64 + 2);
     // Restores: everything, and the first version of the changed file.
     let out = f.root.join("back");
@@ -214,8 +217,10 @@ fn archives_on_one_server_stay_apart() {
         "{}",
         stderr(&o)
     );
-    assert!(!dir.path().join("b/umbra.toml").exists());
-    assert!(!dir.path().join("b/site.key").exists());
+    assert!(
+        !dir.path().join("b").exists(),
+        "a refused init left a directory"
+    );
     // Its own schema of the same database (libpq's options).
     pg.client("shared")
         .batch_execute("CREATE SCHEMA other")

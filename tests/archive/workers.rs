@@ -252,6 +252,15 @@ fn killed_worker_and_scanner_lose_nothing(scheme: SchemeKind) {
     assert_restored_identical(&f.src, &out);
     let s = json(&f.run(&["status", "--json"]));
     assert_eq!(s["leases"], 0, "{s}");
+    // The killed two are lost (silent past their lease), the rest done.
+    let ws = s["workers"].as_array().unwrap();
+    assert_eq!(ws.len(), 5, "{s}");
+    for w in ws {
+        let id = w["id"].as_str().unwrap();
+        let killed = id.starts_with("0@") || id.starts_with("1@");
+        assert_eq!(w["lost"], killed, "{w}");
+        assert_eq!(w["live"], false, "{w}");
+    }
 }
 
 both_schemes!(killed_worker_and_scanner_lose_nothing);
