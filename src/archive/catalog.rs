@@ -1807,6 +1807,15 @@ impl Catalog {
         }
     }
 
+    /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL: a claim passes over rows
+    /// another claim is taking; nothing on SQLite (claims are serialised).
+    fn skip_locked(&self) -> &'static str {
+        match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// Claims pending versions of `source` for worker `owner` until `until`
     /// (Unix seconds): at most `objects` of them and `bytes` of source (at
     /// least one), oldest first, none another worker holds a live lease
@@ -1825,10 +1834,7 @@ impl Catalog {
         objects: usize,
         bytes: u64,
     ) -> Result<Vec<ObjectRow>> {
-        let skip = match self.dialect() {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        };
+        let skip = self.skip_locked();
         self.in_transaction(|c| {
             let candidates: Vec<(i64, u64)> =
                 c.db.query_map(
@@ -1920,10 +1926,7 @@ impl Catalog {
         until: i64,
         limit: usize,
     ) -> Result<Vec<i64>> {
-        let skip = match self.dialect() {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        };
+        let skip = self.skip_locked();
         self.in_transaction(|c| {
             let ids: Vec<i64> =
                 c.db.query_map(

@@ -52,6 +52,26 @@ pub(crate) enum LockMode {
     Shared,
 }
 
+/// Opens (creating) the lock file `path` and tries to lock it in `mode`;
+/// None while another process holds it.
+pub(crate) fn try_lock_file(path: &Path, mode: LockMode) -> Result<Option<File>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .at(path)?;
+    let taken = match mode {
+        LockMode::Exclusive => f.try_lock(),
+        LockMode::Shared => f.try_lock_shared(),
+    };
+    match taken {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).at(path),
+    }
+}
+
 /// The advisory lock key of the archive (per schema: two archives may
 /// share a database in two schemas).
 pub(crate) const ARCHIVE_LOCK: &str = "umbra archive";
@@ -165,32 +185,19 @@ impl Archive {
 
     fn lock_inner(&mut self, mode: LockMode) -> Result<()> {
         let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
         let deadline = std::time::Instant::now() + self.lock_wait;
-        loop {
-            let taken = match mode {
-                LockMode::Exclusive => f.try_lock(),
-                LockMode::Shared => f.try_lock_shared(),
-            };
-            match taken {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(ArchiveError::Locked {
-                            path,
-                            waited: self.lock_wait,
-                        });
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(200));
+        let f = loop {
+            match try_lock_file(&path, mode)? {
+                Some(f) => break f,
+                None if std::time::Instant::now() >= deadline => {
+                    return Err(ArchiveError::Locked {
+                        path,
+                        waited: self.lock_wait,
+                    });
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
+                None => std::thread::sleep(std::time::Duration::from_millis(200)),
             }
-        }
+        };
         let at = self.catalog_location()?;
         let advisory = match &at {
             Location::Postgres { .. } => {

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::archive::catalog::{self, Catalog, Location};
-use crate::archive::error::{ArchiveError, At, Result};
-use crate::archive::open::Archive;
+use crate::archive::error::{ArchiveError, Result};
+use crate::archive::open::{Archive, LockMode, try_lock_file};
 use crate::archive::time::now_secs;
 
 /// What makes a command a worker's.
@@ -145,20 +145,11 @@ impl Archive {
     /// file in the archive directory beside a SQLite catalog.
     pub(crate) fn try_once_lock(&self, cat: &Catalog) -> Result<Option<OnceGuard>> {
         match cat.location() {
-            Location::File(_) => {
-                let path = self.dir.join(".scan.lock");
-                let f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .at(&path)?;
-                match f.try_lock() {
-                    Ok(()) => Ok(Some(OnceGuard::File(f))),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => Err(e).at(&path),
-                }
-            }
+            Location::File(_) => Ok(try_lock_file(
+                &self.dir.join(".scan.lock"),
+                LockMode::Exclusive,
+            )?
+            .map(OnceGuard::File)),
             at @ Location::Postgres { .. } => {
                 Ok(catalog::try_advisory_lock(cat.db(), at, ONCE_LOCK, false)?
                     .then_some(OnceGuard::Advisory))

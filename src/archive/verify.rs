@@ -157,23 +157,19 @@ impl Archive {
             None => cat.stored()?,
         };
         let phase = if opts.deep { "verifying" } else { "checking" };
+        let check = |cat: &mut Catalog, row: &ObjectRow, report: &mut VerifyReport| {
+            let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
+            self.verify_object(cat, row, &survey, opts, tmp.path(), backend, report)?;
+            self.meter.advance(1, row.size);
+            pause_point("verified", self.meter.read().objects_done as usize);
+            Ok::<_, ArchiveError>(row.size)
+        };
         match worker {
             None => {
                 let bytes = rows.iter().map(|r| r.size).sum();
                 self.meter.begin(phase, rows.len() as u64, bytes);
                 for row in rows {
-                    let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
-                    self.verify_object(
-                        &mut cat,
-                        &row,
-                        &survey,
-                        opts,
-                        tmp.path(),
-                        backend,
-                        &mut report,
-                    )?;
-                    self.meter.advance(1, row.size);
-                    pause_point("verified", self.meter.read().objects_done as usize);
+                    check(&mut cat, &row, &mut report)?;
                 }
             }
             Some(w) => {
@@ -192,21 +188,13 @@ impl Archive {
                     self.sharded(&mut cat, w, kind, &|_| Ok(seed.clone()), 16, |c, ids| {
                         let mut bytes = 0;
                         for id in ids {
-                            let Some(row) = by_id.get(id) else {
-                                continue;
-                            };
-                            let tmp = tempfile::tempdir_in(tmp_root.path()).at(tmp_root.path())?;
-                            self.verify_object(
-                                c,
-                                row,
-                                &survey,
-                                opts,
-                                tmp.path(),
-                                backend,
-                                &mut report,
-                            )?;
-                            bytes += row.size;
-                            self.meter.advance(1, row.size);
+                            match by_id.get(id) {
+                                Some(row) => bytes += check(c, row, &mut report)?,
+                                None => report.problems.push(format!(
+                                    "version id {id}: chosen when the run began, no longer \
+                                     stored"
+                                )),
+                            }
                         }
                         Ok(bytes)
                     })?;

@@ -143,27 +143,32 @@ impl Archive {
             report.forgotten_shares_pending = deletions.shares_pending;
             report.warnings.extend(deletions.problems);
         }
-        let entry = self.audit().and_then(|log| {
-            log.append(
-                Some(&cat),
-                "migrate",
-                json!({
-                    "scanned": report.scanned,
-                    "new_versions": report.new_versions,
-                    "written": report.written,
-                    "bytes_written": report.bytes_written,
-                    "degraded": report.degraded,
-                    "completed": report.completed,
-                    "failed": report.failed,
-                }),
-            )
+        self.audit_migrate(&cat, &mut report, json!({}));
+        Ok(report)
+    }
+
+    /// The run's audit entry: its counts, and `extra` (a worker's name).
+    /// The shares are written either way: a log that cannot take the entry
+    /// is reported, never a reason to stop protecting objects.
+    fn audit_migrate(&self, cat: &Catalog, report: &mut MigrateReport, extra: serde_json::Value) {
+        let mut details = json!({
+            "scanned": report.scanned,
+            "new_versions": report.new_versions,
+            "written": report.written,
+            "bytes_written": report.bytes_written,
+            "degraded": report.degraded,
+            "completed": report.completed,
+            "failed": report.failed,
         });
-        // The shares are written either way: a log that cannot take the
-        // entry is reported, never a reason to stop protecting objects.
+        if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        let entry = self
+            .audit()
+            .and_then(|log| log.append(Some(cat), "migrate", details));
         report.audit_error = entry
             .err()
             .map(|e| format!("this run is not in the audit log: {e}"));
-        Ok(report)
     }
 
     /// Lists the source and records its new and changed objects (pending)

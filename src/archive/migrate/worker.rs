@@ -236,26 +236,11 @@ impl Archive {
             report.bytes_written,
             true,
         )?;
-        let entry = self.audit().and_then(|log| {
-            log.append(
-                Some(&cat),
-                "migrate",
-                json!({
-                    "worker": owner,
-                    "scanned": report.scanned,
-                    "scan": scanned_here,
-                    "new_versions": report.new_versions,
-                    "written": report.written,
-                    "bytes_written": report.bytes_written,
-                    "degraded": report.degraded,
-                    "completed": report.completed,
-                    "failed": report.failed,
-                }),
-            )
-        });
-        report.audit_error = entry
-            .err()
-            .map(|e| format!("this run is not in the audit log: {e}"));
+        self.audit_migrate(
+            &cat,
+            &mut report,
+            json!({ "worker": owner, "scan": scanned_here }),
+        );
         report.worker = Some(owner.to_string());
         Ok(report)
     }
