@@ -399,6 +399,9 @@ pub enum Location {
     Postgres {
         conninfo: String,
         password: Option<zeroize::Zeroizing<String>>,
+        /// PEM certificates to trust for the server's TLS certificate
+        /// instead of the operating system's roots.
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -443,16 +446,84 @@ impl Location {
     }
 }
 
-/// Opens a connection to a PostgreSQL catalog.
+/// The TLS connector for a PostgreSQL catalog: rustls with the ring
+/// provider, trusting `ca_file`'s certificates or else the operating
+/// system's roots; the chain and the host name (or IP address) are always
+/// verified, so `sslmode=require` here is libpq's `verify-full`.
+fn tls_connector(
+    at: &Location,
+    ca_file: Option<&Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    let bad = |reason: String| ArchiveError::Config {
+        path: PathBuf::from(at.shown()),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(file) => {
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let certs = CertificateDer::pem_file_iter(file)
+                .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| bad(format!("catalog CA file {}: {e}", file.display())))?;
+            if certs.is_empty() {
+                return Err(bad(format!(
+                    "catalog CA file {}: no certificate in it",
+                    file.display()
+                )));
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| bad(format!("catalog CA file {}: {e}", file.display())))?;
+            }
+        }
+        None => {
+            // Unreadable system certificates are skipped: the handshake
+            // then fails naming the certificate it could not verify.
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(format!("TLS: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// libpq's `sslmode=verify-ca` and `verify-full` as the client library
+/// spells them (`require`: with rustls it verifies the chain and the host
+/// name, which is `verify-full`, stricter than `verify-ca`).
+pub(crate) fn client_conninfo(conninfo: &str) -> String {
+    conninfo
+        .replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require")
+}
+
+/// Opens a connection to a PostgreSQL catalog (over TLS when the server
+/// offers it, or only over TLS with `sslmode=require`).
 pub(crate) fn connect(loc: &Location) -> Result<Db> {
-    let Location::Postgres { conninfo, password } = loc else {
+    let Location::Postgres {
+        conninfo,
+        password,
+        ca_file,
+    } = loc
+    else {
         unreachable!("connect is for PostgreSQL catalogs");
     };
     let at = loc.shown();
-    let mut config: postgres::Config = conninfo.parse().map_err(|e| ArchiveError::Catalog {
-        at: at.clone(),
-        error: DbError::Postgres(e),
-    })?;
+    let mut config: postgres::Config =
+        client_conninfo(conninfo)
+            .parse()
+            .map_err(|e| ArchiveError::Catalog {
+                at: at.clone(),
+                error: DbError::Postgres(e),
+            })?;
     if let Some(p) = password {
         config.password(p.as_bytes());
     }
@@ -462,12 +533,11 @@ pub(crate) fn connect(loc: &Location) -> Result<Db> {
     if config.get_application_name().is_none() {
         config.application_name("umbra");
     }
-    let client = config
-        .connect(postgres::NoTls)
-        .map_err(|e| ArchiveError::Catalog {
-            at,
-            error: DbError::Postgres(e),
-        })?;
+    let tls = tls_connector(loc, ca_file.as_deref())?;
+    let client = config.connect(tls).map_err(|e| ArchiveError::Catalog {
+        at,
+        error: DbError::Postgres(e),
+    })?;
     Ok(Db::Postgres(std::cell::RefCell::new(client)))
 }
 

@@ -83,6 +83,12 @@ pub struct Config {
     /// and PGPASSWORD are not set. Never the password in umbra.toml.
     #[serde(default)]
     pub catalog_password_file: Option<PathBuf>,
+    /// For a PostgreSQL catalog over TLS: a PEM file of the certificates
+    /// that sign the server's (relative to the archive), trusted instead of
+    /// the operating system's roots; PGSSLROOTCERT in the environment when
+    /// this is not set.
+    #[serde(default)]
+    pub catalog_ca_file: Option<PathBuf>,
     #[serde(rename = "store", default)]
     pub stores: Vec<StoreConfig>,
 }
@@ -146,7 +152,7 @@ impl Config {
             path: config_path.clone(),
             reason,
         };
-        let parsed: postgres::Config = spec
+        let parsed: postgres::Config = crate::archive::catalog::client_conninfo(&spec)
             .parse()
             .map_err(|e| bad(format!("catalog: not a PostgreSQL connection string ({e})")))?;
         if parsed.get_password().is_some() {
@@ -171,9 +177,15 @@ impl Config {
                 None => None,
             },
         };
+        let ca_file = self
+            .catalog_ca_file
+            .as_ref()
+            .map(|f| dir.join(f))
+            .or_else(|| std::env::var_os("PGSSLROOTCERT").map(PathBuf::from));
         Ok(Location::Postgres {
             conninfo: spec.into_owned(),
             password,
+            ca_file,
         })
     }
 
@@ -554,6 +566,7 @@ mod tests {
             write_quorum: None,
             orthanc_credentials: None,
             catalog_password_file: None,
+            catalog_ca_file: None,
             stores: per_store
                 .iter()
                 .enumerate()
@@ -610,6 +623,7 @@ mod tests {
             write_quorum: None,
             orthanc_credentials: None,
             catalog_password_file: None,
+            catalog_ca_file: None,
             stores: stores
                 .into_iter()
                 .enumerate()

@@ -304,3 +304,63 @@ fn catalog_password_from_the_environment_or_a_private_file() {
     let o = bare(&f).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// TLS to the catalog: a server that takes TLS connections only; umbra
+/// verifies its certificate against the CA umbra.toml (or PGSSLROOTCERT)
+/// names, refuses it against the system's roots, and `sslmode=verify-full`
+/// (libpq's spelling) works as `require` does.
+#[test]
+fn catalog_over_tls_verifies_the_server_certificate() {
+    let pg = postgres::Postgres::start_tls();
+    let url = pg.database("tls");
+    let dir = tempfile::tempdir().unwrap();
+    let init = |name: &str, conninfo: &str, ca: Option<&Path>| {
+        let mut c = umbra();
+        c.env("UMBRA_CATALOG_PASSWORD", postgres::PASSWORD)
+            .env_remove("PGSSLROOTCERT")
+            .args(["init", "-t", "2", "-n", "3", "--catalog", conninfo])
+            .arg(dir.path().join(name));
+        if let Some(ca) = ca {
+            c.env("PGSSLROOTCERT", ca);
+        }
+        c.output().unwrap()
+    };
+    // Plain connections are refused by the server.
+    let o = init("plain", &format!("{url}?sslmode=disable"), None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no encryption"), "{}", stderr(&o));
+    // TLS, trusting only the system's roots: the test CA is not one.
+    let o = init("untrusted", &format!("{url}?sslmode=require"), None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("certificate"), "{}", stderr(&o));
+    assert!(!dir.path().join("untrusted").exists());
+    // A CA file that is not one is named.
+    let bogus = dir.path().join("bogus.pem");
+    fs::write(&bogus, "not a certificate\n").unwrap();
+    let o = init("bogus", &format!("{url}?sslmode=require"), Some(&bogus));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bogus.pem"), "{}", stderr(&o));
+    // With the CA: the archive works night after night, over TLS only.
+    let o = init("arc", &format!("{url}?sslmode=verify-full"), Some(&pg.ca()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let arc = dir.path().join("arc");
+    let toml = fs::read_to_string(arc.join("umbra.toml")).unwrap();
+    fs::write(
+        arc.join("umbra.toml"),
+        format!("catalog_ca_file = {:?}\n{toml}", pg.ca().to_str().unwrap()),
+    )
+    .unwrap();
+    let src = dir.path().join("src");
+    small_source(&src);
+    let f = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        root: dir.path().to_path_buf(),
+        arc,
+        src,
+    };
+    assert_eq!(f.migrate_ok()["written"], SMALL_FILES as u64);
+    let out = dir.path().join("out");
+    let o = f.restore(&out, &["--all"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_restored_identical(&f.src, &out);
+}

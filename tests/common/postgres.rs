@@ -19,6 +19,8 @@ pub struct Postgres {
     bin: PathBuf,
     pub port: u16,
     as_postgres: bool,
+    /// With [`Postgres::start_tls`]: the server takes TLS connections only.
+    tls: bool,
 }
 
 fn bin_dir() -> PathBuf {
@@ -44,6 +46,22 @@ fn bin_dir() -> PathBuf {
 
 impl Postgres {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server that accepts only TLS connections (pg_hba `hostssl`), its
+    /// certificate for 127.0.0.1 signed by a test CA ([`Postgres::ca`]),
+    /// made here with openssl.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The test CA's certificate (PEM) of [`Postgres::start_tls`].
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("umbra-pg-")
@@ -70,6 +88,7 @@ impl Postgres {
             bin,
             port,
             as_postgres,
+            tls,
         };
         let data = pg.data();
         let o = pg
@@ -93,8 +112,95 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        if tls {
+            pg.make_certificates();
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .unwrap();
+            pg.give_to_server(&[data.join("pg_hba.conf")]);
+        }
         pg.start_server();
         pg
+    }
+
+    /// A CA and a server certificate for 127.0.0.1, as openssl makes them.
+    fn make_certificates(&self) {
+        let d = self.dir.path();
+        let run = |args: &[&str]| {
+            let o = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=umbra test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        self.give_to_server(&[d.join("server.key"), d.join("server.crt")]);
+    }
+
+    /// Files the server must own (it runs as postgres when we are root).
+    fn give_to_server(&self, files: &[PathBuf]) {
+        if self.as_postgres {
+            let o = Command::new("chown")
+                .arg("postgres:postgres")
+                .args(files)
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -114,11 +220,17 @@ impl Postgres {
     }
 
     fn start_server(&mut self) {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            let d = self.dir.path().display();
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key"
+            ));
+        }
         let o = self
             .tool("pg_ctl")
             .arg("-D")
@@ -154,8 +266,33 @@ impl Postgres {
     /// A new database `name`, owned by `umbra`; returns its URL (without
     /// the password: umbra reads it from UMBRA_CATALOG_PASSWORD).
     pub fn database(&self, name: &str) -> String {
-        let mut c = self.client("postgres");
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        if self.tls {
+            // The test's own client has no TLS: over the local socket.
+            let o = self
+                .tool("psql")
+                .args(["-h"])
+                .arg(self.dir.path())
+                .args([
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "umbra",
+                    "-d",
+                    "postgres",
+                    "-c",
+                ])
+                .arg(format!("CREATE DATABASE {name}"))
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "psql: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        } else {
+            let mut c = self.client("postgres");
+            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        }
         self.url(name)
     }
 
