@@ -135,16 +135,22 @@ impl Archive {
             report.degraded_objects.extend(still);
         }
         self.clean_cache(&cat, &opts.source, &source)?;
+        self.delete_owed(&cat, &mut report)?;
+        self.audit_migrate(&cat, &mut report, json!({}));
+        Ok(report)
+    }
+
+    /// Deletes what a forget, erase or move could not delete then (its
+    /// store was down), as every migrate does at its end.
+    fn delete_owed(&self, cat: &Catalog, report: &mut MigrateReport) -> Result<()> {
         if !cat.pending_deletions()?.is_empty() {
-            // What a forget or erase could not delete then (a store down).
             let mut deletions = crate::archive::forget::ForgetReport::default();
-            self.delete_forgotten(&cat, &mut deletions)?;
+            self.delete_forgotten(cat, &mut deletions)?;
             report.forgotten_shares_deleted = deletions.shares_deleted;
             report.forgotten_shares_pending = deletions.shares_pending;
             report.warnings.extend(deletions.problems);
         }
-        self.audit_migrate(&cat, &mut report, json!({}));
-        Ok(report)
+        Ok(())
     }
 
     /// The run's audit entry: its counts, and `extra` (a worker's name).

@@ -213,16 +213,10 @@ impl Archive {
                     let b = backend.as_deref().expect("made above");
                     let (completed, still) = self.complete_degraded(&mut cat, &degraded, b)?;
                     report.completed = completed;
+                    report.degraded += still.len() as u64;
                     report.degraded_objects.extend(still);
                 }
-                if !cat.pending_deletions()?.is_empty() {
-                    let mut deletions = crate::archive::forget::ForgetReport::default();
-                    self.delete_forgotten(&cat, &mut deletions)?;
-                    report.forgotten_shares_deleted = deletions.shares_deleted;
-                    report.forgotten_shares_pending = deletions.shares_pending;
-                    report.warnings.extend(deletions.problems);
-                }
-                Ok(())
+                self.delete_owed(&cat, &mut report)
             })();
             self.release_once_lock(&cat, guard)?;
             finish?;
