@@ -18,6 +18,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-aarch64-linux
 # PostgreSQL's server for the PostgreSQL catalog tests (tests/archive/pg.rs
 # runs initdb and pg_ctl itself, on a free loopback port).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# openssl makes the TLS test server's CA and certificate (tests/archive/pg.rs).
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
