@@ -723,22 +723,27 @@ impl Catalog {
                      rebuilds the objects from the stores alone"
                 .into(),
         };
+        Self::open_if_exists(at)?.ok_or_else(missing)
+    }
+
+    /// Opens the catalog if there is one (one connection, where
+    /// [`Location::exists`] and [`Catalog::open`] would make two).
+    pub fn open_if_exists(at: &Location) -> Result<Option<Self>> {
         match at {
-            Location::File(p) if !p.is_file() => return Err(missing()),
-            Location::File(_) => {}
+            Location::File(p) if !p.is_file() => Ok(None),
+            Location::File(_) => Self::open_inner(at).map(Some),
             Location::Postgres { .. } => {
                 let c = Self {
                     db: connect(at)?,
                     at: at.clone(),
                 };
                 if !has_catalog(&c.db).map_err(|e| c.err(e))? {
-                    return Err(missing());
+                    return Ok(None);
                 }
                 c.prepare_schema()?;
-                return Ok(c);
+                Ok(Some(c))
             }
         }
-        Self::open_inner(at)
     }
 
     fn open_inner(at: &Location) -> Result<Self> {
@@ -1009,12 +1014,12 @@ impl Catalog {
 
     /// Every path recorded for `source` (any version, any state).
     pub fn paths_of(&self, source: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let mut stmt = self
-            .db
-            .prepare("SELECT DISTINCT path FROM objects WHERE source = ?1")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![source], |r| r.get(0))
-            .and_then(|rows| rows.collect::<DbResult<Vec<Vec<u8>>>>())
+        self.db
+            .query_map(
+                "SELECT DISTINCT path FROM objects WHERE source = ?1",
+                vals![source],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -1027,29 +1032,27 @@ impl Catalog {
             let mut keep: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
             for path in missing {
                 keep.insert(path);
-                c.db
-                    .execute(
-                        "INSERT INTO gone (source, path, since) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                        vals![source, path, now_secs()],
-                    )
-                    .map_err(err)?;
+                c.db.execute(
+                    "INSERT INTO gone (source, path, since) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT DO NOTHING",
+                    vals![source, path, now_secs()],
+                )
+                .map_err(err)?;
             }
             let recorded: Vec<Vec<u8>> = {
-                let mut stmt = c
-                    .db
-                    .prepare("SELECT path FROM gone WHERE source = ?1")
-                    .map_err(err)?;
-                stmt.query_map(vals![source], |r| r.get(0))
-                    .and_then(|rows| rows.collect::<DbResult<_>>())
-                    .map_err(err)?
+                c.db.query_map(
+                    "SELECT path FROM gone WHERE source = ?1",
+                    vals![source],
+                    |r| r.get(0),
+                )
+                .map_err(err)?
             };
             for path in recorded.iter().filter(|p| !keep.contains(p.as_slice())) {
-                c.db
-                    .execute(
-                        "DELETE FROM gone WHERE source = ?1 AND path = ?2",
-                        vals![source, path],
-                    )
-                    .map_err(err)?;
+                c.db.execute(
+                    "DELETE FROM gone WHERE source = ?1 AND path = ?2",
+                    vals![source, path],
+                )
+                .map_err(err)?;
             }
             Ok(missing.len() as u64)
         })
@@ -1063,49 +1066,47 @@ impl Catalog {
             .map(|c| format!("o.{}", c.trim()))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT {cols}, g.since FROM objects o JOIN gone g \
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT {cols}, g.since FROM objects o JOIN gone g \
                  ON g.source = o.source AND g.path = o.path \
                  WHERE o.state IN ({STORED}) AND g.since < ?1 ORDER BY o.id"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![cutoff], |r| Ok((row(r)?, r.get(21)?)))
-            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
+                ),
+                vals![cutoff],
+                |r| Ok((row(r)?, r.get(21)?)),
+            )
             .map_err(|e| self.err(e))
     }
 
     /// Every version of `source` whose shares are not all written yet.
     pub fn pending(&self, source: &[u8]) -> Result<Vec<ObjectRow>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM objects WHERE state = 'pending' AND source = ?1 ORDER BY id"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![source], row)
-            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT {COLUMNS} FROM objects WHERE state = 'pending' AND source = ?1 \
+                     ORDER BY id"
+                ),
+                vals![source],
+                row,
+            )
             .map_err(|e| self.err(e))
     }
 
     /// Every version in `state`, of any source.
     pub fn in_state(&self, state: &str) -> Result<Vec<ObjectRow>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM objects WHERE state = ?1 ORDER BY id"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![state], row)
-            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
+        self.db
+            .query_map(
+                &format!("SELECT {COLUMNS} FROM objects WHERE state = ?1 ORDER BY id"),
+                vals![state],
+                row,
+            )
             .map_err(|e| self.err(e))
     }
 
     fn query(&self, sql: &str) -> Result<Vec<ObjectRow>> {
-        let mut stmt = self.db.prepare(sql).map_err(|e| self.err(e))?;
-        stmt.query_map(vals![], row)
-            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
+        self.db
+            .query_map(sql, vals![], row)
             .map_err(|e| self.err(e))
     }
 
@@ -1114,42 +1115,42 @@ impl Catalog {
     /// `sel.as_of`, or exactly `sel.version`.
     pub fn select(&self, sel: &Selection) -> Result<Vec<ObjectRow>> {
         let glob = self.db.glob("source_ref", "?10");
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM objects o WHERE state IN ({STORED}) \
+        // Selectors narrow each other; a date range alone selects every
+        // object in it.
+        let any = sel.all;
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT {COLUMNS} FROM objects o WHERE state IN ({STORED}) \
                  AND (CAST(?8 AS BIGINT) IS NULL OR created_at <= ?8) \
                  AND CASE WHEN CAST(?7 AS BIGINT) IS NOT NULL THEN version = ?7 ELSE version = \
                  (SELECT MAX(version) FROM objects p WHERE p.source = o.source \
                  AND p.path = o.path AND p.state IN ({STORED}) \
                  AND (CAST(?8 AS BIGINT) IS NULL OR p.created_at <= ?8)) END \
-                 AND (?1 OR ((CAST(?2 AS TEXT) IS NULL OR sop_uid = ?2) AND (CAST(?3 AS TEXT) IS NULL OR study_uid = ?3) \
-                 AND (CAST(?4 AS TEXT) IS NULL OR patient_id = ?4) AND (CAST(?9 AS TEXT) IS NULL OR series_uid = ?9) \
+                 AND (?1 OR ((CAST(?2 AS TEXT) IS NULL OR sop_uid = ?2) \
+                 AND (CAST(?3 AS TEXT) IS NULL OR study_uid = ?3) \
+                 AND (CAST(?4 AS TEXT) IS NULL OR patient_id = ?4) \
+                 AND (CAST(?9 AS TEXT) IS NULL OR series_uid = ?9) \
                  AND (CAST(?10 AS TEXT) IS NULL OR {glob}))) \
-                 AND (CAST(?5 AS TEXT) IS NULL OR study_date >= ?5) AND (CAST(?6 AS TEXT) IS NULL OR study_date <= ?6) \
+                 AND (CAST(?5 AS TEXT) IS NULL OR study_date >= ?5) \
+                 AND (CAST(?6 AS TEXT) IS NULL OR study_date <= ?6) \
                  ORDER BY id"
-            ))
-            .map_err(|e| self.err(e))?;
-        // Selectors narrow each other; a date range alone selects every
-        // object in it.
-        let any = sel.all;
-        stmt.query_map(
-            vals![
-                any,
-                sel.sop_uid,
-                sel.study_uid,
-                sel.patient_id,
-                sel.date_from,
-                sel.date_until,
-                sel.version,
-                sel.as_of,
-                sel.series_uid,
-                self.db.glob_param(sel.path_glob.as_deref())
-            ],
-            row,
-        )
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+                ),
+                vals![
+                    any,
+                    sel.sop_uid,
+                    sel.study_uid,
+                    sel.patient_id,
+                    sel.date_from,
+                    sel.date_until,
+                    sel.version,
+                    sel.as_of,
+                    sel.series_uid,
+                    self.db.glob_param(sel.path_glob.as_deref())
+                ],
+                row,
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// `umbra ls`: the latest version of each object in any state (or
@@ -1157,66 +1158,67 @@ impl Catalog {
     /// and time selectors aside), by path.
     pub fn list(&self, sel: &Selection, every_version: bool) -> Result<Vec<Listed>> {
         let glob = self.db.glob("o.source_ref", "?6");
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT o.id, o.source_ref, o.version, (SELECT COUNT(*) FROM objects p \
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT o.id, o.source_ref, o.version, (SELECT COUNT(*) FROM objects p \
                  WHERE p.source = o.source AND p.path = o.path), (SELECT MAX(version) \
-                 FROM objects p WHERE p.source = o.source AND p.path = o.path), o.size, o.state, o.kind, \
+                 FROM objects p WHERE p.source = o.source AND p.path = o.path), o.size, o.state, \
+                 o.kind, \
                  o.sop_uid, o.study_uid, o.series_uid, o.study_date, o.modality, o.patient_id, \
                  o.split_scheme, o.split_t, o.split_n, o.share_bytes, o.created_at, \
                  o.updated_at, o.checked_at, o.last_error FROM objects o \
                  WHERE (?1 OR o.version = (SELECT MAX(version) FROM objects p \
                  WHERE p.source = o.source AND p.path = o.path)) \
-                 AND (CAST(?2 AS TEXT) IS NULL OR o.sop_uid = ?2) AND (CAST(?3 AS TEXT) IS NULL OR o.study_uid = ?3) \
-                 AND (CAST(?4 AS TEXT) IS NULL OR o.patient_id = ?4) AND (CAST(?5 AS TEXT) IS NULL OR o.series_uid = ?5) \
+                 AND (CAST(?2 AS TEXT) IS NULL OR o.sop_uid = ?2) \
+                 AND (CAST(?3 AS TEXT) IS NULL OR o.study_uid = ?3) \
+                 AND (CAST(?4 AS TEXT) IS NULL OR o.patient_id = ?4) \
+                 AND (CAST(?5 AS TEXT) IS NULL OR o.series_uid = ?5) \
                  AND (CAST(?6 AS TEXT) IS NULL OR {glob}) \
-                 AND (CAST(?7 AS TEXT) IS NULL OR o.study_date >= ?7) AND (CAST(?8 AS TEXT) IS NULL OR o.study_date <= ?8) \
+                 AND (CAST(?7 AS TEXT) IS NULL OR o.study_date >= ?7) \
+                 AND (CAST(?8 AS TEXT) IS NULL OR o.study_date <= ?8) \
                  ORDER BY o.source_ref, o.source, o.version"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(
-            vals![
-                every_version,
-                sel.sop_uid,
-                sel.study_uid,
-                sel.patient_id,
-                sel.series_uid,
-                self.db.glob_param(sel.path_glob.as_deref()),
-                sel.date_from,
-                sel.date_until
-            ],
-            |r| {
-                Ok(Listed {
-                    id: r.get(0)?,
-                    source_ref: r.get(1)?,
-                    version: r.get(2)?,
-                    versions: r.get(3)?,
-                    latest_version: r.get(4)?,
-                    size: r.get::<i64>(5)? as u64,
-                    state: r.get(6)?,
-                    kind: r.get(7)?,
-                    ids: Identity {
-                        sop_uid: r.get(8)?,
-                        study_uid: r.get(9)?,
-                        series_uid: r.get(10)?,
-                        study_date: r.get(11)?,
-                        modality: r.get(12)?,
-                        patient_id: r.get(13)?,
-                    },
-                    scheme: r.get(14)?,
-                    t: r.get(15)?,
-                    n: r.get(16)?,
-                    share_bytes: r.get::<Option<i64>>(17)?.map(|b| b as u64),
-                    created_at: r.get(18)?,
-                    updated_at: r.get(19)?,
-                    checked_at: r.get(20)?,
-                    last_error: r.get(21)?,
-                })
-            },
-        )
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+                ),
+                vals![
+                    every_version,
+                    sel.sop_uid,
+                    sel.study_uid,
+                    sel.patient_id,
+                    sel.series_uid,
+                    self.db.glob_param(sel.path_glob.as_deref()),
+                    sel.date_from,
+                    sel.date_until
+                ],
+                |r| {
+                    Ok(Listed {
+                        id: r.get(0)?,
+                        source_ref: r.get(1)?,
+                        version: r.get(2)?,
+                        versions: r.get(3)?,
+                        latest_version: r.get(4)?,
+                        size: r.get::<i64>(5)? as u64,
+                        state: r.get(6)?,
+                        kind: r.get(7)?,
+                        ids: Identity {
+                            sop_uid: r.get(8)?,
+                            study_uid: r.get(9)?,
+                            series_uid: r.get(10)?,
+                            study_date: r.get(11)?,
+                            modality: r.get(12)?,
+                            patient_id: r.get(13)?,
+                        },
+                        scheme: r.get(14)?,
+                        t: r.get(15)?,
+                        n: r.get(16)?,
+                        share_bytes: r.get::<Option<i64>>(17)?.map(|b| b as u64),
+                        created_at: r.get(18)?,
+                        updated_at: r.get(19)?,
+                        checked_at: r.get(20)?,
+                        last_error: r.get(21)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Versions and source bytes by state, and objects (their latest
@@ -1241,16 +1243,15 @@ impl Catalog {
                 ),
             ),
         ] {
-            let mut stmt = self.db.prepare(&sql).map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(vals![], |r| {
+            let rows = self
+                .db
+                .query_map(&sql, vals![], |r| {
                     Ok((
                         r.get::<String>(0)?,
                         r.get::<i64>(1)? as u64,
                         r.get::<i64>(2)? as u64,
                     ))
                 })
-                .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
                 .map_err(|e| self.err(e))?;
             for (st, count, bytes) in rows {
                 let c = out.entry(st.clone()).or_insert_with(|| StateCount {
@@ -1270,25 +1271,24 @@ impl Catalog {
     /// Per store the catalog names: shares written there, their bytes
     /// where recorded, and how many are of unrecorded length.
     pub fn store_usage(&self) -> Result<Vec<StoreUsage>> {
-        let mut stmt = self
-            .db
-            .prepare(
+        self.db
+            .query_map(
                 "SELECT p.store, COUNT(*), CAST(COALESCE(SUM(o.share_bytes), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(CASE WHEN o.share_bytes IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) FROM placements p \
+                 CAST(COALESCE(SUM(CASE WHEN o.share_bytes IS NULL THEN 1 ELSE 0 END), 0) \
+                 AS BIGINT) FROM placements p \
                  JOIN objects o ON o.id = p.object_id WHERE p.written = 1 \
                  GROUP BY p.store ORDER BY p.store",
+                vals![],
+                |r| {
+                    Ok(StoreUsage {
+                        store: r.get(0)?,
+                        shares: r.get::<i64>(1)? as u64,
+                        bytes: r.get::<i64>(2)? as u64,
+                        unknown_size: r.get::<i64>(3)? as u64,
+                    })
+                },
             )
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![], |r| {
-            Ok(StoreUsage {
-                store: r.get(0)?,
-                shares: r.get::<i64>(1)? as u64,
-                bytes: r.get::<i64>(2)? as u64,
-                unknown_size: r.get::<i64>(3)? as u64,
-            })
-        })
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))
     }
 
     /// Stored versions never verified: how many, and the oldest of them
@@ -1299,7 +1299,8 @@ impl Catalog {
             .db
             .query_row(
                 &format!(
-                    "SELECT CAST(COALESCE(SUM(CASE WHEN checked_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT), MIN(checked_at) FROM objects \
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN checked_at IS NULL THEN 1 ELSE 0 END), 0) \
+                     AS BIGINT), MIN(checked_at) FROM objects \
                      WHERE state IN ({STORED})"
                 ),
                 vals![],
@@ -1367,22 +1368,20 @@ impl Catalog {
 
     /// Where version `id`'s shares are: one placement per x.
     pub fn placements(&self, id: i64) -> Result<Vec<Placement>> {
-        let mut stmt = self
-            .db
-            .prepare(
+        self.db
+            .query_map(
                 "SELECT x, store, name, written FROM placements WHERE object_id = ?1 ORDER BY x",
+                vals![id],
+                |r| {
+                    Ok(Placement {
+                        x: r.get::<i64>(0)? as u8,
+                        store: r.get(1)?,
+                        name: r.get(2)?,
+                        written: r.get(3)?,
+                    })
+                },
             )
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![id], |r| {
-            Ok(Placement {
-                x: r.get::<i64>(0)? as u8,
-                store: r.get(1)?,
-                name: r.get(2)?,
-                written: r.get(3)?,
-            })
-        })
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))
     }
 
     /// Runs `f` in one transaction: many small writes, one commit (one
@@ -1448,18 +1447,16 @@ impl Catalog {
     /// Every version whose shares reached the stores, oldest first per
     /// object: (id, source, path, version, created_at), ordered by object.
     pub fn stored_versions(&self) -> Result<Vec<StoredVersion>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT id, source, path, version, created_at FROM objects \
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT id, source, path, version, created_at FROM objects \
                  WHERE state IN ({STORED}) ORDER BY source, path, version"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+                ),
+                vals![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Every version (any state) whose DICOM identity matches: what an
@@ -1470,17 +1467,20 @@ impl Catalog {
         study_uid: Option<&str>,
         sop_uid: Option<&str>,
     ) -> Result<Vec<ObjectRow>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM objects WHERE (CAST(?1 AS TEXT) IS NOT NULL OR CAST(?2 AS TEXT) IS NOT NULL \
-                 OR CAST(?3 AS TEXT) IS NOT NULL) AND (CAST(?1 AS TEXT) IS NULL OR patient_id = ?1) \
-                 AND (CAST(?2 AS TEXT) IS NULL OR study_uid = ?2) AND (CAST(?3 AS TEXT) IS NULL OR sop_uid = ?3) \
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT {COLUMNS} FROM objects WHERE (CAST(?1 AS TEXT) IS NOT NULL \
+                 OR CAST(?2 AS TEXT) IS NOT NULL \
+                 OR CAST(?3 AS TEXT) IS NOT NULL) \
+                 AND (CAST(?1 AS TEXT) IS NULL OR patient_id = ?1) \
+                 AND (CAST(?2 AS TEXT) IS NULL OR study_uid = ?2) \
+                 AND (CAST(?3 AS TEXT) IS NULL OR sop_uid = ?3) \
                  ORDER BY id"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![patient_id, study_uid, sop_uid], row)
-            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
+                ),
+                vals![patient_id, study_uid, sop_uid],
+                row,
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -1563,26 +1563,24 @@ impl Catalog {
     /// Every placement of every version with what its name is made of:
     /// (object id, content BLAKE3 hex, split id hex, x, store, name).
     pub fn named_placements(&self) -> Result<Vec<NamedPlacement>> {
-        let mut stmt = self
-            .db
-            .prepare(
+        self.db
+            .query_map(
                 "SELECT o.id, o.blake3, o.split_id, p.x, p.store, p.name FROM placements p \
                  JOIN objects o ON o.id = p.object_id WHERE o.split_id IS NOT NULL \
                  ORDER BY o.id, p.x",
+                vals![],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get::<i64>(3)? as u8,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get::<i64>(3)? as u8,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))
     }
 
     /// Renames share `x` of version `id` to `name` and records the old name
@@ -1682,18 +1680,16 @@ impl Catalog {
 
     /// Shares of stored versions per (x, store): where the catalog has them.
     pub fn placement_counts(&self) -> Result<Vec<(u8, String, u64)>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT p.x, p.store, COUNT(*) FROM placements p JOIN objects o \
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT p.x, p.store, COUNT(*) FROM placements p JOIN objects o \
                  ON o.id = p.object_id WHERE o.state IN ({STORED}) GROUP BY 1, 2 ORDER BY 1, 2"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![], |r| {
-            Ok((r.get::<i64>(0)? as u8, r.get(1)?, r.get::<i64>(2)? as u64))
-        })
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+                ),
+                vals![],
+                |r| Ok((r.get::<i64>(0)? as u8, r.get(1)?, r.get::<i64>(2)? as u64)),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Moves share `x` of version `id` to `store` (its copy there written),
@@ -1758,13 +1754,13 @@ impl Catalog {
     /// shares' old copies): (row,
     /// [(store, name)]).
     pub fn pending_deletions(&self) -> Result<Vec<(i64, Vec<StoreName>)>> {
-        let mut stmt = self
+        let rows = self
             .db
-            .prepare("SELECT id, pending FROM deletions WHERE done_at IS NULL ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(vals![], |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))
-            .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
+            .query_map(
+                "SELECT id, pending FROM deletions WHERE done_at IS NULL ORDER BY id",
+                vals![],
+                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+            )
             .map_err(|e| self.err(e))?;
         rows.into_iter()
             .map(|(id, json)| {
@@ -1934,18 +1930,18 @@ impl Catalog {
                 )
                 .map_err(|e| c.err(e))?;
             }
-            let mut rows = Vec::with_capacity(chosen.len());
-            for id in chosen {
-                rows.push(
-                    c.db.query_row(
-                        &format!("SELECT {COLUMNS} FROM objects WHERE id = ?1"),
-                        vals![id],
-                        row,
-                    )
-                    .map_err(|e| c.err(e))?,
-                );
-            }
-            Ok(rows)
+            // What this transaction just leased, in one query (the lease's
+            // rows stay locked to the end of it, so no heartbeat moved
+            // `until` meanwhile).
+            c.db.query_map(
+                &format!(
+                    "SELECT {COLUMNS} FROM objects WHERE lease_owner = ?1 AND lease_until = ?2 \
+                     AND state = 'pending' ORDER BY id"
+                ),
+                vals![owner, until],
+                row,
+            )
+            .map_err(|e| c.err(e))
         })
     }
 
@@ -2071,22 +2067,21 @@ impl Catalog {
     /// Of `ids`, those `owner` no longer holds the lease of (another worker
     /// took them over after it expired).
     pub fn leases_lost(&self, ids: &[i64], owner: &str) -> Result<Vec<i64>> {
-        let mut lost = Vec::new();
-        for id in ids {
-            let holder: Option<Option<String>> = self
-                .db
-                .query_row(
-                    "SELECT lease_owner FROM objects WHERE id = ?1 AND state = 'pending'",
-                    vals![id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| self.err(e))?;
-            if holder.flatten().as_deref() != Some(owner) {
-                lost.push(*id);
-            }
-        }
-        Ok(lost)
+        let held: std::collections::HashSet<i64> = self
+            .db
+            .query_map(
+                "SELECT id FROM objects WHERE lease_owner = ?1 AND state = 'pending'",
+                vals![owner],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .collect();
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| !held.contains(id))
+            .collect())
     }
 
     /// Lets go of every lease `owner` holds (what is still pending among
@@ -2198,12 +2193,13 @@ impl Catalog {
     /// Every share name the catalog places in `store` (any state: a pending
     /// attempt's names are not orphans).
     pub fn placement_names(&self, store: &str) -> Result<std::collections::HashSet<String>> {
-        let mut stmt = self
-            .db
-            .prepare("SELECT name FROM placements WHERE store = ?1")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![store], |r| r.get(0))
-            .and_then(|rows| rows.collect::<DbResult<_>>())
+        self.db
+            .query_map(
+                "SELECT name FROM placements WHERE store = ?1",
+                vals![store],
+                |r| r.get(0),
+            )
+            .map(|rows| rows.into_iter().collect())
             .map_err(|e| self.err(e))
     }
 
@@ -2221,42 +2217,43 @@ impl Catalog {
     /// How many stored versions were split with each (t, n); (0, 0): not
     /// recorded (from before umbra recorded it).
     pub fn split_shapes(&self) -> Result<Vec<((usize, usize), u64)>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT COALESCE(split_t, 0), COALESCE(split_n, 0), COUNT(*) FROM objects \
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT COALESCE(split_t, 0), COALESCE(split_n, 0), COUNT(*) FROM objects \
                  WHERE state IN ({STORED}) GROUP BY 1, 2 ORDER BY 1, 2"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![], |r| {
-            Ok((
-                (r.get::<i64>(0)? as usize, r.get::<i64>(1)? as usize),
-                r.get::<i64>(2)? as u64,
-            ))
-        })
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+                ),
+                vals![],
+                |r| {
+                    Ok((
+                        (r.get::<i64>(0)? as usize, r.get::<i64>(1)? as usize),
+                        r.get::<i64>(2)? as u64,
+                    ))
+                },
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// How many stored versions, and source bytes, each scheme holds
     /// ("shamir" for versions from before the scheme was recorded).
     pub fn scheme_counts(&self) -> Result<Vec<(String, u64, u64)>> {
-        let mut stmt = self
-            .db
-            .prepare(&format!(
-                "SELECT COALESCE(split_scheme, 'shamir'), COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) \
+        self.db
+            .query_map(
+                &format!(
+                    "SELECT COALESCE(split_scheme, 'shamir'), COUNT(*), \
+                 CAST(COALESCE(SUM(size), 0) AS BIGINT) \
                  FROM objects WHERE state IN ({STORED}) GROUP BY 1 ORDER BY 1"
-            ))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![], |r| {
-            Ok((
-                r.get::<String>(0)?,
-                r.get::<i64>(1)? as u64,
-                r.get::<i64>(2)? as u64,
-            ))
-        })
-        .and_then(|rows| rows.collect::<DbResult<Vec<_>>>())
-        .map_err(|e| self.err(e))
+                ),
+                vals![],
+                |r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        r.get::<i64>(1)? as u64,
+                        r.get::<i64>(2)? as u64,
+                    ))
+                },
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Source bytes of the stored versions, and how many there are.
@@ -2264,7 +2261,8 @@ impl Catalog {
         self.db
             .query_row(
                 &format!(
-                    "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT), COUNT(*) FROM objects WHERE state IN ({STORED})"
+                    "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT), COUNT(*) FROM objects \
+                     WHERE state IN ({STORED})"
                 ),
                 vals![],
                 |r| Ok((r.get::<i64>(0)? as u64, r.get::<i64>(1)? as u64)),
@@ -2275,16 +2273,13 @@ impl Catalog {
     /// Every store the placements name, with the number of object versions
     /// that have shares there.
     pub fn placement_stores(&self) -> Result<Vec<(String, u64)>> {
-        let mut stmt = self
-            .db
-            .prepare("SELECT store, COUNT(DISTINCT object_id) FROM placements GROUP BY store")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(vals![], |r| {
-                Ok((r.get::<String>(0)?, r.get::<i64>(1)? as u64))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<DbResult<Vec<_>>>().map_err(|e| self.err(e))
+        self.db
+            .query_map(
+                "SELECT store, COUNT(DISTINCT object_id) FROM placements GROUP BY store",
+                vals![],
+                |r| Ok((r.get::<String>(0)?, r.get::<u64>(1)?)),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Remembers an object a run's selection left out, to look at it again
@@ -2292,7 +2287,8 @@ impl Catalog {
     pub fn defer(&self, source: &[u8], path: &[u8]) -> Result<()> {
         self.db
             .execute(
-                "INSERT INTO deferred (source, path, since) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                "INSERT INTO deferred (source, path, since) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
                 vals![source, path, now_secs()],
             )
             .map_err(|e| self.err(e))?;
@@ -2312,12 +2308,12 @@ impl Catalog {
 
     /// The deferred objects of `source`.
     pub fn deferred(&self, source: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let mut stmt = self
-            .db
-            .prepare("SELECT path FROM deferred WHERE source = ?1 ORDER BY since, path")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(vals![source], |r| r.get(0))
-            .and_then(|rows| rows.collect::<DbResult<Vec<Vec<u8>>>>())
+        self.db
+            .query_map(
+                "SELECT path FROM deferred WHERE source = ?1 ORDER BY since, path",
+                vals![source],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))
     }
 

@@ -81,8 +81,7 @@ impl Archive {
         self.check_private_files(&mut report);
         self.check_stores(&mut report)?;
         self.check_nesting(&mut report);
-        if self.catalog_location()?.exists()? {
-            let cat = self.catalog()?;
+        if let Some(cat) = self.catalog_if_exists()? {
             if let Err(e) = self.check_catalog_stores(&cat) {
                 report.errors.push(e.to_string());
             }

@@ -256,24 +256,6 @@ pub enum Db {
     Postgres(RefCell<postgres::Client>),
 }
 
-/// A query of [`Db::prepare`].
-pub struct Stmt<'a> {
-    db: &'a Db,
-    sql: String,
-}
-
-impl Stmt<'_> {
-    /// Its rows, each mapped by `f`.
-    pub fn query_map<T>(
-        &mut self,
-        params: &[Value],
-        mut f: impl FnMut(&Row) -> DbResult<T>,
-    ) -> DbResult<std::vec::IntoIter<DbResult<T>>> {
-        let rows = self.db.query(&self.sql, params)?;
-        Ok(rows.iter().map(&mut f).collect::<Vec<_>>().into_iter())
-    }
-}
-
 /// `?N` placeholders as PostgreSQL's `$N` (none of the catalog's SQL has a
 /// `?` inside a string literal).
 fn to_postgres(sql: &str) -> String {
@@ -442,15 +424,6 @@ impl Db {
     /// The first row of a query that always returns one.
     pub fn query_one(&self, sql: &str, params: &[Value]) -> DbResult<Row> {
         self.query_opt(sql, params)?.ok_or(DbError::NoRow)
-    }
-
-    /// A query to run later (the shape of rusqlite's `prepare`; nothing is
-    /// sent to the database until it runs).
-    pub fn prepare(&self, sql: &str) -> DbResult<Stmt<'_>> {
-        Ok(Stmt {
-            db: self,
-            sql: sql.to_string(),
-        })
     }
 
     /// Each row of a query, mapped by `f`.

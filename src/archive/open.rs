@@ -154,14 +154,13 @@ impl Archive {
     /// [`Archive::lock`] in `mode`.
     pub(crate) fn lock_as(&mut self, mode: LockMode) -> Result<()> {
         self.lock_inner(mode)?;
-        let at = self.catalog_location()?;
-        if !at.exists()? {
+        let Some(cat) = Catalog::open_if_exists(&self.catalog_location()?)? else {
             return Ok(());
-        }
+        };
         // A site key rotation left unfinished: names and the audit chain
         // may be half moved, and the catalog may already name the new key;
-        // nothing else writes until it is done.
-        if let Some(state) = Catalog::open(&at)?.get_meta(ROTATION)? {
+        // nothing else writes until it is done (checked before the key).
+        if let Some(state) = cat.get_meta(ROTATION)? {
             return Err(ArchiveError::Failed(format!(
                 "a site key rotation is unfinished ({state}): run `umbra key rotate` to finish \
                  it before anything else writes to the archive"
@@ -169,7 +168,7 @@ impl Archive {
         }
         // The first writer records which site key the catalog goes with
         // (`catalog()` refuses another).
-        let cat = self.catalog()?;
+        self.check_site_key(&cat)?;
         if let Ok(key) = &self.site_key
             && cat.get_meta(SITE_KEY_ID)?.is_none()
         {
@@ -263,6 +262,20 @@ impl Archive {
     /// first command that wrote with it): every name would be wrong.
     pub fn catalog(&self) -> Result<Catalog> {
         let cat = Catalog::open(&self.catalog_location()?)?;
+        self.check_site_key(&cat)?;
+        Ok(cat)
+    }
+
+    /// [`Archive::catalog`], or None when there is none yet.
+    pub(crate) fn catalog_if_exists(&self) -> Result<Option<Catalog>> {
+        let Some(cat) = Catalog::open_if_exists(&self.catalog_location()?)? else {
+            return Ok(None);
+        };
+        self.check_site_key(&cat)?;
+        Ok(Some(cat))
+    }
+
+    fn check_site_key(&self, cat: &Catalog) -> Result<()> {
         if let Ok(key) = &self.site_key
             && let Some(id) = cat.get_meta(SITE_KEY_ID)?
             && id != key.fingerprint()
@@ -274,7 +287,7 @@ impl Archive {
                 key.fingerprint()
             )));
         }
-        Ok(cat)
+        Ok(())
     }
 
     /// Where the catalog is (umbra.toml's `catalog`).

@@ -27,9 +27,6 @@ pub struct WorkerOptions {
     pub run_id: Option<String>,
 }
 
-/// The default `--lease`.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
-
 /// The advisory lock of the once-per-run steps (PostgreSQL).
 const ONCE_LOCK: &str = "umbra scan";
 

@@ -511,11 +511,7 @@ impl Archive {
     pub fn audit_verify(&self) -> Result<u64> {
         // A wrong site key is named by the catalog's check; a catalog that
         // is missing only leaves the chain to check on its own.
-        let cat = if self.catalog_location()?.exists()? {
-            Some(self.catalog()?)
-        } else {
-            None
-        };
+        let cat = self.catalog_if_exists()?;
         self.audit()?.verify(cat.as_ref())
     }
 

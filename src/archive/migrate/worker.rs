@@ -44,7 +44,7 @@ use crate::archive::source::SourceSpec;
 use crate::archive::time::now_secs;
 use crate::engine::Backend;
 
-pub use crate::archive::shard::{DEFAULT_LEASE, WorkerOptions};
+pub use crate::archive::shard::WorkerOptions;
 
 /// Groups a claim takes at most: two keep the split-while-putting pipeline
 /// of a single migrate busy (one is split while the other is put); more
