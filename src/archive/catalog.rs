@@ -2408,3 +2408,29 @@ impl Catalog {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+
+    /// A catalog name is a file unless it is a URL or libpq's key=value form.
+    #[test]
+    fn connection_strings_are_told_from_file_names() {
+        for pg in [
+            "postgresql://umbra@db/pacs",
+            "postgres://db/pacs?sslmode=require",
+            "host=db port=5432 dbname=pacs user=umbra",
+            "dbname=pacs",
+        ] {
+            assert!(Location::is_postgres(pg), "{pg}");
+        }
+        for file in [
+            "catalog.sqlite",
+            "/var/lib/umbra/catalog.sqlite",
+            "my catalog.sqlite",
+            "",
+        ] {
+            assert!(!Location::is_postgres(file), "{file}");
+        }
+    }
+}

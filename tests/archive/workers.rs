@@ -294,6 +294,22 @@ fn worker_refuses_what_it_cannot_share() {
         "5s",
     ]);
     assert!(!o.status.success(), "--lease without --worker was taken");
+    // What a worker sees only its share of is for one process.
+    for args in [
+        &["archive-repair", "--worker", "--run-id", "r", "--rebalance"][..],
+        &["archive-repair", "--worker", "--run-id", "r", "--reshare"],
+    ] {
+        let o = f.run(args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains("run as one process"), "{}", stderr(&o));
+    }
+    let o = f.run(&["archive-repair", "--worker", "--run-id", "r", "--orphans"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--orphans with --worker"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A disaster recovery scaled out: restore, verify --deep and archive-repair
