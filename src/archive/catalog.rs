@@ -189,6 +189,7 @@ pub struct ObjectRow {
     pub source_ref: String,
     pub version: i64,
     pub size: u64,
+    /// Hex BLAKE3 of the content; empty for a new file not yet split.
     pub blake3: String,
     pub change_sig: i64,
     pub ctime_ns: i64,
@@ -200,6 +201,18 @@ pub struct ObjectRow {
     pub attempts: i64,
     /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+}
+
+/// A split about to reach the stores, as [`Catalog::begin_splits`] records
+/// it: the version, its split id, where its shares go (none for a split
+/// that failed before they were named), their length once staged, and the
+/// BLAKE3 of the content split (recorded where the scan left it empty).
+pub struct SplitBegun<'a> {
+    pub id: i64,
+    pub split_id: String,
+    pub placements: &'a [Placement],
+    pub share_bytes: Option<u64>,
+    pub content: Option<String>,
 }
 
 /// Where one share of a version is: its x, its store and its name there.
@@ -1407,31 +1420,33 @@ impl Catalog {
     /// before any share is written.
     pub fn begin_splits(
         &mut self,
-        t: usize,
+        threshold: crate::sharing::Threshold,
         scheme: crate::share::format::SchemeKind,
-        splits: &[(i64, &str, &[Placement], Option<u64>)],
+        splits: &[SplitBegun<'_>],
     ) -> Result<()> {
         self.in_transaction(|c| {
             let err = |e| c.err(e);
-            for &(id, split_id, placements, share_bytes) in splits {
+            for b in splits {
+                let id = b.id;
                 c.db.execute("DELETE FROM placements WHERE object_id = ?1", vals![id])
                     .map_err(err)?;
                 c.db.execute(
                     "UPDATE objects SET split_id = ?2, split_t = ?4, split_n = ?5, \
                          split_scheme = ?6, share_bytes = ?7, attempts = attempts + 1, \
-                         updated_at = ?3 WHERE id = ?1",
+                         blake3 = COALESCE(?8, blake3), updated_at = ?3 WHERE id = ?1",
                     vals![
                         id,
-                        split_id,
+                        b.split_id,
                         now_secs(),
-                        t as i64,
-                        placements.len() as i64,
+                        threshold.t() as i64,
+                        threshold.n() as i64,
                         scheme.name(),
-                        share_bytes.map(|b| b as i64)
+                        b.share_bytes.map(|b| b as i64),
+                        b.content
                     ],
                 )
                 .map_err(err)?;
-                for p in placements {
+                for p in b.placements {
                     c.db.execute(
                         "INSERT INTO placements (object_id, x, store, name) \
                              VALUES (?1, ?2, ?3, ?4)",

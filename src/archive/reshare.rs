@@ -128,7 +128,8 @@ impl Archive {
                 .pop()
                 .expect("one job, one result")
             {
-                Ok(files) => files,
+                // Checked against the catalog's BLAKE3 as it was read.
+                Ok((files, _)) => files,
                 Err(e) => {
                     report.failed.push(format!("{label}: not split: {e}"));
                     continue;

@@ -1,9 +1,11 @@
 //! The archive operations: init, migrate, restore, verify, repair.
 //!
 //! Crash safety of `migrate`, step by step for one object version:
-//! 1. the version is recorded `pending` (with its BLAKE3) in the catalog;
+//! 1. the version is recorded `pending` in the catalog (a changed file with
+//!    its BLAKE3; a new one is not read until step 4, which takes it);
 //! 2. shares of an earlier attempt, named in the catalog, are deleted;
-//! 3. a fresh split id and the n store names are committed to the catalog;
+//! 3. a fresh split id, the n store names (from the BLAKE3) and a new
+//!    file's BLAKE3 are committed to the catalog;
 //! 4. the shares are computed into a staging directory (no plaintext there;
 //!    small objects are read whole and split many per engine call, larger
 //!    ones stream);
@@ -37,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::archive::catalog::{Catalog, ObjectRow, Placement};
+use crate::archive::catalog::{Catalog, ObjectRow, SplitBegun};
 use crate::archive::error::{ArchiveError, Result};
 use crate::archive::migrate::put::PutErrors;
 use crate::archive::migrate::scan::ScanContext;
@@ -216,7 +218,7 @@ impl Archive {
                 }
                 self.meter.begin("scanning", walk.files.len() as u64, 0);
                 for chunk in walk.files.chunks(scan::SCAN_CHUNK) {
-                    self.scan_files(cat, ctx, chunk, report)?;
+                    self.scan_files(cat, ctx, chunk, true, report)?;
                     self.meter.advance(chunk.len() as u64, 0);
                 }
                 stage::pause_point("scanned", 0);
@@ -295,8 +297,10 @@ impl Archive {
                 if let Some((prev, handle)) = in_flight.take() {
                     finish(cat, prev, handle, report)?;
                 }
-                // Every share of a split is as long as its first.
-                let splits: Vec<(i64, String, &[Placement], Option<u64>)> = staged
+                // Every share of a split is as long as its first. A split
+                // that failed before a new file's BLAKE3 was known has no
+                // names: nothing of it reached a store.
+                let splits: Vec<SplitBegun<'_>> = staged
                     .jobs
                     .iter()
                     .zip(&staged.files)
@@ -307,22 +311,19 @@ impl Archive {
                             .and_then(|f| f.first())
                             .and_then(|f| std::fs::metadata(f).ok())
                             .map(|m| m.len());
-                        (
-                            j.row.id,
-                            hex(&j.secrets.split_id),
-                            j.placements.as_slice(),
-                            bytes,
-                        )
+                        SplitBegun {
+                            id: j.row.id,
+                            split_id: hex(&j.secrets.split_id),
+                            placements: &j.placements,
+                            share_bytes: bytes,
+                            content: j.content.map(|c| hex(&c)),
+                        }
                     })
-                    .collect();
-                let splits: Vec<(i64, &str, &[Placement], Option<u64>)> = splits
-                    .iter()
-                    .map(|(id, s, p, b)| (*id, s.as_str(), *p, *b))
                     .collect();
                 if let Some(owner) = &self.worker {
                     // Fencing: nothing of a version another worker took
                     // over reaches the catalog or a store.
-                    let ids: Vec<i64> = splits.iter().map(|s| s.0).collect();
+                    let ids: Vec<i64> = splits.iter().map(|s| s.id).collect();
                     let lost = cat.leases_lost(&ids, owner)?;
                     if !lost.is_empty() {
                         return Err(ArchiveError::Failed(format!(
@@ -333,7 +334,7 @@ impl Archive {
                         )));
                     }
                 }
-                cat.begin_splits(self.layout.threshold.t(), self.layout.scheme, &splits)?;
+                cat.begin_splits(self.layout.threshold, self.layout.scheme, &splits)?;
                 let items = self.put_items(&staged)?;
                 let ks: Vec<usize> = staged.jobs.iter().map(|j| j.k).collect();
                 let handle = scope.spawn(move || self.put_group(items, &ks));

@@ -1,5 +1,6 @@
 //! The scan: new and changed objects of a folder or an Orthanc are found
-//! and recorded `pending` in the catalog, with their BLAKE3.
+//! and recorded `pending` in the catalog, with their BLAKE3 (a new file of
+//! a folder without: it is hashed as it is split, see `scan_files`).
 
 use std::path::Path;
 
@@ -209,7 +210,7 @@ impl Archive {
                     time_ns,
                 };
                 let selected_before = report.not_selected;
-                self.scan_files(cat, ctx, &[f], report)?;
+                self.scan_files(cat, ctx, &[f], false, report)?;
                 if !ctx.dry_run && report.not_selected == selected_before {
                     cat.undefer(&ctx.source, source_ref.as_bytes())?;
                 }
@@ -263,11 +264,18 @@ impl Archive {
     /// the catalog says which changed, their headers and BLAKE3 are read in
     /// parallel, and each chunk is recorded in one transaction. A file that
     /// fails is reported, not fatal.
+    ///
+    /// With `hash_new_when_split` (files of a folder, whose signature holds
+    /// ctime and inode) a file the catalog has never seen is not read here:
+    /// it is recorded with an empty BLAKE3, taken while it is split, so a
+    /// new file is read once (docs/DESIGN.md, section 7). A changed file is
+    /// hashed here, to tell new content from a touch.
     pub(crate) fn scan_files(
         &self,
         cat: &mut Catalog,
         ctx: &ScanContext<'_>,
         files: &[SourceFile],
+        hash_new_when_split: bool,
         report: &mut MigrateReport,
     ) -> Result<()> {
         let fail = |report: &mut MigrateReport, f: &SourceFile, e: ArchiveError| {
@@ -287,10 +295,13 @@ impl Archive {
             }
             let probes: Vec<Result<(Identified, Option<String>)>> = todo
                 .par_iter()
-                .map(|(f, _)| {
+                .map(|(f, latest)| {
                     let ident = source::identify(&f.path)?;
                     if !ctx.filter.accepts(&ident.ids, f.time_ns, ctx.now) {
                         return Ok((ident, None));
+                    }
+                    if latest.is_none() && hash_new_when_split {
+                        return Ok((ident, Some(String::new())));
                     }
                     let hash = hash_file(&f.path)?.to_hex().to_string();
                     Ok((ident, Some(hash)))

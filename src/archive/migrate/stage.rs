@@ -15,6 +15,7 @@ use crate::archive::catalog::{Catalog, ObjectRow, Placement};
 use crate::archive::error::{ArchiveError, At, Result, store_err};
 use crate::archive::migrate::options::MigrateReport;
 use crate::archive::open::Archive;
+use crate::archive::source::folder::Signature;
 use crate::archive::source::join_bytes;
 use crate::archive::util::{decode_hex32, parallel_map};
 use crate::buffer::read_up_to;
@@ -68,7 +69,13 @@ pub(crate) struct Job<'a> {
     /// The run's number of this object, from 1.
     pub(crate) k: usize,
     pub(crate) secrets: SplitSecrets,
+    /// Its n shares' stores and names. A new file's names wait for its
+    /// BLAKE3, taken as it is split ([`Archive::name_job`]): empty until
+    /// then.
     pub(crate) placements: Vec<Placement>,
+    /// The BLAKE3 of the content split: the catalog's, or for a new file
+    /// the one taken while it was read.
+    pub(crate) content: Option<[u8; 32]>,
 }
 
 /// A group split into the staging directory, on its way to the stores.
@@ -93,6 +100,10 @@ impl Staged<'_> {
 /// An object's share files in staging, in placement order, and their
 /// writers.
 pub(crate) type StagedShares = (Vec<PathBuf>, Vec<ShareWriter<File>>);
+
+/// An object's staged share files, in placement order, and the BLAKE3 of
+/// the content they hold.
+pub(crate) type SplitFiles = (Vec<PathBuf>, [u8; 32]);
 
 /// Bytes of a source read to tell its content type.
 pub(crate) const HEAD_BYTES: usize = 132;
@@ -180,11 +191,44 @@ pub(crate) fn changed_since_scan(path: &Path) -> crate::Error {
     }
 }
 
+/// Checks what was read of a source against the catalog: its BLAKE3 where
+/// the scan took one; for a new file, which the scan did not read, that
+/// the open file is still the one the scan saw (size, modification and
+/// change times, inode: a write, even one that set the times back, moves
+/// the change time). The content's BLAKE3 either way.
+pub(crate) fn check_read(
+    row: &ObjectRow,
+    path: &Path,
+    file: &File,
+    content: blake3::Hash,
+) -> Result<[u8; 32]> {
+    if row.blake3.is_empty() {
+        let now = Signature::of(&file.metadata().at(path)?);
+        let scanned = Signature {
+            size: row.size,
+            mtime_ns: row.change_sig,
+            ctime_ns: row.ctime_ns,
+            inode: row.inode,
+        };
+        if now != scanned {
+            return Err(crate::Error::InputChanged {
+                path: path.to_path_buf(),
+                detail: "it changed since the scan (its size, times or inode differ)".into(),
+            }
+            .into());
+        }
+    } else if content.to_hex().as_str() != row.blake3 {
+        return Err(changed_since_scan(path).into());
+    }
+    Ok(*content.as_bytes())
+}
+
 /// Fills `stream` with the object's envelope prefix and its whole content,
 /// and checks that the content is the version the catalog recorded: its
-/// length (no more, no less) and its BLAKE3, as [`Hashing`] does for a
-/// streamed one, and its first bytes (the content type in the prefix).
-pub(crate) fn read_whole(stream: &mut [u8], row: &ObjectRow, opened: &Opened) -> Result<()> {
+/// length (no more, no less) and, by [`check_read`], its BLAKE3 or
+/// signature, as [`Hashing`] does for a streamed one, and its first bytes
+/// (the content type in the prefix). The content's BLAKE3.
+pub(crate) fn read_whole(stream: &mut [u8], row: &ObjectRow, opened: &Opened) -> Result<[u8; 32]> {
     let path = &opened.path;
     let (prefix, content) = stream.split_at_mut(opened.prefix.len());
     prefix.copy_from_slice(&opened.prefix);
@@ -205,12 +249,14 @@ pub(crate) fn read_whole(stream: &mut [u8], row: &ObjectRow, opened: &Opened) ->
         return Err(e.into_error(path, &opened.dir).into());
     }
     let head = &content[..content.len().min(HEAD_BYTES)];
-    if blake3::hash(content).to_hex().as_str() != row.blake3
-        || envelope::sniff_content_type(head) != opened.meta.content_type
-    {
-        return Err(changed_since_scan(path).into());
+    if envelope::sniff_content_type(head) != opened.meta.content_type {
+        return Err(crate::Error::InputChanged {
+            path: path.to_path_buf(),
+            detail: "its first bytes changed while it was read".into(),
+        }
+        .into());
     }
-    Ok(())
+    check_read(row, path, &file, blake3::hash(content))
 }
 
 /// The split's working memory, kept for the whole run: the streaming
@@ -316,7 +362,17 @@ impl Archive {
             pause_point("split", j.k);
         }
         let dir = tempfile::tempdir_in(self.staging()).at(&self.staging())?;
-        let files = self.split_all(memory, backend, source_root, &jobs, dir.path());
+        let split = self.split_all(memory, backend, source_root, &jobs, dir.path());
+        // A new file's shares are named now that its BLAKE3 is known.
+        let files = jobs
+            .iter_mut()
+            .zip(split)
+            .map(|(job, r)| {
+                let (files, content) = r?;
+                self.name_job(job, content)?;
+                Ok(files)
+            })
+            .collect();
         Ok(Staged {
             group,
             first,
@@ -346,28 +402,38 @@ impl Archive {
     }
 
     /// A new split of `row` as umbra.toml says: fresh secrets, and its
-    /// placements with their names (nothing is deleted or written).
+    /// placements, named if the catalog has its BLAKE3 (nothing is deleted
+    /// or written).
     pub(crate) fn fresh_job<'a>(&self, row: &'a ObjectRow, k: usize) -> Result<Job<'a>> {
-        let secrets = SplitSecrets::from_os()?;
-        let content = decode_hex32(&row.blake3)?;
+        let mut job = Job {
+            row,
+            k,
+            secrets: SplitSecrets::from_os()?,
+            placements: Vec::new(),
+            content: None,
+        };
+        if !row.blake3.is_empty() {
+            self.name_job(&mut job, decode_hex32(&row.blake3)?)?;
+        }
+        Ok(job)
+    }
+
+    /// Names the job's shares from its content's BLAKE3 and its split id.
+    pub(crate) fn name_job(&self, job: &mut Job<'_>, content: [u8; 32]) -> Result<()> {
         let site_key = self.site_key()?;
-        let placements = self
+        job.placements = self
             .layout
             .placement
             .iter()
             .map(|&(x, si)| Placement {
                 x,
                 store: self.layout.store_names[si].clone(),
-                name: site_key.object_name(&content, &secrets.split_id, x),
+                name: site_key.object_name(&content, &job.secrets.split_id, x),
                 written: false,
             })
             .collect();
-        Ok(Job {
-            row,
-            k,
-            secrets,
-            placements,
-        })
+        job.content = Some(content);
+        Ok(())
     }
 
     /// Splits every job's source into `stage/K/`. Small objects (whole
@@ -384,7 +450,7 @@ impl Archive {
         source_root: &Path,
         jobs: &[Job<'_>],
         stage: &Path,
-    ) -> Vec<Result<Vec<PathBuf>>> {
+    ) -> Vec<Result<SplitFiles>> {
         let opts = match self.plan() {
             Ok(plan) => SplitOptions::new(plan).with_scheme(self.layout.scheme),
             Err(e) => {
@@ -401,7 +467,7 @@ impl Archive {
             || (),
             |_, _, job| self.open_source(source_root, job, stage),
         );
-        let mut results: Vec<Option<Result<Vec<PathBuf>>>> = jobs.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Result<SplitFiles>>> = jobs.iter().map(|_| None).collect();
         let mut small: Vec<(usize, &Job<'_>, Opened)> = Vec::new();
         let mut large: Vec<(usize, &Job<'_>, Opened)> = Vec::new();
         for (i, (job, opened)) in jobs.iter().zip(opened).enumerate() {
@@ -528,7 +594,7 @@ impl Archive {
         opts: &SplitOptions,
         job: &Job<'_>,
         opened: &Opened,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<SplitFiles> {
         let (row, path) = (job.row, &opened.path);
         let (files, mut writers) = self.share_writers(opened, &job.secrets, opts)?;
         let mut reader = Hashing {
@@ -547,13 +613,11 @@ impl Archive {
             &mut |_| {},
         )
         .map_err(|e| e.into_error(path, &opened.dir))?;
-        if reader.hasher.finalize().to_hex().as_str() != row.blake3 {
-            return Err(changed_since_scan(path).into());
-        }
+        let content = check_read(row, path, &reader.inner, reader.hasher.finalize())?;
         for (w, p) in writers.into_iter().zip(&files) {
             w.finish(tag).at(p)?;
         }
-        Ok(files)
+        Ok((files, content))
     }
 
     /// Reads a batch of small sources whole into `plaintext` (in parallel),
@@ -568,7 +632,7 @@ impl Archive {
         backend: &dyn Backend,
         opts: &SplitOptions,
         batch: &[(usize, &Job<'_>, Opened)],
-    ) -> Vec<Result<Vec<PathBuf>>> {
+    ) -> Vec<Result<SplitFiles>> {
         let lens: Vec<usize> = batch
             .iter()
             .map(|(_, _, o)| o.meta.stream_len() as usize)
@@ -585,22 +649,26 @@ impl Archive {
             regions.push(region);
             rest = after;
         }
-        let prepared: Vec<Result<StagedShares>> = regions
+        let prepared: Vec<Result<(StagedShares, [u8; 32])>> = regions
             .into_par_iter()
             .zip(batch.par_iter())
             .map(|(region, (_, job, opened))| {
-                read_whole(region, job.row, opened)?;
-                self.share_writers(opened, &job.secrets, opts)
+                let content = read_whole(region, job.row, opened)?;
+                Ok((self.share_writers(opened, &job.secrets, opts)?, content))
             })
             .collect();
 
-        let mut results: Vec<Option<Result<Vec<PathBuf>>>> = batch.iter().map(|_| None).collect();
+        let mut results: Vec<Option<Result<SplitFiles>>> = batch.iter().map(|_| None).collect();
         // Objects that read well: their place in the batch, share files and
-        // writers.
+        // writers, and content's BLAKE3.
         let mut ready: Vec<(usize, Vec<PathBuf>, Vec<ShareWriter<File>>)> = Vec::new();
+        let mut contents: Vec<[u8; 32]> = Vec::new();
         for (b, p) in prepared.into_iter().enumerate() {
             match p {
-                Ok((files, writers)) => ready.push((b, files, writers)),
+                Ok(((files, writers), content)) => {
+                    ready.push((b, files, writers));
+                    contents.push(content);
+                }
                 Err(e) => results[b] = Some(Err(e)),
             }
         }
@@ -633,10 +701,11 @@ impl Archive {
             }
             Ok(tags) => {
                 let places: Vec<usize> = ready.iter().map(|(b, _, _)| *b).collect();
-                let finished: Vec<Result<Vec<PathBuf>>> = ready
+                let finished: Vec<Result<SplitFiles>> = ready
                     .into_par_iter()
                     .zip(tags)
-                    .map(|((_, files, writers), tag)| {
+                    .zip(contents)
+                    .map(|(((_, files, writers), tag), content)| {
                         let tag = tag.map_err(|(s, error)| ArchiveError::Io {
                             path: files[s].clone(),
                             error,
@@ -644,7 +713,7 @@ impl Archive {
                         for (w, p) in writers.into_iter().zip(&files) {
                             w.finish(tag).at(p)?;
                         }
-                        Ok(files)
+                        Ok((files, content))
                     })
                     .collect();
                 for (b, r) in places.into_iter().zip(finished) {

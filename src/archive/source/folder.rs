@@ -32,6 +32,27 @@ pub struct SourceFile {
     pub time_ns: i64,
 }
 
+/// What the catalog records of a file to notice a change without reading
+/// it: size, modification time and change time in ns, and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: i64,
+}
+
+impl Signature {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino() as i64,
+        }
+    }
+}
+
 /// What a walk of a folder takes and leaves.
 #[derive(Default)]
 pub struct WalkRules {
@@ -149,15 +170,15 @@ pub fn walk(root: &Path, rules: &WalkRules) -> Result<Walk> {
                 continue;
             }
             let rel = relative_bytes(rel);
-            let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+            let sig = Signature::of(&meta);
             out.files.push(SourceFile {
                 source_ref: display_bytes(&rel),
                 rel,
-                size: meta.len(),
-                change_sig: mtime_ns,
-                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-                inode: meta.ino() as i64,
-                time_ns: mtime_ns,
+                size: sig.size,
+                change_sig: sig.mtime_ns,
+                ctime_ns: sig.ctime_ns,
+                inode: sig.inode,
+                time_ns: sig.mtime_ns,
                 path,
             });
         }
