@@ -363,13 +363,16 @@ impl Archive {
         }
         let dir = tempfile::tempdir_in(self.staging()).at(&self.staging())?;
         let split = self.split_all(memory, backend, source_root, &jobs, dir.path());
-        // A new file's shares are named now that its BLAKE3 is known.
+        // A new file's shares are named now that its BLAKE3 is known (a
+        // known one was checked against the split's as it was read).
         let files = jobs
             .iter_mut()
             .zip(split)
             .map(|(job, r)| {
                 let (files, content) = r?;
-                self.name_job(job, content)?;
+                if job.content.is_none() {
+                    self.name_job(job, content)?;
+                }
                 Ok(files)
             })
             .collect();
