@@ -35,7 +35,18 @@ pub(crate) fn auto_gpu_min_bytes() -> u64 {
 /// "XDG_RUNTIME_DIR is invalid" whenever a Vulkan instance is made, which a
 /// cron job must not see); umbra's own messages about the outcome still
 /// go out. Nothing else runs while a backend is chosen.
+///
+/// A hardware-only probe (the `auto` policy) on Linux first looks for a GPU
+/// device node ([`umbra::gpu::gpu_device_node`]): on a server with none it
+/// answers at once, without loading every installed Vulkan driver to find
+/// only a software one it would refuse.
 pub(crate) fn open_gpu(choice: AdapterChoice) -> Result<GpuBackend, umbra::gpu::GpuError> {
+    #[cfg(target_os = "linux")]
+    if choice == AdapterChoice::HardwareOnly
+        && umbra::gpu::gpu_device_node(Path::new("/dev")).is_none()
+    {
+        return Err(umbra::gpu::GpuError::NoDeviceNode { dev: "/dev".into() });
+    }
     #[cfg(target_os = "linux")]
     {
         let saved = rustix::io::dup(rustix::stdio::stderr()).ok();

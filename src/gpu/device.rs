@@ -105,6 +105,31 @@ pub(super) fn describe_info(info: &wgpu::AdapterInfo) -> String {
     )
 }
 
+/// The first device node in `dev` (normally `/dev`) through which a Linux
+/// hardware GPU driver is reached: a DRM node (`dri/renderD*`, `dri/card*`:
+/// AMD, Intel, Arm, virtio and the rest of Mesa), NVIDIA's own (`nvidia*`),
+/// WSL's (`dxg`), or the proprietary Adreno and Mali ones (`kgsl-3d0`,
+/// `mali*`). With none there is no hardware GPU for Vulkan to find, and the
+/// `auto` policy need not start Vulkan to learn it: creating an instance
+/// loads every installed driver (tens of milliseconds, and most of a small
+/// job's time when the only one is a software rasteriser it would refuse).
+pub fn gpu_device_node(dev: &std::path::Path) -> Option<std::path::PathBuf> {
+    let named = |dir: &std::path::Path, wanted: &dyn Fn(&str) -> bool| {
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let name = e.file_name();
+            wanted(name.to_str()?).then(|| e.path())
+        })
+    };
+    named(&dev.join("dri"), &|n| {
+        n.starts_with("renderD") || n.starts_with("card")
+    })
+    .or_else(|| {
+        named(dev, &|n| {
+            n.starts_with("nvidia") || n == "dxg" || n == "kgsl-3d0" || n.starts_with("mali")
+        })
+    })
+}
+
 /// The best adapter that `choice` allows, and a description of every
 /// adapter seen for the error when there is none.
 fn pick_adapter(choice: AdapterChoice) -> Result<wgpu::Adapter, GpuError> {
@@ -369,4 +394,36 @@ fn build_pipeline(
         });
     }
     Ok(pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gpu_device_node;
+
+    #[test]
+    fn gpu_device_nodes_are_found_by_kind() {
+        let dev = tempfile::tempdir().unwrap();
+        let touch = |p: &str| std::fs::write(dev.path().join(p), b"").unwrap();
+        // What a GPU-less server has: no node is taken for a GPU's.
+        for p in ["null", "tty0", "nvme0n1", "dxgkrnl", "cardinal"] {
+            touch(p);
+        }
+        std::fs::create_dir(dev.path().join("dri")).unwrap();
+        assert_eq!(gpu_device_node(dev.path()), None);
+        touch("dri/renderD128");
+        assert_eq!(
+            gpu_device_node(dev.path()),
+            Some(dev.path().join("dri/renderD128"))
+        );
+        for node in ["nvidiactl", "nvidia0", "dxg", "kgsl-3d0", "mali0"] {
+            let dev = tempfile::tempdir().unwrap();
+            std::fs::write(dev.path().join(node), b"").unwrap();
+            assert_eq!(
+                gpu_device_node(dev.path()),
+                Some(dev.path().join(node)),
+                "{node}"
+            );
+        }
+        assert_eq!(gpu_device_node(&dev.path().join("absent")), None);
+    }
 }

@@ -12,6 +12,8 @@ pub enum GpuError {
          for software Vulkan install mesa-vulkan-drivers and libvulkan1"
     )]
     NoAdapter { wanted: &'static str, seen: String },
+    #[error("no GPU device node in {dev} (dri/renderD*, dri/card*, nvidia*, dxg, kgsl-3d0, mali*)")]
+    NoDeviceNode { dev: String },
     #[error("requesting a device on {adapter} failed: {message}")]
     RequestDevice { adapter: String, message: String },
     #[error("shader {shader} failed to compile: {message}")]

@@ -72,7 +72,7 @@ use shaders::PipelineSource;
 use slots::Slots;
 
 pub use crate::engine::SplitJob;
-pub use device::AdapterChoice;
+pub use device::{AdapterChoice, gpu_device_node};
 pub use error::GpuError;
 pub use timing::PhaseTimes;
 
