@@ -250,6 +250,45 @@ pub fn commit_all(files: Vec<PendingFile>, overwrite: bool, sync: bool) -> Resul
     Ok(done)
 }
 
+/// Has `file`'s dirty pages written to disk soon, without waiting for them
+/// (Linux: `sync_file_range(SYNC_FILE_RANGE_WRITE)`, made by one background
+/// thread, since the call blocks while the disk's queue is full; elsewhere
+/// nothing). A hint, not durability: [`sync_paths`] still commits, and
+/// reports any error; a hint that finds the queue to that thread full is
+/// dropped. Given each staged share file as it is complete, it keeps the
+/// disk writing while the CPU splits the next objects, so the commit of a
+/// group finds little left to write.
+pub fn start_writeback(file: std::fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::sync::mpsc::{SyncSender, sync_channel};
+        static QUEUE: std::sync::OnceLock<Option<SyncSender<std::fs::File>>> =
+            std::sync::OnceLock::new();
+        let queue = QUEUE.get_or_init(|| {
+            let (tx, rx) = sync_channel::<std::fs::File>(1024);
+            std::thread::Builder::new()
+                .name("writeback".into())
+                .spawn(move || {
+                    use std::os::fd::AsRawFd;
+                    for f in rx {
+                        // SAFETY: the descriptor is owned by `f`, open for
+                        // the call, which touches no memory of this process.
+                        let _ = unsafe {
+                            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
+                        };
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        });
+        if let Some(tx) = queue {
+            let _ = tx.try_send(file);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    drop(file);
+}
+
 /// Makes the files or directories at `paths` durable (a directory: the
 /// names in it). Linux: one `syncfs` per file system they are on, one
 /// journal commit for a whole batch where an `fsync` per file would wait for

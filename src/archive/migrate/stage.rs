@@ -618,7 +618,7 @@ impl Archive {
         .map_err(|e| e.into_error(path, &opened.dir))?;
         let content = check_read(row, path, &reader.inner, reader.hasher.finalize())?;
         for (w, p) in writers.into_iter().zip(&files) {
-            w.finish(tag).at(p)?;
+            crate::output::start_writeback(w.finish(tag).at(p)?);
         }
         Ok((files, content))
     }
@@ -714,7 +714,7 @@ impl Archive {
                             error,
                         })?;
                         for (w, p) in writers.into_iter().zip(&files) {
-                            w.finish(tag).at(p)?;
+                            crate::output::start_writeback(w.finish(tag).at(p)?);
                         }
                         Ok((files, content))
                     })
