@@ -377,6 +377,13 @@ impl Archive {
             |_, _, (placements, row)| -> Result<_> {
                 let dir = tempfile::tempdir_in(tmp).at(tmp)?;
                 let (warnings, result) = self.rebuild(row, placements, dir.path(), backend);
+                // On its way to disk now, while the rest of the group is
+                // rebuilt: the group's sync then finds little to write.
+                if let Ok((combined, _)) = &result
+                    && let Ok(f) = std::fs::File::open(combined)
+                {
+                    crate::output::start_writeback(f);
+                }
                 Ok((dir, warnings, result))
             },
         );
