@@ -48,7 +48,8 @@ for _ in $(seq 100); do
   [ "$n" -ge 8 ] && break; sleep 0.2
 done
 [ "$n" -ge 8 ] || { echo "the Tahoe grid did not come up ($n servers)"; curl -s "http://127.0.0.1:47100/?t=json" | head -c 1500; tail -n 8 grid/client.log grid/s1.log; exit 1; }
-shares_bytes() { du -sb "$@" | awk "{s+=\$1} END {printf \"%d\\n\", s}"; }
+# %.0f, not %d: mawk clamps %d at 2^31 - 1 (Shamir stores 2 GiB).
+shares_bytes() { du -sb "$@" | awk "{s+=\$1} END {printf \"%.0f\\n\", s}"; }
 clear_tahoe() { for i in $(seq 1 8); do rm -rf grid/s$i/storage/shares/*; done; }
 time_it() { local t0 t1; sync; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
 key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n"); iv=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n")
