@@ -265,7 +265,10 @@ pub fn start_writeback(file: std::fs::File) {
         static QUEUE: std::sync::OnceLock<Option<SyncSender<std::fs::File>>> =
             std::sync::OnceLock::new();
         let queue = QUEUE.get_or_init(|| {
-            let (tx, rx) = sync_channel::<std::fs::File>(1024);
+            // At most this many files held open for it: a slow disk must
+            // not run the process out of descriptors (1,024 is a common
+            // limit); past it, hints are dropped.
+            let (tx, rx) = sync_channel::<std::fs::File>(64);
             std::thread::Builder::new()
                 .name("writeback".into())
                 .spawn(move || {
@@ -312,5 +315,48 @@ pub fn sync_paths(paths: &[&Path]) -> std::io::Result<()> {
         paths
             .iter()
             .try_for_each(|p| std::fs::File::open(p)?.sync_all())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Descriptors of this process open on files below `dir`.
+    #[cfg(target_os = "linux")]
+    fn open_below(dir: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|p| p.starts_with(dir))
+            .count()
+    }
+
+    #[test]
+    fn writeback_hints_close_their_files_and_change_no_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        let mut files = Vec::new();
+        for k in 0..300u32 {
+            let p = dir.join(format!("f{k}"));
+            let body = k.to_le_bytes().repeat(1000 + k as usize);
+            std::fs::write(&p, &body).unwrap();
+            start_writeback(std::fs::File::open(&p).unwrap());
+            files.push((p, body));
+        }
+        // Each hint's file is closed once it is made (or dropped unmade).
+        #[cfg(target_os = "linux")]
+        {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while open_below(&dir) > 0 && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert_eq!(open_below(&dir), 0, "files held open after their hints");
+        }
+        let paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+        sync_paths(&paths).unwrap();
+        for (p, body) in &files {
+            assert_eq!(&std::fs::read(p).unwrap(), body, "{}", p.display());
+        }
     }
 }
