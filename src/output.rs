@@ -255,9 +255,9 @@ pub fn commit_all(files: Vec<PendingFile>, overwrite: bool, sync: bool) -> Resul
 /// thread, since the call blocks while the disk's queue is full; elsewhere
 /// nothing). A hint, not durability: [`sync_paths`] still commits, and
 /// reports any error; a hint that finds the queue to that thread full is
-/// dropped. Given each staged share file as it is complete, it keeps the
-/// disk writing while the CPU splits the next objects, so the commit of a
-/// group finds little left to write.
+/// dropped. Given each file of a batch as it is complete (migrate's staged
+/// shares, restore's rebuilt objects), it keeps the disk writing while the
+/// CPU makes the next ones, so the batch's sync finds little left to write.
 pub fn start_writeback(file: std::fs::File) {
     #[cfg(target_os = "linux")]
     {
